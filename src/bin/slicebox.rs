@@ -1,0 +1,101 @@
+//! The `slicebox` executable: `slicebox COMMAND …`, or invoked through a
+//! link named after a command (`sandbox …`, `slice-add …`).
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use slicebox::cli::{self, spec, Context, Exit};
+use slicebox::runtime::{process::forward_signals, FORWARDED_SIGNALS, STAGE_PID};
+
+fn usage() -> String {
+    let mut text = String::from("Usage: slicebox COMMAND [ARG...]\n\nCommands:\n");
+    for command in spec::COMMANDS {
+        text.push_str(&format!("  {:12} {}\n", command.name, command.summary));
+    }
+    text.push_str("\n`slicebox COMMAND --help` describes one command. A link to slicebox\nnamed after a command runs that command.\n");
+    text
+}
+
+/// Signals ignored by whoever started us stay ignored in the payload, as
+/// for any command a shell runs.
+fn inherited_ignored_signals() -> Vec<i32> {
+    (1..libc::SIGRTMIN())
+        .filter(|&signal| {
+            // SAFETY: querying the disposition writes into `old` only.
+            unsafe {
+                let mut old: libc::sigaction = std::mem::zeroed();
+                libc::sigaction(signal, std::ptr::null(), &mut old) == 0
+                    && old.sa_sigaction == libc::SIG_IGN
+            }
+        })
+        .collect()
+}
+
+fn main() {
+    let ignored_signals = inherited_ignored_signals();
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    let invoked = args
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    args.remove(0);
+    let ctx = Context {
+        stdio: [0, 1, 2],
+        env: std::env::vars_os()
+            .map(|(k, v)| {
+                let mut e = k;
+                e.push("=");
+                e.push(v);
+                e
+            })
+            .collect(),
+        ignored_signals,
+    };
+    let command = if spec::find(&invoked).is_some() {
+        invoked
+    } else {
+        match args.first().map(|a| a.as_bytes()) {
+            None | Some(b"--help") | Some(b"-h") | Some(b"help") => {
+                ctx.out(&usage());
+                std::process::exit(if args.is_empty() { 2 } else { 0 });
+            }
+            Some(b"--version") => {
+                ctx.out(&format!("slicebox {}\n", env!("CARGO_PKG_VERSION")));
+                std::process::exit(0);
+            }
+            Some(_) => args.remove(0).to_string_lossy().into_owned(),
+        }
+    };
+    if command == "sandbox" {
+        // Signals sent to us by another process reach the stage too.
+        forward_signals(&STAGE_PID);
+    }
+    let exit = cli::run(&command, &args, &ctx);
+    die_like(exit);
+}
+
+/// Exits with the payload's status; if it died of a signal, dies of the
+/// same signal so the calling shell sees exactly what happened.
+fn die_like(exit: Exit) -> ! {
+    if let Some(signal) = exit.signal {
+        // SAFETY: restoring the default action and raising are plain calls.
+        unsafe {
+            libc::signal(signal, libc::SIG_DFL);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, signal);
+            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            // A core dump of the payload's signal would be of us, not it.
+            let no_core = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+            libc::raise(signal);
+        }
+    }
+    let _ = FORWARDED_SIGNALS;
+    std::process::exit(exit.code);
+}

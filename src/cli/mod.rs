@@ -1,0 +1,165 @@
+//! The one front end shared by the bash builtins and the executable: both
+//! hand over argv, the descriptors to use as stdio, and the environment.
+
+mod args;
+mod sandbox;
+mod slices;
+pub mod spec;
+
+use std::ffi::OsString;
+use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
+
+pub use args::{parse, Parsed, UsageError};
+
+/// Everything a command may use from its caller.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Descriptors that act as stdin, stdout and stderr.
+    pub stdio: [RawFd; 3],
+    /// `NAME=VALUE` entries: the environment an external command would get.
+    pub env: Vec<OsString>,
+    /// Signals the payload keeps ignored (inherited `trap '' SIG` state).
+    pub ignored_signals: Vec<i32>,
+}
+
+impl Context {
+    pub fn var(&self, name: &str) -> Option<String> {
+        self.env.iter().find_map(|entry| {
+            let bytes = entry.as_bytes();
+            let value = bytes.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+            Some(String::from_utf8_lossy(value).into_owned())
+        })
+    }
+
+    fn env_pairs(&self) -> Vec<(String, String)> {
+        ["SLICEBOX_STORE", "XDG_DATA_HOME", "HOME"]
+            .iter()
+            .filter_map(|k| Some((k.to_string(), self.var(k)?)))
+            .collect()
+    }
+
+    pub fn out(&self, text: &str) {
+        write_fd(self.stdio[1], text.as_bytes());
+    }
+
+    pub fn err(&self, text: &str) {
+        write_fd(self.stdio[2], text.as_bytes());
+    }
+}
+
+/// How a command ended. `signal` is set when the payload died of a
+/// signal, so the executable can die of the same one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub code: i32,
+    pub signal: Option<i32>,
+}
+
+impl Exit {
+    pub const SUCCESS: Exit = Exit {
+        code: 0,
+        signal: None,
+    };
+    pub const FAILURE: Exit = Exit {
+        code: 1,
+        signal: None,
+    };
+    pub const USAGE: Exit = Exit {
+        code: 2,
+        signal: None,
+    };
+    pub const SETUP_FAILED: Exit = Exit {
+        code: 125,
+        signal: None,
+    };
+
+    pub fn code(code: i32) -> Exit {
+        Exit { code, signal: None }
+    }
+}
+
+/// Writes everything, retrying on EINTR. A closed pipe is not an error:
+/// `slice-list | head -1` must not complain.
+pub fn write_fd(fd: RawFd, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: writes from a valid buffer; the fd belongs to the caller.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return;
+        }
+        bytes = &bytes[n as usize..];
+    }
+}
+
+/// Runs the command `name` with `args` (argv without the command name).
+pub fn run(name: &str, args: &[OsString], ctx: &Context) -> Exit {
+    let Some(spec) = spec::find(name) else {
+        ctx.err(&format!("slicebox: unknown command '{name}'\n"));
+        return Exit::USAGE;
+    };
+    let parsed = match parse(spec, args) {
+        Ok(p) => p,
+        Err(e) => {
+            ctx.err(&format!("{name}: {e}\nUsage: {}\n", spec.usage));
+            return Exit::USAGE;
+        }
+    };
+    if parsed.has("help") {
+        ctx.out(&spec.help());
+        return Exit::SUCCESS;
+    }
+    let result = match name {
+        "sandbox" => sandbox::run(&parsed, ctx),
+        "slice-add" => slices::add(&parsed, ctx),
+        "slice-list" => slices::list(&parsed, ctx),
+        "slice-show" => slices::show(&parsed, ctx),
+        _ => unreachable!("every command in spec::COMMANDS is dispatched"),
+    };
+    match result {
+        Ok(exit) => exit,
+        Err(failure) => {
+            ctx.err(&format!("{name}: {}\n", failure.message));
+            if failure.exit == Exit::USAGE {
+                ctx.err(&format!("Usage: {}\n", spec.usage));
+            }
+            failure.exit
+        }
+    }
+}
+
+/// A message for the user and the status that goes with it.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub exit: Exit,
+}
+
+impl Failure {
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            exit: Exit::USAGE,
+        }
+    }
+}
+
+impl From<crate::store::Error> for Failure {
+    fn from(e: crate::store::Error) -> Failure {
+        Failure {
+            message: e.to_string(),
+            exit: Exit::FAILURE,
+        }
+    }
+}
+
+fn open_store(ctx: &Context) -> Result<crate::store::Store, Failure> {
+    let root = crate::store::Store::default_root(&ctx.env_pairs()).ok_or_else(|| Failure {
+        message: "cannot find the store: set SLICEBOX_STORE or HOME".into(),
+        exit: Exit::FAILURE,
+    })?;
+    Ok(crate::store::Store::open(&root)?)
+}

@@ -1,0 +1,167 @@
+//! Every command and flag is defined once, here. The parser, `--help`, the
+//! bash `help` text and docs/builtins.md all come from these tables.
+
+pub struct OptionSpec {
+    pub long: &'static str,
+    /// The value's placeholder; `None` for a switch.
+    pub value: Option<&'static str>,
+    pub help: &'static str,
+}
+
+pub struct CommandSpec {
+    pub name: &'static str,
+    pub usage: &'static str,
+    pub summary: &'static str,
+    pub options: &'static [OptionSpec],
+    /// Everything after the first operand belongs to it (the payload's argv).
+    pub options_end_at_operand: bool,
+    pub details: &'static str,
+}
+
+const HELP: OptionSpec = OptionSpec {
+    long: "help",
+    value: None,
+    help: "show this help and exit",
+};
+
+const JSON: OptionSpec = OptionSpec {
+    long: "json",
+    value: None,
+    help: "print JSON instead of text",
+};
+
+pub const SANDBOX: CommandSpec = CommandSpec {
+    name: "sandbox",
+    usage: "sandbox [OPTIONS] [--] COMMAND [ARG...]",
+    summary: "Run COMMAND in its own small container built from slices.",
+    options: &[
+        OptionSpec {
+            long: "slice",
+            value: Some("REF[:MOUNTPOINT]"),
+            help: "mount a stored slice read-only at its mount point (or MOUNTPOINT); repeatable",
+        },
+        OptionSpec {
+            long: "net",
+            value: Some("host|none"),
+            help: "share the host's network (default) or get only a loopback interface",
+        },
+        OptionSpec {
+            long: "chdir",
+            value: Some("DIR"),
+            help: "start COMMAND in DIR (default: the current directory)",
+        },
+        OptionSpec {
+            long: "fd",
+            value: Some("N"),
+            help: "pass descriptor N through; all but 0, 1, 2 are closed otherwise; repeatable",
+        },
+        OptionSpec {
+            long: "env",
+            value: Some("NAME=VALUE"),
+            help: "set an environment variable; repeatable",
+        },
+        OptionSpec {
+            long: "unsetenv",
+            value: Some("NAME"),
+            help: "remove an environment variable; repeatable",
+        },
+        OptionSpec {
+            long: "clearenv",
+            value: None,
+            help: "start from an empty environment",
+        },
+        HELP,
+    ],
+    options_end_at_operand: true,
+    details: "\
+COMMAND sees the host's /usr, /bin, /lib*, /sbin and /etc read-only, each
+slice read-only at its mount point, the current directory read-only at its
+own path, a fresh /tmp, a fresh /proc and a minimal /dev. Nothing else of
+the host's files is visible. It runs in new user, mount, pid, ipc and uts
+namespaces (and net with --net none), with no capabilities and
+no_new_privs. Its stdin, stdout and stderr are the caller's own.
+
+Exit status: COMMAND's own; 128+N if it was killed by signal N; 125 if the
+sandbox could not be set up; 126 if COMMAND could not be executed; 127 if
+it was not found; 2 for a usage error.",
+};
+
+pub const SLICE_ADD: CommandSpec = CommandSpec {
+    name: "slice-add",
+    usage: "slice-add [OPTIONS] NAME SOURCE",
+    summary: "Store SOURCE as a slice and point NAME at it.",
+    options: &[
+        OptionSpec {
+            long: "at",
+            value: Some("MOUNTPOINT"),
+            help: "where stages mount the slice (default: /opt/NAME)",
+        },
+        OptionSpec {
+            long: "env",
+            value: Some("NAME=VALUE"),
+            help: "set this variable in every stage that mounts the slice; repeatable",
+        },
+        HELP,
+    ],
+    options_end_at_operand: false,
+    details: "\
+SOURCE is a directory, a .tar or .tar.gz file, or - for a tar stream on
+stdin. Entries that would escape the slice (.., absolute paths, anything
+below a symlink), hardlinks to files outside the archive, device nodes,
+fifos and duplicate entries are refused and nothing is added. Setuid and
+setgid bits are dropped: only the executable bit is kept. Prints the new
+slice's digest.",
+};
+
+pub const SLICE_LIST: CommandSpec = CommandSpec {
+    name: "slice-list",
+    usage: "slice-list [--json]",
+    summary: "List named slices: name, digest, mount point, files, bytes.",
+    options: &[JSON, HELP],
+    options_end_at_operand: false,
+    details: "",
+};
+
+pub const SLICE_SHOW: CommandSpec = CommandSpec {
+    name: "slice-show",
+    usage: "slice-show [--json] REF",
+    summary: "Show one slice; REF is a name, a digest or a unique digest prefix.",
+    options: &[JSON, HELP],
+    options_end_at_operand: false,
+    details: "",
+};
+
+pub const COMMANDS: &[&CommandSpec] = &[&SANDBOX, &SLICE_ADD, &SLICE_LIST, &SLICE_SHOW];
+
+pub fn find(name: &str) -> Option<&'static CommandSpec> {
+    COMMANDS.iter().copied().find(|c| c.name == name)
+}
+
+impl CommandSpec {
+    /// The full `--help` text.
+    pub fn help(&self) -> String {
+        let mut out = format!("Usage: {}\n{}\n", self.usage, self.summary);
+        if !self.options.is_empty() {
+            out.push_str("\nOptions:\n");
+            let left = |o: &OptionSpec| match o.value {
+                Some(v) => format!("--{} {}", o.long, v),
+                None => format!("--{}", o.long),
+            };
+            let width = self
+                .options
+                .iter()
+                .map(|o| left(o).len())
+                .max()
+                .unwrap_or(0);
+            for option in self.options {
+                out.push_str(&format!("  {:width$}  {}\n", left(option), option.help));
+            }
+        }
+        if !self.details.is_empty() {
+            out.push('\n');
+            out.push_str(self.details);
+            out.push('\n');
+        }
+        out
+    }
+}

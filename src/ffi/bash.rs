@@ -1,0 +1,189 @@
+//! Bash loadable builtins: `enable -f libslicebox.so sandbox slice-add …`.
+//!
+//! Bash looks up the data symbol `<name>_struct` literally (hence
+//! `export_name` for hyphenated names), writes into it (hence `static
+//! mut`), and calls `<name>_builtin_load` first, where the help text from
+//! the one option table is filled in.
+
+use std::ffi::{c_char, c_int, CStr, CString, OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::ptr::{addr_of_mut, null, null_mut};
+
+use super::guard;
+use crate::cli::{self, spec, Context};
+
+#[repr(C)]
+pub struct WordDesc {
+    word: *mut c_char,
+    flags: c_int,
+}
+
+#[repr(C)]
+pub struct WordList {
+    next: *mut WordList,
+    word: *mut WordDesc,
+}
+
+/// `struct builtin` from bash's builtins.h, unchanged since bash 2.0.
+#[repr(C)]
+pub struct BashBuiltin {
+    name: *const c_char,
+    function: Option<unsafe extern "C" fn(*mut WordList) -> c_int>,
+    flags: c_int,
+    long_doc: *const *const c_char,
+    short_doc: *const c_char,
+    handle: *mut c_char,
+}
+
+const BUILTIN_ENABLED: c_int = 0x01;
+/// What the builtin returns when slicebox itself panicked.
+const INTERNAL_ERROR: c_int = 101;
+
+impl BashBuiltin {
+    const fn new(
+        name: &'static CStr,
+        function: unsafe extern "C" fn(*mut WordList) -> c_int,
+    ) -> BashBuiltin {
+        BashBuiltin {
+            name: name.as_ptr(),
+            function: Some(function),
+            flags: BUILTIN_ENABLED,
+            long_doc: null(),
+            short_doc: name.as_ptr(),
+            handle: null_mut(),
+        }
+    }
+}
+
+/// Fills `short_doc` and `long_doc` from the command's spec. The strings
+/// are leaked on purpose: bash keeps pointers to them while loaded.
+fn fill_docs(builtin: *mut BashBuiltin, name: &str) -> c_int {
+    let Some(spec) = spec::find(name) else {
+        return 0;
+    };
+    let usage = CString::new(spec.usage).expect("usage has no NUL");
+    let mut lines: Vec<*const c_char> = spec
+        .help()
+        .lines()
+        .skip(1) // bash prints short_doc as the first line itself
+        .map(|l| {
+            CString::new(l)
+                .expect("help has no NUL")
+                .into_raw()
+                .cast_const()
+        })
+        .collect();
+    lines.push(null());
+    // SAFETY: bash is single-threaded and calls the load hook before it
+    // reads the struct; `builtin` points at one of our statics.
+    unsafe {
+        (*builtin).short_doc = usage.into_raw();
+        (*builtin).long_doc = Box::leak(lines.into_boxed_slice()).as_ptr();
+    }
+    1
+}
+
+/// `char **export_env` and `maybe_make_export_env()` are bash globals
+/// (bash links with -rdynamic). Resolved at run time so the library still
+/// loads into hosts that are not bash.
+fn bash_export_env() -> Option<Vec<OsString>> {
+    // SAFETY: dlsym with RTLD_DEFAULT and NUL-terminated names.
+    let (make, env) = unsafe {
+        (
+            libc::dlsym(libc::RTLD_DEFAULT, c"maybe_make_export_env".as_ptr()),
+            libc::dlsym(libc::RTLD_DEFAULT, c"export_env".as_ptr()),
+        )
+    };
+    if make.is_null() || env.is_null() {
+        return None;
+    }
+    // SAFETY: in bash these have the types declared here: void (*)(void)
+    // and char **; the array is NULL-terminated.
+    unsafe {
+        let make: extern "C" fn() = std::mem::transmute::<*mut libc::c_void, extern "C" fn()>(make);
+        make();
+        let mut entry = *(env as *const *const *const c_char);
+        let mut out = Vec::new();
+        while !entry.is_null() && !(*entry).is_null() {
+            out.push(OsStr::from_bytes(CStr::from_ptr(*entry).to_bytes()).to_os_string());
+            entry = entry.add(1);
+        }
+        Some(out)
+    }
+}
+
+fn words(list: *mut WordList) -> Vec<OsString> {
+    let mut out = Vec::new();
+    let mut node = list;
+    // SAFETY: bash passes a well-formed, NULL-terminated WORD_LIST.
+    unsafe {
+        while !node.is_null() {
+            let word = (*node).word;
+            if !word.is_null() && !(*word).word.is_null() {
+                out.push(OsStr::from_bytes(CStr::from_ptr((*word).word).to_bytes()).to_os_string());
+            }
+            node = (*node).next;
+        }
+    }
+    out
+}
+
+fn run_builtin(name: &str, list: *mut WordList) -> c_int {
+    guard(INTERNAL_ERROR, || {
+        let ctx = Context {
+            stdio: [0, 1, 2],
+            env: bash_export_env().unwrap_or_else(super::process_env),
+            ignored_signals: Vec::new(),
+        };
+        cli::run(name, &words(list), &ctx).code
+    })
+    .max(0)
+}
+
+macro_rules! bash_builtins {
+    ($( $name:literal => $builtin:ident, $function:ident, $load:ident, $struct_sym:literal, $load_sym:literal; )*) => {
+        $(
+            unsafe extern "C" fn $function(list: *mut WordList) -> c_int {
+                let status = run_builtin($name, list);
+                if status == INTERNAL_ERROR {
+                    let text = format!("{}: {}\n", $name, super::LAST_ERROR.with(|e| e.borrow().clone()));
+                    cli::write_fd(2, text.as_bytes());
+                }
+                status
+            }
+
+            #[export_name = $struct_sym]
+            pub static mut $builtin: BashBuiltin = BashBuiltin::new(
+                // SAFETY: the literal ends in exactly one NUL.
+                unsafe { CStr::from_bytes_with_nul_unchecked(concat!($name, "\0").as_bytes()) },
+                $function,
+            );
+
+            #[export_name = $load_sym]
+            pub extern "C" fn $load(_name: *mut c_char) -> c_int {
+                guard(0, || fill_docs(addr_of_mut!($builtin), $name))
+            }
+        )*
+
+        #[cfg(test)]
+        pub const BUILTIN_NAMES: &[&str] = &[$($name),*];
+    };
+}
+
+bash_builtins! {
+    "sandbox" => SANDBOX_STRUCT, sandbox_builtin, sandbox_builtin_load, "sandbox_struct", "sandbox_builtin_load";
+    "slice-add" => SLICE_ADD_STRUCT, slice_add_builtin, slice_add_builtin_load, "slice-add_struct", "slice-add_builtin_load";
+    "slice-list" => SLICE_LIST_STRUCT, slice_list_builtin, slice_list_builtin_load, "slice-list_struct", "slice-list_builtin_load";
+    "slice-show" => SLICE_SHOW_STRUCT, slice_show_builtin, slice_show_builtin_load, "slice-show_struct", "slice-show_builtin_load";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_a_builtin_and_every_builtin_a_command() {
+        let commands: Vec<&str> = spec::COMMANDS.iter().map(|c| c.name).collect();
+        assert_eq!(BUILTIN_NAMES, commands.as_slice());
+    }
+}

@@ -1,0 +1,12 @@
+//! slicebox: run one program in its own small container, assembled per call
+//! from content-addressed slices stored once and bind-mounted read-only.
+//!
+//! The layout follows the architecture: `store` keeps slices, `runtime` does
+//! the kernel work, `cli` is the one parser shared by the executable and the
+//! bash builtins, and `ffi` is the C boundary.
+
+pub mod cli;
+pub mod digest;
+pub mod ffi;
+pub mod runtime;
+pub mod store;

@@ -1,0 +1,220 @@
+//! The kernel work: a stage description becomes namespaces, mounts and one
+//! exec. `plan` decides the mount order, `syscall` is the seam every
+//! state-changing call goes through, `process` clones, execs and waits.
+
+pub mod plan;
+pub mod process;
+pub mod syscall;
+
+use std::ffi::{CString, OsString};
+use std::fs;
+use std::os::fd::RawFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+
+pub use plan::{HostEntry, PlanInput, PlannedSlice};
+pub use process::{Outcome, FORWARDED_SIGNALS, STAGE_PID};
+
+/// One sandboxed process, fully resolved: store lookups are done.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    pub argv: Vec<OsString>,
+    /// `NAME=VALUE` entries, the payload's whole environment.
+    pub env: Vec<OsString>,
+    pub slices: Vec<PlannedSlice>,
+    /// The caller's working directory (absolute).
+    pub workdir: PathBuf,
+    pub chdir: Option<PathBuf>,
+    pub isolate_net: bool,
+    pub stdio: [RawFd; 3],
+    pub keep_fds: Vec<RawFd>,
+    pub ignored_signals: Vec<i32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Plan(#[from] plan::PlanError),
+    #[error("argument contains a NUL byte")]
+    Nul,
+    #[error("cannot create namespaces: {source}{hint}")]
+    Clone {
+        source: std::io::Error,
+        hint: &'static str,
+    },
+    #[error("cannot wait for the sandbox: {0}")]
+    Wait(std::io::Error),
+}
+
+/// What became of a stage, with the message to print when it failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub outcome: Outcome,
+    pub message: Option<String>,
+}
+
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+fn cstring(bytes: impl Into<Vec<u8>>) -> Result<CString, Error> {
+    CString::new(bytes).map_err(|_| Error::Nul)
+}
+
+/// Reads how the host's base dirs look (dir, symlink, absent).
+pub fn host_base() -> Vec<(PathBuf, HostEntry)> {
+    plan::BASE_DIRS
+        .iter()
+        .filter_map(|dir| {
+            let meta = fs::symlink_metadata(dir).ok()?;
+            if meta.file_type().is_symlink() {
+                Some((
+                    PathBuf::from(dir),
+                    HostEntry::Symlink(fs::read_link(dir).ok()?),
+                ))
+            } else if meta.is_dir() {
+                Some((PathBuf::from(dir), HostEntry::Dir))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn last_capability() -> i32 {
+    fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(63)
+}
+
+/// Where execve looks for `command`: as given when it holds a slash, else
+/// in each PATH entry of the payload's environment.
+fn exec_candidates(command: &OsString, env: &[OsString]) -> Result<Vec<CString>, Error> {
+    let bytes = command.as_bytes();
+    if bytes.contains(&b'/') {
+        return Ok(vec![cstring(bytes)?]);
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.as_bytes().strip_prefix(b"PATH="))
+        .unwrap_or(DEFAULT_PATH.as_bytes());
+    path.split(|c| *c == b':')
+        .map(|dir| {
+            let dir = if dir.is_empty() { &b"."[..] } else { dir };
+            let mut full = dir.to_vec();
+            full.push(b'/');
+            full.extend_from_slice(bytes);
+            cstring(full)
+        })
+        .collect()
+}
+
+/// Runs the stage to completion.
+pub fn run(stage: &Stage) -> Result<Report, Error> {
+    let steps = plan::plan(&PlanInput {
+        outer_uid: nix::unistd::geteuid().as_raw(),
+        outer_gid: nix::unistd::getegid().as_raw(),
+        base: host_base(),
+        slices: stage.slices.clone(),
+        workdir: stage.workdir.clone(),
+        start_dir: stage.chdir.clone().unwrap_or_else(|| stage.workdir.clone()),
+        isolate_net: stage.isolate_net,
+    })?;
+    let mut flags = libc::CLONE_NEWUSER
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS;
+    if stage.isolate_net {
+        flags |= libc::CLONE_NEWNET;
+    }
+    let mut keep_fds = stage.keep_fds.clone();
+    keep_fds.sort_unstable();
+    keep_fds.dedup();
+    let prepared = process::Prepared {
+        clone_flags: flags as libc::c_ulong,
+        exec_candidates: exec_candidates(&stage.argv[0], &stage.env)?,
+        argv: stage
+            .argv
+            .iter()
+            .map(|a| cstring(a.clone().into_vec()))
+            .collect::<Result<_, _>>()?,
+        env: stage
+            .env
+            .iter()
+            .map(|e| cstring(e.clone().into_vec()))
+            .collect::<Result<_, _>>()?,
+        steps,
+        stdio: stage.stdio,
+        keep_fds,
+        ignored_signals: stage.ignored_signals.clone(),
+        last_capability: last_capability(),
+    };
+    let (outcome, _) = process::spawn_and_wait(&prepared).map_err(|source| Error::Clone {
+        hint: clone_hint(&source),
+        source,
+    })?;
+    let message = match outcome {
+        Outcome::SetupFailed { step, errno } => Some(match prepared.steps.get(step) {
+            Some(s) => format!("cannot {}: {}", s.what, strerror(errno)),
+            None => format!("cannot start the sandboxed process: {}", strerror(errno)),
+        }),
+        Outcome::ExecFailed { errno, not_found } => Some(format!(
+            "cannot execute '{}': {}",
+            stage.argv[0].to_string_lossy(),
+            if not_found {
+                "command not found".to_string()
+            } else {
+                strerror(errno)
+            }
+        )),
+        _ => None,
+    };
+    Ok(Report { outcome, message })
+}
+
+fn clone_hint(err: &std::io::Error) -> &'static str {
+    match err.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::ENOSPC) | Some(libc::EUSERS) => {
+            " (are unprivileged user namespaces enabled? check kernel.unprivileged_userns_clone, \
+             user.max_user_namespaces and, on Ubuntu, kernel.apparmor_restrict_unprivileged_userns)"
+        }
+        _ => "",
+    }
+}
+
+pub fn strerror(errno: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    // "No such file or directory (os error 2)" -> the part users know.
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_search_uses_the_payload_path_and_keeps_slashed_commands() {
+        let env = vec![OsString::from("PATH=/opt/node/bin::/usr/bin")];
+        let found = exec_candidates(&OsString::from("node"), &env).unwrap();
+        assert_eq!(
+            found,
+            vec![
+                c"/opt/node/bin/node".to_owned(),
+                c"./node".to_owned(),
+                c"/usr/bin/node".to_owned()
+            ]
+        );
+        let direct = exec_candidates(&OsString::from("./tool.py"), &env).unwrap();
+        assert_eq!(direct, vec![c"./tool.py".to_owned()]);
+        let default = exec_candidates(&OsString::from("true"), &[]).unwrap();
+        assert_eq!(default.len(), 3);
+    }
+
+    #[test]
+    fn strerror_drops_the_os_error_suffix() {
+        assert_eq!(strerror(libc::ENOENT), "No such file or directory");
+    }
+}

@@ -1,0 +1,215 @@
+//! The slice store: content-addressed objects, immutable slice trees built
+//! from hardlinks to them, and name refs.
+//!
+//! ```text
+//! $SLICEBOX_STORE/
+//!   objects/ab/cdef…        one file's bytes, named by sha256; `.x` suffix when executable
+//!   slices/<hex>/manifest.json
+//!   slices/<hex>/tree/…     read-only tree of hardlinks into objects/
+//!   refs/<name>             the digest a name points at
+//!   tmp/                    staging; anything here is garbage after a crash
+//! ```
+//!
+//! A slice becomes visible only by the rename of its finished staging dir,
+//! and its ref is written last, so a crash leaves the old state or the new
+//! one (see docs/formats.md).
+
+mod ingest;
+mod objects;
+mod refs;
+mod slice;
+mod tree;
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+pub use ingest::{validate_mount_point, IngestOptions, Source, DEFAULT_MAX_FILE_SIZE};
+pub use refs::validate_name;
+pub use slice::{Manifest, SliceInfo};
+pub use tree::{tree_digest, Node};
+
+use crate::digest::Digest;
+
+/// Everything that can go wrong in the store. Each variant names the step
+/// that failed and the path or entry it failed on, so the caller can print
+/// `program: cannot <op> '<path>': <cause>` without knowing store internals.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot {op} '{}': {source}", .path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot add '{source_name}': entry '{entry}' {reason}; nothing was added")]
+    Rejected {
+        source_name: String,
+        entry: String,
+        reason: String,
+    },
+    #[error("cannot add '{source_name}': {reason}; nothing was added")]
+    BadSource { source_name: String, reason: String },
+    #[error("no slice '{0}' in the store")]
+    NotFound(String),
+    #[error("slice reference '{reference}' is ambiguous; it matches: {}", .candidates.join(", "))]
+    Ambiguous {
+        reference: String,
+        candidates: Vec<String>,
+    },
+    #[error("invalid slice name '{name}': {reason}")]
+    InvalidName { name: String, reason: &'static str },
+    #[error("invalid mount point '{path}': {reason}")]
+    InvalidMountPoint { path: String, reason: &'static str },
+    #[error("invalid environment entry '{entry}': expected NAME=VALUE")]
+    InvalidEnv { entry: String },
+    #[error("store is damaged at '{}': {reason}", .path.display())]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Attaches the failing operation and path to an io::Error.
+pub(crate) trait IoContext<T> {
+    fn at(self, op: &'static str, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, op: &'static str, path: &Path) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// An opened store directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// `$SLICEBOX_STORE`, else `${XDG_DATA_HOME:-$HOME/.local/share}/slicebox`.
+    pub fn default_root(env: &[(String, String)]) -> Option<PathBuf> {
+        let get = |key: &str| {
+            env.iter()
+                .find(|(k, v)| k == key && !v.is_empty())
+                .map(|(_, v)| PathBuf::from(v))
+        };
+        get("SLICEBOX_STORE")
+            .or_else(|| get("XDG_DATA_HOME").map(|d| d.join("slicebox")))
+            .or_else(|| get("HOME").map(|h| h.join(".local/share/slicebox")))
+    }
+
+    /// Opens the store at `root`, creating its directories when missing.
+    pub fn open(root: &Path) -> Result<Store> {
+        for sub in ["objects", "slices", "refs", "tmp"] {
+            let dir = root.join(sub);
+            fs::create_dir_all(&dir).at("create store directory", &dir)?;
+        }
+        // Canonical so that paths handed to the runtime survive a chdir.
+        let root = fs::canonicalize(root).at("open store", root)?;
+        Ok(Store { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn objects_dir(&self) -> PathBuf {
+        self.root.join("objects")
+    }
+
+    fn slices_dir(&self) -> PathBuf {
+        self.root.join("slices")
+    }
+
+    fn refs_dir(&self) -> PathBuf {
+        self.root.join("refs")
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// Where the object for `content` lives. The executable bit is part of
+    /// the key because hardlinks share one mode.
+    pub fn object_path(&self, content: &Digest, executable: bool) -> PathBuf {
+        let hex = content.hex();
+        let mut name = hex[2..].to_string();
+        if executable {
+            name.push_str(".x");
+        }
+        self.objects_dir().join(&hex[..2]).join(name)
+    }
+
+    pub fn slice_dir(&self, slice: &Digest) -> PathBuf {
+        self.slices_dir().join(slice.hex())
+    }
+
+    /// The read-only tree a stage bind-mounts for `slice`.
+    pub fn slice_tree(&self, slice: &Digest) -> PathBuf {
+        self.slice_dir(slice).join("tree")
+    }
+}
+
+/// Renders bytes from an untrusted source (a tar entry name, a file name) so
+/// that control characters cannot reach the user's terminal.
+pub fn printable(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+pub(crate) fn printable_path(path: &Path) -> String {
+    printable(path.as_os_str().as_bytes())
+}
+
+pub(crate) fn os(bytes: &[u8]) -> &OsStr {
+    OsStr::from_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_escapes_terminal_control_characters() {
+        assert_eq!(printable(b"a\x1b[31mb\n"), "a\\u{1b}[31mb\\n");
+    }
+
+    #[test]
+    fn default_root_prefers_the_explicit_variable() {
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            Store::default_root(&env(&[("HOME", "/h"), ("SLICEBOX_STORE", "/s")])),
+            Some(PathBuf::from("/s"))
+        );
+        assert_eq!(
+            Store::default_root(&env(&[("HOME", "/h"), ("XDG_DATA_HOME", "/x")])),
+            Some(PathBuf::from("/x/slicebox"))
+        );
+        assert_eq!(
+            Store::default_root(&env(&[("HOME", "/h")])),
+            Some(PathBuf::from("/h/.local/share/slicebox"))
+        );
+        assert_eq!(Store::default_root(&env(&[])), None);
+    }
+}
