@@ -1,0 +1,64 @@
+# slicebox — build, install, demo and test.
+#   make demo      build, install into PREFIX, run a real two-version pipeline
+#   make test      every test (.ci/run calls exactly this)
+#   make install / make uninstall / make bench
+
+CARGO     ?= cargo
+ROOT      := $(filter 0,$(shell id -u))
+PREFIX    ?= $(if $(ROOT),/usr/local,$(HOME)/.local)
+BINDIR    := $(PREFIX)/bin
+LOADABLES := $(PREFIX)/lib/bash
+INCDIR    := $(PREFIX)/include
+DOCDIR    := $(PREFIX)/share/doc/slicebox
+BUILTINS  := sandbox slice-add slice-list slice-show
+DOCS      := README.md docs/builtins.md docs/c-api.md docs/design.md docs/formats.md docs/performance.md
+# The unprivileged user the rootless tests run as when `make test` runs as root.
+SLICEBOX_TEST_USER ?= sbx
+export SLICEBOX_TOOLCHAIN_CACHE ?= $(if $(ROOT),/var/cache/slicebox-toolchains,$(HOME)/.cache/slicebox-toolchains)
+
+.PHONY: all build install uninstall demo test check-header lint unit-tests shell-tests bench clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LOADABLES) $(DESTDIR)$(INCDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0755 target/release/slicebox $(DESTDIR)$(BINDIR)/slicebox
+	for b in $(BUILTINS); do ln -sf slicebox $(DESTDIR)$(BINDIR)/$$b; done
+	install -m 0644 target/release/libslicebox.so $(DESTDIR)$(LOADABLES)/libslicebox.so
+	install -m 0644 include/slicebox.h $(DESTDIR)$(INCDIR)/slicebox.h
+	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	@echo "installed into $(PREFIX); in bash: BASH_LOADABLES_PATH=$(LOADABLES) enable -f libslicebox.so $(BUILTINS)"
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/slicebox $(addprefix $(DESTDIR)$(BINDIR)/,$(BUILTINS))
+	rm -f $(DESTDIR)$(LOADABLES)/libslicebox.so $(DESTDIR)$(INCDIR)/slicebox.h
+	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS)))
+	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(LOADABLES) 2>/dev/null
+
+demo: install
+	PREFIX=$(PREFIX) bash shell-tests/demo.sh
+
+# The committed header must be what build.rs generates from the code.
+check-header: build
+	git diff --exit-code -- include/ || { echo "include/slicebox.h is stale: commit the regenerated header" >&2; exit 1; }
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+unit-tests:
+	$(CARGO) test --release --locked
+
+shell-tests: build
+	bash shell-tests/run-all.sh target/release
+
+test: check-header lint unit-tests shell-tests
+
+bench: build
+	bash bench/startup.sh target/release
+
+clean:
+	$(CARGO) clean
