@@ -16,7 +16,7 @@ DOCS      := README.md docs/builtins.md docs/c-api.md docs/design.md docs/format
 SLICEBOX_TEST_USER ?= sbx
 export SLICEBOX_TOOLCHAIN_CACHE ?= $(if $(ROOT),/var/cache/slicebox-toolchains,$(HOME)/.cache/slicebox-toolchains)
 
-.PHONY: all build install uninstall demo test check-header lint unit-tests shell-tests bench clean
+.PHONY: all build install uninstall demo test check-header lint unit-tests shell-tests install-check bench clean
 
 all: build
 
@@ -55,7 +55,10 @@ unit-tests:
 shell-tests: build
 	bash shell-tests/run-all.sh target/release
 
-test: check-header lint unit-tests shell-tests
+install-check: build
+	bash shell-tests/install-check.sh
+
+test: check-header lint unit-tests shell-tests install-check
 
 bench: build
 	bash bench/startup.sh target/release

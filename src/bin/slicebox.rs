@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use slicebox::cli::{self, spec, Context, Exit};
-use slicebox::runtime::{process::forward_signals, FORWARDED_SIGNALS, STAGE_PID};
+use slicebox::runtime::{process::forward_signals, STAGE_PID};
 
 fn usage() -> String {
     let mut text = String::from("Usage: slicebox COMMAND [ARG...]\n\nCommands:\n");
@@ -43,14 +43,7 @@ fn main() {
     args.remove(0);
     let ctx = Context {
         stdio: [0, 1, 2],
-        env: std::env::vars_os()
-            .map(|(k, v)| {
-                let mut e = k;
-                e.push("=");
-                e.push(v);
-                e
-            })
-            .collect(),
+        env: cli::process_env(),
         ignored_signals,
     };
     let command = if spec::find(&invoked).is_some() {
@@ -96,6 +89,5 @@ fn die_like(exit: Exit) -> ! {
             libc::raise(signal);
         }
     }
-    let _ = FORWARDED_SIGNALS;
     std::process::exit(exit.code);
 }

@@ -79,6 +79,19 @@ impl Exit {
     }
 }
 
+/// The process environment as `NAME=VALUE` entries: what the executable
+/// and non-bash hosts pass on.
+pub fn process_env() -> Vec<OsString> {
+    std::env::vars_os()
+        .map(|(name, value)| {
+            let mut entry = name;
+            entry.push("=");
+            entry.push(value);
+            entry
+        })
+        .collect()
+}
+
 /// Writes everything, retrying on EINTR. A closed pipe is not an error:
 /// `slice-list | head -1` must not complain.
 pub fn write_fd(fd: RawFd, mut bytes: &[u8]) {

@@ -132,7 +132,7 @@ fn run_builtin(name: &str, list: *mut WordList) -> c_int {
     guard(INTERNAL_ERROR, || {
         let ctx = Context {
             stdio: [0, 1, 2],
-            env: bash_export_env().unwrap_or_else(super::process_env),
+            env: bash_export_env().unwrap_or_else(cli::process_env),
             ignored_signals: Vec::new(),
         };
         cli::run(name, &words(list), &ctx).code

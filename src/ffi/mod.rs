@@ -57,18 +57,6 @@ pub(crate) fn guard<T>(on_panic: T, body: impl FnOnce() -> T) -> T {
     }
 }
 
-/// The process environment, for hosts other than bash.
-fn process_env() -> Vec<OsString> {
-    std::env::vars_os()
-        .map(|(k, v)| {
-            let mut entry = k;
-            entry.push("=");
-            entry.push(v);
-            entry
-        })
-        .collect()
-}
-
 /// Runs one slicebox command, e.g. `{"sandbox", "--", "true"}`, with the
 /// given descriptors as its stdin, stdout and stderr, and the process
 /// environment. On `SLICEBOX_OK`, `*exit_status` receives the command's
@@ -110,7 +98,7 @@ pub unsafe extern "C" fn slicebox_run(
         let name = args.remove(0);
         let ctx = Context {
             stdio: [stdin_fd, stdout_fd, stderr_fd],
-            env: process_env(),
+            env: cli::process_env(),
             ignored_signals: Vec::new(),
         };
         let exit = cli::run(&name.to_string_lossy(), &args, &ctx);

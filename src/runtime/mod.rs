@@ -13,7 +13,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
 pub use plan::{HostEntry, PlanInput, PlannedSlice};
-pub use process::{Outcome, FORWARDED_SIGNALS, STAGE_PID};
+pub use process::{Outcome, STAGE_PID};
 
 /// One sandboxed process, fully resolved: store lookups are done.
 #[derive(Debug, Clone)]
