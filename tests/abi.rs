@@ -3,11 +3,11 @@
 
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 
 use libloading::{Library, Symbol};
 
-type RunFn = unsafe extern "C" fn(*const *const c_char, usize, c_int, c_int, c_int, *mut c_int) -> u32;
+type RunFn =
+    unsafe extern "C" fn(*const *const c_char, usize, c_int, c_int, c_int, *mut c_int) -> u32;
 type LastErrorFn = unsafe extern "C" fn(*mut c_char, usize, *mut usize) -> u32;
 type VersionFn = unsafe extern "C" fn() -> *const c_char;
 type LoadFn = unsafe extern "C" fn(*mut c_char) -> c_int;
@@ -18,7 +18,7 @@ const BUFFER_TOO_SMALL: u32 = 3;
 
 /// The cdylib cargo built next to this test binary.
 fn library() -> Library {
-    let mut dir = PathBuf::from(std::env::current_exe().expect("test binary path"));
+    let mut dir = std::env::current_exe().expect("test binary path");
     dir.pop();
     if dir.ends_with("deps") {
         dir.pop();
@@ -35,7 +35,14 @@ fn run(lib: &Library, args: &[&str], out: &std::fs::File, err: &std::fs::File) -
     // SAFETY: the symbol has the documented signature; argv holds argc valid strings.
     let result = unsafe {
         let f: Symbol<RunFn> = lib.get(b"slicebox_run\0").unwrap();
-        f(ptrs.as_ptr(), ptrs.len(), 0, out.as_raw_fd(), err.as_raw_fd(), &mut status)
+        f(
+            ptrs.as_ptr(),
+            ptrs.len(),
+            0,
+            out.as_raw_fd(),
+            err.as_raw_fd(),
+            &mut status,
+        )
     };
     (result, status)
 }
@@ -80,9 +87,20 @@ fn store_commands_run_through_the_c_api() {
     std::env::set_var("SLICEBOX_STORE", store.path());
     let (out, err) = (temp_file(), temp_file());
     let src = source.path().to_str().unwrap();
-    assert_eq!(run(&lib, &["slice-add", "abi-test", src, "--at", "/opt/abi"], &out, &err), (OK, 0));
+    assert_eq!(
+        run(
+            &lib,
+            &["slice-add", "abi-test", src, "--at", "/opt/abi"],
+            &out,
+            &err
+        ),
+        (OK, 0)
+    );
     let digest = read_all(&out);
-    assert!(digest.starts_with("sha256:") && digest.len() == 72, "{digest:?}");
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 72,
+        "{digest:?}"
+    );
     let (out2, _) = (temp_file(), temp_file());
     assert_eq!(run(&lib, &["slice-list"], &out2, &err), (OK, 0));
     assert!(read_all(&out2).starts_with(&format!("abi-test\t{}", digest.trim())));
@@ -95,12 +113,18 @@ fn null_arguments_are_refused_with_an_error_text() {
     // SAFETY: documented signatures; NULL argv is what is being tested.
     unsafe {
         let f: Symbol<RunFn> = lib.get(b"slicebox_run\0").unwrap();
-        assert_eq!(f(std::ptr::null(), 1, 0, 1, 2, &mut status), INVALID_ARGUMENT);
+        assert_eq!(
+            f(std::ptr::null(), 1, 0, 1, 2, &mut status),
+            INVALID_ARGUMENT
+        );
         assert_eq!(status, 7, "outputs are written only on success");
         let last: Symbol<LastErrorFn> = lib.get(b"slicebox_last_error\0").unwrap();
         let mut needed = 0usize;
         let mut tiny = [0 as c_char; 4];
-        assert_eq!(last(tiny.as_mut_ptr(), tiny.len(), &mut needed), BUFFER_TOO_SMALL);
+        assert_eq!(
+            last(tiny.as_mut_ptr(), tiny.len(), &mut needed),
+            BUFFER_TOO_SMALL
+        );
         let mut buf = vec![0 as c_char; needed];
         assert_eq!(last(buf.as_mut_ptr(), buf.len(), std::ptr::null_mut()), OK);
         let text = CStr::from_ptr(buf.as_ptr()).to_str().unwrap();
@@ -136,16 +160,23 @@ fn every_builtin_exports_a_writable_struct_and_a_load_hook_that_fills_help() {
     for name in ["sandbox", "slice-add", "slice-list", "slice-show"] {
         // SAFETY: the symbols have the layout and signature bash expects.
         unsafe {
-            let builtin: Symbol<*mut BashBuiltin> = lib.get(format!("{name}_struct\0").as_bytes()).unwrap();
+            let builtin: Symbol<*mut BashBuiltin> =
+                lib.get(format!("{name}_struct\0").as_bytes()).unwrap();
             let builtin = *builtin;
             assert_eq!(CStr::from_ptr((*builtin).name).to_str().unwrap(), name);
             assert_eq!((*builtin).flags & 1, 1, "{name} is enabled");
             assert!((*builtin).function.is_some());
             // bash writes into the struct: this must not fault.
             (*builtin).handle = std::ptr::null_mut();
-            let load: Symbol<LoadFn> = lib.get(format!("{name}_builtin_load\0").as_bytes()).unwrap();
+            let load: Symbol<LoadFn> = lib
+                .get(format!("{name}_builtin_load\0").as_bytes())
+                .unwrap();
             let arg = CString::new(name).unwrap();
-            assert_eq!(load(arg.as_ptr().cast_mut()), 1, "load hook of {name} succeeds");
+            assert_eq!(
+                load(arg.as_ptr().cast_mut()),
+                1,
+                "load hook of {name} succeeds"
+            );
             let short = CStr::from_ptr((*builtin).short_doc).to_str().unwrap();
             assert!(short.starts_with(name), "{short}");
             let first_line = CStr::from_ptr(*(*builtin).long_doc).to_str().unwrap();

@@ -18,7 +18,11 @@ fn expected() -> String {
          `sandbox: cannot mount slice 'py' at '/opt/python': No such file or directory`.\n",
     );
     for command in COMMANDS {
-        text.push_str(&format!("\n## {}\n\n```text\n{}```\n", command.name, command.help()));
+        text.push_str(&format!(
+            "\n## {}\n\n```text\n{}```\n",
+            command.name,
+            command.help()
+        ));
     }
     text
 }

@@ -60,16 +60,32 @@ fn identical_files_in_two_slices_share_one_inode() {
     sample_tree(&a);
     sample_tree(&b);
     write(&b.join("extra"), "only in b\n", 0o644);
-    let sa = store.add_slice("a", &Source::Directory(a), &options("/opt/x")).unwrap();
-    let sb = store.add_slice("b", &Source::Directory(b), &options("/opt/x")).unwrap();
+    let sa = store
+        .add_slice("a", &Source::Directory(a), &options("/opt/x"))
+        .unwrap();
+    let sb = store
+        .add_slice("b", &Source::Directory(b), &options("/opt/x"))
+        .unwrap();
     assert_ne!(sa.digest, sb.digest);
-    let ino = |s: &slicebox::store::SliceInfo, p: &str| fs::metadata(store.slice_tree(&s.digest).join(p)).unwrap().ino();
+    let ino = |s: &slicebox::store::SliceInfo, p: &str| {
+        fs::metadata(store.slice_tree(&s.digest).join(p))
+            .unwrap()
+            .ino()
+    };
     assert_eq!(ino(&sa, "share/readme"), ino(&sb, "share/readme"));
     assert_eq!(ino(&sa, "bin/tool"), ino(&sb, "bin/tool"));
     let tool = fs::metadata(store.slice_tree(&sa.digest).join("bin/tool")).unwrap();
-    assert_eq!(tool.mode() & 0o777, 0o555, "objects are read-only and keep the exec bit");
+    assert_eq!(
+        tool.mode() & 0o777,
+        0o555,
+        "objects are read-only and keep the exec bit"
+    );
     let link = fs::read_link(store.slice_tree(&sa.digest).join("share/link")).unwrap();
-    assert_eq!(link, Path::new("../bin/tool"), "symlinks are kept, not followed");
+    assert_eq!(
+        link,
+        Path::new("../bin/tool"),
+        "symlinks are kept, not followed"
+    );
 }
 
 #[test]
@@ -81,15 +97,30 @@ fn digest_ignores_mtimes_and_other_mode_bits_but_not_the_exec_bit() {
     sample_tree(&b);
     fs::set_permissions(b.join("share/readme"), fs::Permissions::from_mode(0o600)).unwrap();
     let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1);
-    fs::File::options().write(true).open(b.join("bin/tool")).unwrap().set_modified(old).unwrap();
-    let sa = store.add_slice("a", &Source::Directory(a), &options("/opt/x")).unwrap();
-    let sb = store.add_slice("b", &Source::Directory(b.clone()), &options("/opt/x")).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(b.join("bin/tool"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let sa = store
+        .add_slice("a", &Source::Directory(a), &options("/opt/x"))
+        .unwrap();
+    let sb = store
+        .add_slice("b", &Source::Directory(b.clone()), &options("/opt/x"))
+        .unwrap();
     assert_eq!(sa.digest, sb.digest);
     fs::set_permissions(b.join("share/readme"), fs::Permissions::from_mode(0o755)).unwrap();
-    let sc = store.add_slice("c", &Source::Directory(b), &options("/opt/x")).unwrap();
+    let sc = store
+        .add_slice("c", &Source::Directory(b), &options("/opt/x"))
+        .unwrap();
     assert_ne!(sa.digest, sc.digest);
     let sd = store
-        .add_slice("d", &Source::Directory(tmp.path().join("a")), &options("/opt/elsewhere"))
+        .add_slice(
+            "d",
+            &Source::Directory(tmp.path().join("a")),
+            &options("/opt/elsewhere"),
+        )
         .unwrap();
     assert_ne!(sa.digest, sd.digest, "the mount point is part of the slice");
     assert_eq!(sa.manifest.tree, sd.manifest.tree, "but not of the tree");
@@ -103,12 +134,19 @@ fn a_directory_and_its_tarball_give_the_same_slice() {
     sample_tree(&dir);
     let tarball = tmp.path().join("tree.tar.gz");
     let file = fs::File::create(&tarball).unwrap();
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast()));
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        file,
+        flate2::Compression::fast(),
+    ));
     builder.follow_symlinks(false);
     builder.append_dir_all(".", &dir).unwrap();
     builder.into_inner().unwrap().finish().unwrap();
-    let from_dir = store.add_slice("d", &Source::Directory(dir), &options("/opt/t")).unwrap();
-    let from_tar = store.add_slice("t", &Source::Archive(tarball), &options("/opt/t")).unwrap();
+    let from_dir = store
+        .add_slice("d", &Source::Directory(dir), &options("/opt/t"))
+        .unwrap();
+    let from_tar = store
+        .add_slice("t", &Source::Archive(tarball), &options("/opt/t"))
+        .unwrap();
     assert_eq!(from_dir.digest, from_tar.digest);
     assert_eq!(from_dir.manifest.files, 3);
 }
@@ -145,7 +183,11 @@ fn hostile_tar(path: &Path, entries: &[Entry<'_>]) {
         }
         header.set_entry_type(kind);
         header.set_mode(0o4755);
-        header.set_size(if matches!(entry, Entry::HugeFile(_)) { 1 << 50 } else { data.len() as u64 });
+        header.set_size(if matches!(entry, Entry::HugeFile(_)) {
+            1 << 50
+        } else {
+            data.len() as u64
+        });
         header.set_cksum();
         out.extend_from_slice(header.as_bytes());
         if !data.is_empty() {
@@ -163,14 +205,19 @@ fn assert_rejected(entries: &[Entry<'_>], entry: &str, reason: &str) {
     let store = Store::open(&store_dir).unwrap();
     let good = tmp.path().join("good");
     sample_tree(&good);
-    store.add_slice("good", &Source::Directory(good), &options("/opt/g")).unwrap();
+    store
+        .add_slice("good", &Source::Directory(good), &options("/opt/g"))
+        .unwrap();
     let before = snapshot(&store_dir);
     let tarball = tmp.path().join("evil.tar");
     hostile_tar(&tarball, entries);
     match store.add_slice("evil", &Source::Archive(tarball), &options("/opt/e")) {
         Err(e @ Error::Rejected { .. }) => {
             let text = e.to_string();
-            assert!(text.contains(&format!("entry '{entry}' {reason}")), "{text}");
+            assert!(
+                text.contains(&format!("entry '{entry}' {reason}")),
+                "{text}"
+            );
             assert!(text.ends_with("nothing was added"), "{text}");
         }
         other => panic!("expected a rejection naming '{entry}', got {other:?}"),
@@ -180,18 +227,29 @@ fn assert_rejected(entries: &[Entry<'_>], entry: &str, reason: &str) {
 
 #[test]
 fn dot_dot_entries_are_refused() {
-    assert_rejected(&[Entry::File("a/../../escape", "x")], "a/../../escape", "contains '..'");
+    assert_rejected(
+        &[Entry::File("a/../../escape", "x")],
+        "a/../../escape",
+        "contains '..'",
+    );
 }
 
 #[test]
 fn absolute_entries_are_refused() {
-    assert_rejected(&[Entry::File("/etc/evil", "x")], "/etc/evil", "is an absolute path");
+    assert_rejected(
+        &[Entry::File("/etc/evil", "x")],
+        "/etc/evil",
+        "is an absolute path",
+    );
 }
 
 #[test]
 fn writes_through_a_symlink_are_refused() {
     assert_rejected(
-        &[Entry::Symlink("link", "/etc"), Entry::File("link/passwd", "x")],
+        &[
+            Entry::Symlink("link", "/etc"),
+            Entry::File("link/passwd", "x"),
+        ],
         "link/passwd",
         "lies below a symlink",
     );
@@ -208,7 +266,11 @@ fn hardlinks_outside_the_archive_are_refused() {
 
 #[test]
 fn devices_and_fifos_are_refused() {
-    assert_rejected(&[Entry::CharDevice("dev/mem")], "dev/mem", "is a device node");
+    assert_rejected(
+        &[Entry::CharDevice("dev/mem")],
+        "dev/mem",
+        "is a device node",
+    );
     assert_rejected(&[Entry::Fifo("pipe")], "pipe", "is a fifo");
 }
 
@@ -223,13 +285,21 @@ fn duplicate_entries_are_refused() {
 
 #[test]
 fn absurd_sizes_are_refused_before_reading() {
-    assert_rejected(&[Entry::HugeFile("big")], "big", "claims 1125899906842624 bytes");
+    assert_rejected(
+        &[Entry::HugeFile("big")],
+        "big",
+        "claims 1125899906842624 bytes",
+    );
 }
 
 #[test]
 fn a_rejection_after_new_objects_were_written_still_leaves_the_store_unchanged() {
     assert_rejected(
-        &[Entry::Dir("d"), Entry::File("d/new-content", "never stored"), Entry::File("../x", "y")],
+        &[
+            Entry::Dir("d"),
+            Entry::File("d/new-content", "never stored"),
+            Entry::File("../x", "y"),
+        ],
         "../x",
         "contains '..'",
     );
@@ -240,8 +310,16 @@ fn setuid_bits_are_dropped_and_hardlinks_within_the_archive_kept() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(&tmp.path().join("store")).unwrap();
     let tarball = tmp.path().join("ok.tar");
-    hostile_tar(&tarball, &[Entry::File("bin/su", "suid"), Entry::Hardlink("bin/su2", "bin/su")]);
-    let info = store.add_slice("ok", &Source::Archive(tarball), &options("/opt/ok")).unwrap();
+    hostile_tar(
+        &tarball,
+        &[
+            Entry::File("bin/su", "suid"),
+            Entry::Hardlink("bin/su2", "bin/su"),
+        ],
+    );
+    let info = store
+        .add_slice("ok", &Source::Archive(tarball), &options("/opt/ok"))
+        .unwrap();
     let tree = store.slice_tree(&info.digest);
     let su = fs::metadata(tree.join("bin/su")).unwrap();
     assert_eq!(su.mode() & 0o7777, 0o555);
@@ -254,12 +332,20 @@ fn refs_resolve_by_name_digest_and_unique_prefix() {
     let store = Store::open(&tmp.path().join("store")).unwrap();
     let src = tmp.path().join("t");
     sample_tree(&src);
-    let info = store.add_slice("n", &Source::Directory(src), &options("/opt/n")).unwrap();
+    let info = store
+        .add_slice("n", &Source::Directory(src), &options("/opt/n"))
+        .unwrap();
     assert_eq!(store.resolve("n").unwrap(), info.digest);
-    assert_eq!(store.resolve(&info.digest.to_string()).unwrap(), info.digest);
+    assert_eq!(
+        store.resolve(&info.digest.to_string()).unwrap(),
+        info.digest
+    );
     assert_eq!(store.resolve(&info.digest.hex()[..6]).unwrap(), info.digest);
     assert!(matches!(store.resolve("nope"), Err(Error::NotFound(_))));
-    assert!(matches!(store.resolve("abc"), Err(Error::NotFound(_))), "prefixes need 4 digits");
+    assert!(
+        matches!(store.resolve("abc"), Err(Error::NotFound(_))),
+        "prefixes need 4 digits"
+    );
 }
 
 #[test]
