@@ -10,7 +10,7 @@ BINDIR    := $(PREFIX)/bin
 LOADABLES := $(PREFIX)/lib/bash
 INCDIR    := $(PREFIX)/include
 DOCDIR    := $(PREFIX)/share/doc/slicebox
-BUILTINS  := sandbox slice-add slice-list slice-show
+BUILTINS  := sandbox slice-add slice-list slice-show slice-rm slice-tag slice-gc slice-verify slice-diff store-stats
 DOCS      := README.md docs/builtins.md docs/c-api.md docs/design.md docs/formats.md docs/performance.md
 # The unprivileged user the rootless tests run as when `make test` runs as root.
 SLICEBOX_TEST_USER ?= sbx

@@ -15,7 +15,8 @@ trap 'rm -rf "$stage"' EXIT
 chmod 755 "$stage"
 mkdir -p "$stage/bin" "$stage/lib"
 install -m 0755 "$build/slicebox" "$stage/bin/slicebox"
-for b in sandbox slice-add slice-list slice-show; do ln -s slicebox "$stage/bin/$b"; done
+builtins=$("$build/slicebox" --commands | tr '\n' ' ')
+for b in $builtins; do ln -s slicebox "$stage/bin/$b"; done
 install -m 0644 "$build/libslicebox.so" "$stage/lib/libslicebox.so"
 cp -r "$top/spec" "$top/shell-tests" "$stage/"
 chmod -R a+rX "$stage"
@@ -35,7 +36,7 @@ run_mode() { # mode-name, then the command prefix that switches user
         HOME="$work" PATH="$stage/bin:/usr/local/bin:/usr/bin:/bin" LANG=C.UTF-8 \
         SLICEBOX_BIN_DIR="$stage/bin" SLICEBOX_LIB="$stage/lib/libslicebox.so" \
         SLICEBOX_STORE="$work/store" SLICEBOX_TOOLCHAIN_CACHE="$SLICEBOX_TOOLCHAIN_CACHE" \
-        SLICEBOX_TEST_MODE="$mode" SLICEBOX_TEST_WORK="$work" \
+        SLICEBOX_TEST_MODE="$mode" SLICEBOX_TEST_WORK="$work" SLICEBOX_BUILTINS="$builtins" \
         bash "$stage/shell-tests/run-mode.sh"
 }
 

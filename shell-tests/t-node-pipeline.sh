@@ -37,9 +37,11 @@ status=$?
 set -e
 expect_eq "node cannot write into its own slice" 1 "$status"
 
-# Identical files across the two versions are stored once: at least the
-# npm files they share are hardlinks to one object.
-shared=$(slice-show --json node-20 >/dev/null; find "$SLICEBOX_STORE/objects" -type f -links +2 | wc -l)
-[ "$shared" -gt 0 ] || fail "no object is shared between node-20 and node-22"
-expect_eq "shared files are stored once (objects with 3+ links exist)" yes yes
+# Identical files across the two versions are stored once.
+enable -f "$SLICEBOX_LIB" store-stats
+shared=$(slice-show --json node-20 | sed -n 's/.*"shared_bytes": \([0-9]*\).*/\1/p')
+[ "${shared:-0}" -gt 1000000 ] || fail "node-20 and node-22 share only ${shared:-0} bytes"
+expect_eq "the two versions share over 1 MB of stored files" yes yes
+ratio=$(store-stats --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["disk_bytes"] <= 1.01 * s["distinct_content_bytes"])')
+expect_eq "file bytes on disk are at most 1.01 x the distinct content" True "$ratio"
 done_checks

@@ -27,7 +27,7 @@ CELL_DEFS = {
     'zsh': ('zsh', ['-c'], {'zsh'}),
     'busybox': ('busybox', ['sh', '-c'], {'busybox', 'ash'}),
 }
-DEFAULT_BUILTINS = 'sandbox slice-add slice-list slice-show'
+DEFAULT_BUILTINS = 'sandbox slice-add slice-list slice-show slice-rm slice-tag slice-gc slice-verify slice-diff store-stats'
 
 # Same shape as Oils' test/sh_spec.py KEY_VALUE_RE, but shell names may contain '-'.
 KEY_VALUE_RE = re.compile(
@@ -266,6 +266,8 @@ def main():
             print(f'  stderr (status {act["status"]}):\n{clip(act["stderr"])}')
 
     if not os.environ.get('SPEC_KEEP_TMP'):
+        # Slice trees are read-only (0555): make them writable to remove them.
+        subprocess.run(['chmod', '-R', 'u+w', root], check=False)
         shutil.rmtree(root, ignore_errors=True)
     return 1 if failures else 0
 

@@ -157,7 +157,8 @@ struct BashBuiltin {
 #[test]
 fn every_builtin_exports_a_writable_struct_and_a_load_hook_that_fills_help() {
     let lib = library();
-    for name in ["sandbox", "slice-add", "slice-list", "slice-show"] {
+    for command in slicebox::cli::spec::COMMANDS {
+        let name = command.name;
         // SAFETY: the symbols have the layout and signature bash expects.
         unsafe {
             let builtin: Symbol<*mut BashBuiltin> =

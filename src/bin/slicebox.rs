@@ -54,6 +54,12 @@ fn main() {
                 ctx.out(&usage());
                 std::process::exit(if args.is_empty() { 2 } else { 0 });
             }
+            // One command name per line, for scripts that install links.
+            Some(b"--commands") => {
+                let names: String = spec::COMMANDS.iter().map(|c| format!("{}\n", c.name)).collect();
+                ctx.out(&names);
+                std::process::exit(0);
+            }
             Some(b"--version") => {
                 ctx.out(&format!("slicebox {}\n", env!("CARGO_PKG_VERSION")));
                 std::process::exit(0);

@@ -130,6 +130,12 @@ pub fn run(name: &str, args: &[OsString], ctx: &Context) -> Exit {
         "slice-add" => slices::add(&parsed, ctx),
         "slice-list" => slices::list(&parsed, ctx),
         "slice-show" => slices::show(&parsed, ctx),
+        "slice-rm" => slices::remove(&parsed, ctx),
+        "slice-tag" => slices::tag(&parsed, ctx),
+        "slice-gc" => slices::gc(&parsed, ctx),
+        "slice-verify" => slices::verify(&parsed, ctx),
+        "slice-diff" => slices::diff(&parsed, ctx),
+        "store-stats" => slices::stats(&parsed, ctx),
         _ => unreachable!("every command in spec::COMMANDS is dispatched"),
     };
     match result {

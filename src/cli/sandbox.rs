@@ -61,8 +61,13 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         ctx.env.clone()
     };
     let slice_refs: Vec<_> = parsed.values("slice").collect();
+    // Held until the stage ends, so slice-gc keeps what it mounts.
+    let mut _pin = None;
     if !slice_refs.is_empty() {
         let store = open_store(ctx)?;
+        // Resolving and pinning under the shared lock: gc cannot run between.
+        let lock = store.lock_shared()?;
+        let mut digests = Vec::new();
         for reference in slice_refs {
             let text = reference.to_string_lossy();
             let (name, at) = match text.split_once(':') {
@@ -86,12 +91,15 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
             for entry in &manifest.env {
                 set_env(&mut env, OsString::from(entry));
             }
+            digests.push(digest);
             slices.push(PlannedSlice {
                 label: name,
                 tree: store.slice_tree(&digest),
                 mount_point: PathBuf::from(mount_point),
             });
         }
+        _pin = Some(store.pin(&digests)?);
+        drop(lock);
     }
     for entry in parsed.values("env") {
         if !entry.as_bytes().contains(&b'=') {

@@ -60,16 +60,17 @@ pub fn add(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         }
     };
     let store = open_store(ctx)?;
-    let info = store.add_slice(
+    let added = store.add_slice(
         &name,
         &source,
         &IngestOptions {
             mount_point,
             env,
             max_file_size: crate::store::DEFAULT_MAX_FILE_SIZE,
+            progress_fd: Some(ctx.stdio[2]),
         },
     )?;
-    ctx.out(&format!("{}\n", info.digest));
+    ctx.out(&format!("{}\n", added.info.digest));
     Ok(Exit::SUCCESS)
 }
 
@@ -92,7 +93,7 @@ pub fn list(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
                 })
             })
             .collect();
-        ctx.out(&format!("{}\n", serde_json::Value::Array(rows)));
+        print_json(ctx, &serde_json::Value::Array(rows));
         return Ok(Exit::SUCCESS);
     }
     let mut text = String::new();
@@ -115,11 +116,13 @@ pub fn show(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     let store = open_store(ctx)?;
     let digest = store.resolve(&reference.to_string_lossy())?;
     let info = store.slice_info(&digest)?;
+    let usage = store.usage(&digest)?;
     if parsed.has("json") {
-        ctx.out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&info).expect("slice info always serialises")
-        ));
+        let mut value = serde_json::to_value(&info).expect("slice info always serialises");
+        value["shared_bytes"] = usage.shared_bytes.into();
+        value["unique_bytes"] = usage.unique_bytes.into();
+        value["path"] = store.slice_tree(&digest).display().to_string().into();
+        print_json(ctx, &value);
         return Ok(Exit::SUCCESS);
     }
     let m = &info.manifest;
@@ -141,6 +144,137 @@ pub fn show(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         store.slice_tree(&digest).display()
     ));
     ctx.out(&text);
+    Ok(Exit::SUCCESS)
+}
+
+fn print_json(ctx: &Context, value: &impl serde::Serialize) {
+    ctx.out(&format!(
+        "{}\n",
+        serde_json::to_string_pretty(value).expect("reports always serialise")
+    ));
+}
+
+fn operands<const N: usize>(parsed: &Parsed, what: &str) -> Result<[String; N], Failure> {
+    let strings: Vec<String> = parsed
+        .operands
+        .iter()
+        .map(|o| o.to_string_lossy().into_owned())
+        .collect();
+    strings
+        .try_into()
+        .map_err(|_| Failure::usage(format!("expected {what}")))
+}
+
+pub fn remove(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
+    let [reference] = operands(parsed, "one REF")?;
+    let store = open_store(ctx)?;
+    for name in store.remove(&reference)? {
+        ctx.out(&format!("removed {name}\n"));
+    }
+    Ok(Exit::SUCCESS)
+}
+
+pub fn tag(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
+    let [reference, name] = operands(parsed, "REF and NAME")?;
+    let store = open_store(ctx)?;
+    ctx.out(&format!("{}\n", store.tag(&reference, &name)?));
+    Ok(Exit::SUCCESS)
+}
+
+pub fn gc(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
+    let [] = operands(parsed, "no operands")?;
+    let report = open_store(ctx)?.gc()?;
+    if parsed.has("json") {
+        print_json(ctx, &report);
+    } else {
+        ctx.out(&format!(
+            "removed {} slices and {} objects, freed {}\n",
+            report.slices_removed,
+            report.objects_removed,
+            human_bytes(report.bytes_freed)
+        ));
+    }
+    Ok(Exit::SUCCESS)
+}
+
+pub fn verify(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
+    let store = open_store(ctx)?;
+    let slice = match parsed.operands.as_slice() {
+        [] => None,
+        [reference] => Some(store.resolve(&reference.to_string_lossy())?),
+        _ => return Err(Failure::usage("expected at most one REF")),
+    };
+    let damage = store.verify(slice.as_ref())?;
+    if parsed.has("json") {
+        print_json(ctx, &damage);
+    } else {
+        let text: String = damage
+            .iter()
+            .map(|d| format!("damaged: {}: {}\n", d.path, d.problem))
+            .collect();
+        ctx.out(&text);
+    }
+    if damage.is_empty() {
+        Ok(Exit::SUCCESS)
+    } else {
+        Err(Failure {
+            message: format!("{} damaged paths", damage.len()),
+            exit: Exit::FAILURE,
+        })
+    }
+}
+
+pub fn diff(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
+    let [a, b] = operands(parsed, "two REFs")?;
+    let store = open_store(ctx)?;
+    let changes = store.diff(&store.resolve(&a)?, &store.resolve(&b)?)?;
+    if parsed.has("json") {
+        print_json(ctx, &changes);
+    } else {
+        let text: String = changes
+            .iter()
+            .map(|c| {
+                let mark = match c.kind {
+                    "added" => '+',
+                    "removed" => '-',
+                    _ => 'M',
+                };
+                format!("{mark} {}\n", c.path)
+            })
+            .collect();
+        ctx.out(&text);
+    }
+    Ok(Exit::SUCCESS)
+}
+
+pub fn stats(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
+    let [] = operands(parsed, "no operands")?;
+    let stats = open_store(ctx)?.stats()?;
+    if parsed.has("json") {
+        print_json(ctx, &stats);
+        return Ok(Exit::SUCCESS);
+    }
+    let ratio = stats.disk_bytes as f64 / (stats.distinct_content_bytes.max(1)) as f64;
+    ctx.out(&format!(
+        "slices:            {}\nnames:             {}\nobjects:           {}\n\
+         on disk:           {} ({}) of file contents, {} ({}) of metadata\n\
+         all slices hold:   {} ({})\n\
+         distinct content:  {} ({})\non disk / distinct: {ratio:.3}\n\
+         gc would free:     {} ({})\n",
+        stats.slices,
+        stats.names,
+        stats.objects,
+        stats.disk_bytes,
+        human_bytes(stats.disk_bytes),
+        stats.metadata_bytes,
+        human_bytes(stats.metadata_bytes),
+        stats.logical_bytes,
+        human_bytes(stats.logical_bytes),
+        stats.distinct_content_bytes,
+        human_bytes(stats.distinct_content_bytes),
+        stats.reclaimable_bytes,
+        human_bytes(stats.reclaimable_bytes),
+    ));
     Ok(Exit::SUCCESS)
 }
 

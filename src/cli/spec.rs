@@ -105,8 +105,9 @@ pub const SLICE_ADD: CommandSpec = CommandSpec {
     ],
     options_end_at_operand: false,
     details: "\
-SOURCE is a directory, a .tar or .tar.gz file, or - for a tar stream on
-stdin. Entries that would escape the slice (.., absolute paths, anything
+SOURCE is a directory, a .tar, .tar.gz or .tar.zst file, or - for a tar
+stream (plain, gzip or zstd) on stdin. Re-adding a name keeps its previous
+target reachable as NAME@1 (then NAME@2, ...) until slice-gc. Entries that would escape the slice (.., absolute paths, anything
 below a symlink), hardlinks to files outside the archive, device nodes,
 fifos and duplicate entries are refused and nothing is added. Setuid and
 setgid bits are dropped: only the executable bit is kept. Prints the new
@@ -125,13 +126,85 @@ pub const SLICE_LIST: CommandSpec = CommandSpec {
 pub const SLICE_SHOW: CommandSpec = CommandSpec {
     name: "slice-show",
     usage: "slice-show [--json] REF",
-    summary: "Show one slice; REF is a name, a digest or a unique digest prefix.",
+    summary:
+        "Show one slice: names, digests, mount point, size, and bytes shared with other slices.",
+    options: &[JSON, HELP],
+    options_end_at_operand: false,
+    details: "\
+REF, everywhere a slice is named: a name, NAME@N (the Nth previous target
+of NAME), a full sha256: digest, or a unique prefix of at least 4 hex digits.",
+};
+
+pub const SLICE_RM: CommandSpec = CommandSpec {
+    name: "slice-rm",
+    usage: "slice-rm REF",
+    summary: "Remove a name (and its history), or every name of a digest; slice-gc frees the data.",
+    options: &[HELP],
+    options_end_at_operand: false,
+    details: "",
+};
+
+pub const SLICE_TAG: CommandSpec = CommandSpec {
+    name: "slice-tag",
+    usage: "slice-tag REF NAME",
+    summary: "Point NAME at the slice REF resolves to (NAME's previous target becomes NAME@1).",
+    options: &[HELP],
+    options_end_at_operand: false,
+    details: "",
+};
+
+pub const SLICE_GC: CommandSpec = CommandSpec {
+    name: "slice-gc",
+    usage: "slice-gc [--json]",
+    summary:
+        "Delete what no name and no running stage uses: ref history, slices, objects, leftovers.",
+    options: &[JSON, HELP],
+    options_end_at_operand: false,
+    details: "\
+Marks from the current target of every name and from the slices pinned by
+running stages, then sweeps. History entries (NAME@1, ...) are kept only
+until gc. Waits for running slice-adds; stages may keep running.",
+};
+
+pub const SLICE_VERIFY: CommandSpec = CommandSpec {
+    name: "slice-verify",
+    usage: "slice-verify [--json] [REF]",
+    summary: "Re-hash a slice (or every slice and object) and name every damaged path.",
+    options: &[JSON, HELP],
+    options_end_at_operand: false,
+    details: "Exit status 0 when nothing is damaged, 1 when something is.",
+};
+
+pub const SLICE_DIFF: CommandSpec = CommandSpec {
+    name: "slice-diff",
+    usage: "slice-diff [--json] A B",
+    summary: "List entries added (+), removed (-) and changed (M) from slice A to slice B.",
     options: &[JSON, HELP],
     options_end_at_operand: false,
     details: "",
 };
 
-pub const COMMANDS: &[&CommandSpec] = &[&SANDBOX, &SLICE_ADD, &SLICE_LIST, &SLICE_SHOW];
+pub const STORE_STATS: CommandSpec = CommandSpec {
+    name: "store-stats",
+    usage: "store-stats [--json]",
+    summary: "Report the store's size on disk, its deduplicated size and what slice-gc would free.",
+    options: &[JSON, HELP],
+    options_end_at_operand: false,
+    details: "",
+};
+
+pub const COMMANDS: &[&CommandSpec] = &[
+    &SANDBOX,
+    &SLICE_ADD,
+    &SLICE_LIST,
+    &SLICE_SHOW,
+    &SLICE_RM,
+    &SLICE_TAG,
+    &SLICE_GC,
+    &SLICE_VERIFY,
+    &SLICE_DIFF,
+    &STORE_STATS,
+];
 
 pub fn find(name: &str) -> Option<&'static CommandSpec> {
     COMMANDS.iter().copied().find(|c| c.name == name)

@@ -175,6 +175,12 @@ bash_builtins! {
     "slice-add" => SLICE_ADD_STRUCT, slice_add_builtin, slice_add_builtin_load, "slice-add_struct", "slice-add_builtin_load";
     "slice-list" => SLICE_LIST_STRUCT, slice_list_builtin, slice_list_builtin_load, "slice-list_struct", "slice-list_builtin_load";
     "slice-show" => SLICE_SHOW_STRUCT, slice_show_builtin, slice_show_builtin_load, "slice-show_struct", "slice-show_builtin_load";
+    "slice-rm" => SLICE_RM_STRUCT, slice_rm_builtin, slice_rm_builtin_load, "slice-rm_struct", "slice-rm_builtin_load";
+    "slice-tag" => SLICE_TAG_STRUCT, slice_tag_builtin, slice_tag_builtin_load, "slice-tag_struct", "slice-tag_builtin_load";
+    "slice-gc" => SLICE_GC_STRUCT, slice_gc_builtin, slice_gc_builtin_load, "slice-gc_struct", "slice-gc_builtin_load";
+    "slice-verify" => SLICE_VERIFY_STRUCT, slice_verify_builtin, slice_verify_builtin_load, "slice-verify_struct", "slice-verify_builtin_load";
+    "slice-diff" => SLICE_DIFF_STRUCT, slice_diff_builtin, slice_diff_builtin_load, "slice-diff_struct", "slice-diff_builtin_load";
+    "store-stats" => STORE_STATS_STRUCT, store_stats_builtin, store_stats_builtin_load, "store-stats_struct", "store-stats_builtin_load";
 }
 
 #[cfg(test)]

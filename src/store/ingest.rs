@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::objects::{copy_object, create_empty, ObjectWriter};
+use super::progress::Progress;
 use super::tree::{find, place, tree_digest, Node};
+use super::{listing, parallel};
 use super::{
     os, printable, printable_path, refs, Error, IoContext, Manifest, Result, SliceInfo, Store,
 };
@@ -21,7 +23,7 @@ use super::{
 #[derive(Debug, Clone)]
 pub enum Source {
     Directory(PathBuf),
-    /// A `.tar`, `.tar.gz` file; the compression is detected from its
+    /// A `.tar`, `.tar.gz` or `.tar.zst` file; the compression is detected from its
     /// first bytes, not its name.
     Archive(PathBuf),
     /// A tar stream (possibly gzip-compressed) on an open descriptor.
@@ -44,18 +46,23 @@ pub struct IngestOptions {
     /// Larger regular files are refused before any byte is read, so a
     /// header that claims petabytes cannot fill the disk.
     pub max_file_size: u64,
+    /// Where to draw a progress line (a terminal), if anywhere.
+    pub progress_fd: Option<RawFd>,
 }
 
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 64 << 30;
 
+/// What `add_slice` did.
+#[derive(Debug, Clone)]
+pub struct Added {
+    pub info: SliceInfo,
+    /// Bytes of new object data written; 0 when every file was stored already.
+    pub written_bytes: u64,
+}
+
 impl Store {
     /// Adds `source` as a slice and points `name` at it.
-    pub fn add_slice(
-        &self,
-        name: &str,
-        source: &Source,
-        options: &IngestOptions,
-    ) -> Result<SliceInfo> {
+    pub fn add_slice(&self, name: &str, source: &Source, options: &IngestOptions) -> Result<Added> {
         refs::validate_name(name)?;
         let mount_point = validate_mount_point(&options.mount_point)?;
         for entry in &options.env {
@@ -68,21 +75,32 @@ impl Store {
                 });
             }
         }
+        // Shared for the whole add: gc cannot delete an object this add
+        // found already stored and is about to link.
+        let _lock = self.lock_shared()?;
         let stage = Stage::create(self)?;
-        let mut objects = ObjectWriter::new(self, &stage.path)?;
+        let objects = ObjectWriter::new(self, &stage.path)?;
         let source_name = source.describe();
+        let progress = Progress::start(options.progress_fd, format!("adding {name}"));
         let root = match source {
-            Source::Directory(dir) => read_directory(dir, &mut objects)?,
+            Source::Directory(dir) => read_directory(dir, &objects, &progress)?,
             Source::Archive(path) => {
                 let file = File::open(path).at("open", path)?;
-                read_archive(file, &source_name, options, &mut objects)?
+                read_archive(file, &source_name, options, &objects, &progress)?
             }
             Source::Stream(fd) => {
                 // SAFETY: the caller owns `fd` and keeps it open for this call.
                 let borrowed = unsafe { BorrowedFd::borrow_raw(*fd) };
-                read_archive(FdReader(borrowed), &source_name, options, &mut objects)?
+                read_archive(
+                    FdReader(borrowed),
+                    &source_name,
+                    options,
+                    &objects,
+                    &progress,
+                )?
             }
         };
+        progress.finish();
         let (files, bytes) = root.count();
         let manifest = Manifest::new(
             tree_digest(&root),
@@ -97,6 +115,8 @@ impl Store {
         fs::create_dir(&staged_slice).at("create staging directory", &staged_slice)?;
         let tree_dir = staged_slice.join("tree");
         materialise(&root, &tree_dir, &objects)?;
+        let listing_path = staged_slice.join("listing");
+        fs::write(&listing_path, listing::write(&root)).at("write listing", &listing_path)?;
         manifest.write(&staged_slice.join("manifest.json"))?;
 
         // One syncfs for the whole batch (as ostree does) instead of an
@@ -114,7 +134,10 @@ impl Store {
         sync_dir(&self.slices_dir())?;
         refs::set(self, name, &slice_digest)?;
         drop(stage);
-        self.slice_info(&slice_digest)
+        Ok(Added {
+            info: self.slice_info(&slice_digest)?,
+            written_bytes: objects.written.load(Ordering::Relaxed),
+        })
     }
 }
 
@@ -195,7 +218,15 @@ pub(crate) fn make_writable(dir: &Path) {
     }
 }
 
-fn read_directory(dir: &Path, objects: &mut ObjectWriter<'_>) -> Result<Node> {
+/// What the walk of a directory source found, before file contents are
+/// hashed (in parallel).
+enum Found {
+    Dir,
+    Symlink(Vec<u8>),
+    File { path: PathBuf, executable: bool },
+}
+
+fn read_directory(dir: &Path, objects: &ObjectWriter<'_>, progress: &Progress) -> Result<Node> {
     let meta = fs::metadata(dir).at("read", dir)?;
     if !meta.is_dir() {
         return Err(Error::BadSource {
@@ -203,48 +234,82 @@ fn read_directory(dir: &Path, objects: &mut ObjectWriter<'_>) -> Result<Node> {
             reason: "not a directory".into(),
         });
     }
-    read_directory_below(dir, dir, objects)
+    let mut found = Vec::new();
+    walk(dir, dir, &mut Vec::new(), &mut found)?;
+    let files: Vec<(&PathBuf, bool)> = found
+        .iter()
+        .filter_map(|(_, what)| match what {
+            Found::File { path, executable } => Some((path, *executable)),
+            _ => None,
+        })
+        .collect();
+    let results = parallel::map(&files, |(path, executable)| {
+        // O_NOFOLLOW: a file swapped for a symlink after the walk is refused.
+        let mut file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .at("open", path)?;
+        let result = objects.add_file(&mut file, *executable, path)?;
+        progress.advance(result.1);
+        Ok(result)
+    })?;
+    let mut root = Node::empty_dir();
+    let mut hashed = results.into_iter();
+    for (parts, what) in found {
+        let node = match what {
+            Found::Dir => Node::empty_dir(),
+            Found::Symlink(target) => Node::Symlink { target },
+            Found::File { executable, .. } => {
+                let (content, size) = hashed.next().expect("every file was hashed");
+                Node::File {
+                    content,
+                    executable,
+                    size,
+                }
+            }
+        };
+        let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        place(&mut root, &parts, node).expect("directory entries have unique names");
+    }
+    Ok(root)
 }
 
-fn read_directory_below(top: &Path, dir: &Path, objects: &mut ObjectWriter<'_>) -> Result<Node> {
-    let mut node = Node::empty_dir();
+fn walk(
+    top: &Path,
+    dir: &Path,
+    prefix: &mut Vec<Vec<u8>>,
+    found: &mut Vec<(Vec<Vec<u8>>, Found)>,
+) -> Result<()> {
     for entry in fs::read_dir(dir).at("read directory", dir)? {
         let entry = entry.at("read directory", dir)?;
         let path = entry.path();
-        let meta = fs::symlink_metadata(&path).at("read", &path)?;
-        let kind = meta.file_type();
-        let child = if kind.is_dir() {
-            read_directory_below(top, &path, objects)?
+        let kind = entry.file_type().at("read", &path)?;
+        prefix.push(entry.file_name().as_bytes().to_vec());
+        if kind.is_dir() {
+            found.push((prefix.clone(), Found::Dir));
+            walk(top, &path, prefix, found)?;
         } else if kind.is_symlink() {
             let target = fs::read_link(&path).at("read symlink", &path)?;
-            Node::Symlink {
-                target: target.as_os_str().as_bytes().to_vec(),
-            }
+            found.push((
+                prefix.clone(),
+                Found::Symlink(target.as_os_str().as_bytes().to_vec()),
+            ));
         } else if kind.is_file() {
-            // O_NOFOLLOW: a file swapped for a symlink after the lstat is refused.
-            let mut file = OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&path)
-                .at("open", &path)?;
+            let meta = fs::symlink_metadata(&path).at("read", &path)?;
             let executable = meta.permissions().mode() & 0o111 != 0;
-            let (content, size) = objects.add(&mut file, executable, &path)?;
-            Node::File {
-                content,
-                executable,
-                size,
-            }
+            found.push((prefix.clone(), Found::File { path, executable }));
         } else {
             return Err(Error::Rejected {
                 source_name: printable_path(top),
                 entry: printable_path(path.strip_prefix(top).unwrap_or(&path)),
-                reason: "is a device node, fifo or socket; slices hold only files, directories and symlinks".into(),
+                reason: "is a device node, fifo or socket; slices hold only files, directories and symlinks"
+                    .into(),
             });
-        };
-        let name = entry.file_name();
-        place(&mut node, &[name.as_bytes()], child).expect("directory entries have unique names");
+        }
+        prefix.pop();
     }
-    Ok(node)
+    Ok(())
 }
 
 /// Splits a tar entry name into safe components: `.` and empty parts are
@@ -268,7 +333,8 @@ fn read_archive(
     input: impl Read,
     source_name: &str,
     options: &IngestOptions,
-    objects: &mut ObjectWriter<'_>,
+    objects: &ObjectWriter<'_>,
+    progress: &Progress,
 ) -> Result<Node> {
     let mut buffered = BufReader::with_capacity(256 * 1024, input);
     let magic = buffered
@@ -277,10 +343,10 @@ fn read_archive(
     let decoded: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
     } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        return Err(Error::BadSource {
-            source_name: source_name.into(),
-            reason: "zstd-compressed archives are not supported yet".into(),
-        });
+        Box::new(
+            zstd::stream::read::Decoder::with_buffer(buffered)
+                .map_err(|e| bad_source(source_name, &e))?,
+        )
     } else {
         Box::new(buffered)
     };
@@ -330,7 +396,8 @@ fn read_archive(
                 let mode = entry.header().mode().map_err(|e| reject(e.to_string()))?;
                 let executable = mode & 0o111 != 0;
                 let origin = PathBuf::from(os(&raw_name));
-                let (content, size) = objects.add(&mut entry, executable, &origin)?;
+                let (content, size) = objects.add_stream(&mut entry, executable, &origin)?;
+                progress.advance(size);
                 Node::File {
                     content,
                     executable,

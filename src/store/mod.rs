@@ -6,8 +6,11 @@
 //!   objects/ab/cdef…        one file's bytes, named by sha256; `.x` suffix when executable
 //!   slices/<hex>/manifest.json
 //!   slices/<hex>/tree/…     read-only tree of hardlinks into objects/
-//!   refs/<name>             the digest a name points at
+//!   slices/<hex>/listing    every entry with its content digest
+//!   refs/<name>             the digest a name points at, then its history
+//!   pins/<pid>.<n>          slices a running stage uses (flock'ed while it runs)
 //!   tmp/                    staging; anything here is garbage after a crash
+//!   lock                    shared by adds, exclusive for gc
 //! ```
 //!
 //! A slice becomes visible only by the rename of its finished staging dir,
@@ -15,7 +18,12 @@
 //! one (see docs/formats.md).
 
 mod ingest;
+mod listing;
+mod lock;
+mod maintenance;
 mod objects;
+mod parallel;
+mod progress;
 mod refs;
 mod slice;
 mod tree;
@@ -26,7 +34,10 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-pub use ingest::{validate_mount_point, IngestOptions, Source, DEFAULT_MAX_FILE_SIZE};
+pub use ingest::{validate_mount_point, Added, IngestOptions, Source, DEFAULT_MAX_FILE_SIZE};
+pub use listing::Entry;
+pub use lock::{Pin, StoreLock};
+pub use maintenance::{Change, Damage, GcReport, SliceUsage, StoreStats};
 pub use refs::validate_name;
 pub use slice::{Manifest, SliceInfo};
 pub use tree::{tree_digest, Node};
@@ -108,7 +119,7 @@ impl Store {
 
     /// Opens the store at `root`, creating its directories when missing.
     pub fn open(root: &Path) -> Result<Store> {
-        for sub in ["objects", "slices", "refs", "tmp"] {
+        for sub in ["objects", "slices", "refs", "tmp", "pins"] {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).at("create store directory", &dir)?;
         }

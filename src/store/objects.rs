@@ -1,26 +1,36 @@
-//! Writing objects: each file's bytes are streamed once into a temp file in
-//! the store while being hashed, then kept only if the store lacks them.
-//! New objects stay in the staging dir until the slice commits, so a
-//! rejected source leaves the store's object set unchanged.
+//! Writing objects. A file is read once: small files are hashed in memory
+//! and written only if the store lacks them; big files are hashed first
+//! and copied only if new (seekable sources), or streamed into a temp file
+//! while hashed (tar streams). New objects stay in the staging dir until
+//! the slice commits, so a rejected source leaves the object set unchanged.
+//! Safe to share between ingest threads.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use sha2::{Digest as _, Sha256};
 
-use super::{IoContext, Result, Store};
+use super::{Error, IoContext, Result, Store};
 use crate::digest::Digest;
+
+/// Files up to this size are read whole into memory before any write.
+const IN_MEMORY_LIMIT: usize = 4 << 20;
+const CHUNK: usize = 256 << 10;
 
 pub(crate) struct ObjectWriter<'s> {
     store: &'s Store,
     incoming: PathBuf,
     staged: PathBuf,
-    next_temp: u64,
+    next_temp: AtomicU64,
     /// Objects this ingest created, by (content, executable).
-    new: HashMap<(Digest, bool), PathBuf>,
+    new: Mutex<HashMap<(Digest, bool), PathBuf>>,
+    /// Bytes of object data this ingest wrote (for tests and reports).
+    pub(crate) written: AtomicU64,
 }
 
 /// Object file modes: read-only, keeping only the executable bit.
@@ -30,6 +40,35 @@ fn object_mode(executable: bool) -> u32 {
     } else {
         0o444
     }
+}
+
+fn read_retrying(reader: &mut dyn Read, buf: &mut [u8], origin: &Path) -> Result<usize> {
+    loop {
+        match reader.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other.at("read", origin),
+        }
+    }
+}
+
+/// Reads into `buf` up to `limit` bytes; true when that reached EOF.
+fn fill(reader: &mut dyn Read, buf: &mut Vec<u8>, limit: usize, origin: &Path) -> Result<bool> {
+    let mut chunk = vec![0u8; CHUNK];
+    while buf.len() < limit {
+        let want = CHUNK.min(limit - buf.len());
+        let n = read_retrying(reader, &mut chunk[..want], origin)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    // Exactly at the limit: EOF only if nothing more comes.
+    let n = read_retrying(reader, &mut chunk[..1], origin)?;
+    if n == 1 {
+        buf.push(chunk[0]);
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 impl<'s> ObjectWriter<'s> {
@@ -42,60 +81,173 @@ impl<'s> ObjectWriter<'s> {
             store,
             incoming,
             staged,
-            next_temp: 0,
-            new: HashMap::new(),
+            next_temp: AtomicU64::new(0),
+            new: Mutex::new(HashMap::new()),
+            written: AtomicU64::new(0),
         })
     }
 
-    /// Streams `reader` into the store. `origin` names the source entry in
-    /// errors. Returns the content digest and the byte count.
-    pub(crate) fn add(
-        &mut self,
-        reader: &mut dyn Read,
-        executable: bool,
-        origin: &Path,
-    ) -> Result<(Digest, u64)> {
-        let temp = self.incoming.join(self.next_temp.to_string());
-        self.next_temp += 1;
-        let mut file = OpenOptions::new()
+    fn known(&self, content: &Digest, executable: bool) -> bool {
+        self.new
+            .lock()
+            .expect("no panics while held")
+            .contains_key(&(*content, executable))
+            || self.store.object_path(content, executable).exists()
+    }
+
+    fn temp_file(&self) -> Result<(PathBuf, File)> {
+        let temp = self
+            .incoming
+            .join(self.next_temp.fetch_add(1, Ordering::Relaxed).to_string());
+        let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&temp)
             .at("create object file", &temp)?;
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e).at("read", origin),
-            };
-            hasher.update(&buf[..n]);
-            file.write_all(&buf[..n]).at("write object file", &temp)?;
-            size += n as u64;
-        }
-        let content = Digest::from_hasher(hasher);
-        if size == 0
-            || self.new.contains_key(&(content, executable))
-            || self.store.object_path(&content, executable).exists()
-        {
-            drop(file);
-            fs::remove_file(&temp).at("remove temporary file", &temp)?;
-            return Ok((content, size));
-        }
+        Ok((temp, file))
+    }
+
+    /// Keeps a finished temp file as a new staged object, unless another
+    /// thread of this ingest staged the same content meanwhile.
+    fn stage(
+        &self,
+        temp: PathBuf,
+        file: File,
+        content: Digest,
+        executable: bool,
+        size: u64,
+    ) -> Result<()> {
         file.set_permissions(fs::Permissions::from_mode(object_mode(executable)))
             .at("set mode of", &temp)?;
         drop(file);
+        let mut new = self.new.lock().expect("no panics while held");
+        if new.contains_key(&(content, executable)) {
+            drop(new);
+            return fs::remove_file(&temp).at("remove temporary file", &temp);
+        }
         let staged = self.staged.join(format!(
             "{}{}",
             content.hex(),
             if executable { ".x" } else { "" }
         ));
         fs::rename(&temp, &staged).at("stage object", &staged)?;
-        self.new.insert((content, executable), staged);
+        new.insert((content, executable), staged);
+        self.written.fetch_add(size, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn write_bytes(&self, bytes: &[u8], content: Digest, executable: bool) -> Result<()> {
+        let (temp, mut file) = self.temp_file()?;
+        file.write_all(bytes).at("write object file", &temp)?;
+        self.stage(temp, file, content, executable, bytes.len() as u64)
+    }
+
+    /// Adds a non-seekable stream (a tar entry). Returns digest and size.
+    pub(crate) fn add_stream(
+        &self,
+        reader: &mut dyn Read,
+        executable: bool,
+        origin: &Path,
+    ) -> Result<(Digest, u64)> {
+        let mut head = Vec::new();
+        if fill(reader, &mut head, IN_MEMORY_LIMIT, origin)? {
+            return self.add_bytes(&head, executable);
+        }
+        // Too big for memory: stream into a temp file while hashing.
+        let (temp, mut file) = self.temp_file()?;
+        let mut hasher = Sha256::new();
+        hasher.update(&head);
+        file.write_all(&head).at("write object file", &temp)?;
+        let mut size = head.len() as u64;
+        let mut chunk = vec![0u8; CHUNK];
+        loop {
+            let n = read_retrying(reader, &mut chunk, origin)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&chunk[..n]);
+            file.write_all(&chunk[..n]).at("write object file", &temp)?;
+            size += n as u64;
+        }
+        let content = Digest::from_hasher(hasher);
+        if self.known(&content, executable) {
+            drop(file);
+            fs::remove_file(&temp).at("remove temporary file", &temp)?;
+        } else {
+            self.stage(temp, file, content, executable, size)?;
+        }
+        Ok((content, size))
+    }
+
+    fn add_bytes(&self, bytes: &[u8], executable: bool) -> Result<(Digest, u64)> {
+        let content = Digest::of(bytes);
+        if !bytes.is_empty() && !self.known(&content, executable) {
+            self.write_bytes(bytes, content, executable)?;
+        }
+        Ok((content, bytes.len() as u64))
+    }
+
+    /// Adds a regular file from a directory source. Big files are hashed
+    /// in one pass and copied in a second only when the store lacks them.
+    pub(crate) fn add_file(
+        &self,
+        file: &mut File,
+        executable: bool,
+        origin: &Path,
+    ) -> Result<(Digest, u64)> {
+        let mut head = Vec::new();
+        if fill(file, &mut head, IN_MEMORY_LIMIT, origin)? {
+            return self.add_bytes(&head, executable);
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(&head);
+        let mut size = head.len() as u64;
+        let mut chunk = vec![0u8; CHUNK];
+        loop {
+            let n = read_retrying(file, &mut chunk, origin)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&chunk[..n]);
+            size += n as u64;
+        }
+        let content = Digest::from_hasher(hasher);
+        if self.known(&content, executable) {
+            return Ok((content, size));
+        }
+        file.rewind().at("read", origin)?;
+        let (copied, copied_size) = self.add_stream_unchecked(file, executable, origin)?;
+        if copied != content || copied_size != size {
+            return Err(Error::BadSource {
+                source_name: super::printable_path(origin),
+                reason: "the file changed while it was being read".into(),
+            });
+        }
+        Ok((content, size))
+    }
+
+    fn add_stream_unchecked(
+        &self,
+        reader: &mut dyn Read,
+        executable: bool,
+        origin: &Path,
+    ) -> Result<(Digest, u64)> {
+        let (temp, mut file) = self.temp_file()?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut chunk = vec![0u8; CHUNK];
+        loop {
+            let n = read_retrying(reader, &mut chunk, origin)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&chunk[..n]);
+            file.write_all(&chunk[..n]).at("write object file", &temp)?;
+            size += n as u64;
+        }
+        let content = Digest::from_hasher(hasher);
+        self.stage(temp, file, content, executable, size)?;
         Ok((content, size))
     }
 
@@ -103,6 +255,8 @@ impl<'s> ObjectWriter<'s> {
     /// ingest wrote it, else the stored object.
     pub(crate) fn source_of(&self, content: &Digest, executable: bool) -> PathBuf {
         self.new
+            .lock()
+            .expect("no panics while held")
             .get(&(*content, executable))
             .cloned()
             .unwrap_or_else(|| self.store.object_path(content, executable))
@@ -111,10 +265,14 @@ impl<'s> ObjectWriter<'s> {
     /// Moves the staged objects into the store's fan-out dirs. An object
     /// another ingest stored meanwhile is left as it is.
     pub(crate) fn publish(&self) -> Result<()> {
-        for ((content, executable), staged) in &self.new {
+        let mut made = std::collections::HashSet::new();
+        for ((content, executable), staged) in self.new.lock().expect("no panics while held").iter()
+        {
             let target = self.store.object_path(content, *executable);
             let fanout = target.parent().expect("object paths have a fan-out dir");
-            fs::create_dir_all(fanout).at("create object directory", fanout)?;
+            if made.insert(fanout.to_path_buf()) {
+                fs::create_dir_all(fanout).at("create object directory", fanout)?;
+            }
             match rename_noreplace(staged, &target) {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
@@ -125,7 +283,7 @@ impl<'s> ObjectWriter<'s> {
     }
 }
 
-/// Creates an empty or copied file when a hardlink is not possible.
+/// Creates a copy when a hardlink is not possible.
 pub(crate) fn copy_object(source: &Path, dest: &Path, executable: bool) -> Result<()> {
     let mut from = File::open(source).at("open object", source)?;
     let mut to = OpenOptions::new()

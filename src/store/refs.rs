@@ -1,8 +1,9 @@
 //! Name refs: `refs/<name>` holds the digest the name points at. A ref is
 //! replaced by writing a temp file and renaming it over the old one.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 
 use super::ingest::sync_dir;
 use super::{Error, IoContext, Result, Store};
@@ -30,7 +31,38 @@ pub fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Points `name` at `target`, keeping the previous targets as history
+/// (`NAME@1` is the one before, and so on) until gc prunes it.
 pub(crate) fn set(store: &Store, name: &str, target: &Digest) -> Result<()> {
+    let _guard = lock_refs(store)?;
+    let mut history = read(store, name)?;
+    if history.first() == Some(target) {
+        return Ok(());
+    }
+    history.insert(0, *target);
+    write(store, name, &history)
+}
+
+/// Serialises read-modify-write updates of refs between processes.
+fn lock_refs(store: &Store) -> Result<File> {
+    let path = store.refs_dir().join(".lock");
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .at("open ref lock", &path)?;
+    // SAFETY: flock on a descriptor this File owns; blocking is intended.
+    while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err).at("lock refs", &path);
+        }
+    }
+    Ok(file)
+}
+
+fn write(store: &Store, name: &str, history: &[Digest]) -> Result<()> {
     let dir = store.refs_dir();
     let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let mut file = OpenOptions::new()
@@ -39,7 +71,8 @@ pub(crate) fn set(store: &Store, name: &str, target: &Digest) -> Result<()> {
         .truncate(true)
         .open(&temp)
         .at("write ref", &temp)?;
-    writeln!(file, "{target}")
+    let text: String = history.iter().map(|d| format!("{d}\n")).collect();
+    file.write_all(text.as_bytes())
         .and_then(|()| file.sync_all())
         .at("write ref", &temp)?;
     let path = dir.join(name);
@@ -47,40 +80,79 @@ pub(crate) fn set(store: &Store, name: &str, target: &Digest) -> Result<()> {
     sync_dir(&dir)
 }
 
-fn read(store: &Store, name: &str) -> Result<Option<Digest>> {
+/// Removes a name and its history.
+pub(crate) fn remove(store: &Store, name: &str) -> Result<bool> {
+    let _guard = lock_refs(store)?;
+    let path = store.refs_dir().join(name);
+    match fs::remove_file(&path) {
+        Ok(()) => sync_dir(&store.refs_dir()).map(|()| true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).at("remove ref", &path),
+    }
+}
+
+/// Drops every ref's history, keeping only where each name points now.
+pub(crate) fn prune_history(store: &Store) -> Result<()> {
+    let _guard = lock_refs(store)?;
+    for name in names(store)? {
+        let history = read(store, &name)?;
+        if history.len() > 1 {
+            write(store, &name, &history[..1])?;
+        }
+    }
+    Ok(())
+}
+
+/// The history of `name`, newest first; empty when there is no such ref.
+fn read(store: &Store, name: &str) -> Result<Vec<Digest>> {
     let path = store.refs_dir().join(name);
     match fs::read_to_string(&path) {
         Ok(text) => text
-            .trim_end()
-            .parse()
-            .map(Some)
-            .map_err(|e: digest::ParseDigestError| Error::Corrupt {
-                path,
-                reason: e.to_string(),
-            }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            .lines()
+            .map(|line| {
+                line.parse()
+                    .map_err(|e: digest::ParseDigestError| Error::Corrupt {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })
+            })
+            .collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(e).at("read ref", &path),
     }
 }
 
-/// Every (name, digest), sorted by name.
-pub(crate) fn list(store: &Store) -> Result<Vec<(String, Digest)>> {
+fn names(store: &Store) -> Result<Vec<String>> {
     let dir = store.refs_dir();
     let mut out = Vec::new();
     for entry in fs::read_dir(&dir).at("read directory", &dir)? {
         let entry = entry.at("read directory", &dir)?;
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
-        if validate_name(&name).is_err() {
-            continue; // temp files of an update in progress
-        }
-        if let Some(digest) = read(store, &name)? {
-            out.push((name, digest));
+        if let Some(name) = entry.file_name().to_str() {
+            // Skips temp files of an update in progress and the lock.
+            if validate_name(name).is_ok() {
+                out.push(name.to_string());
+            }
         }
     }
     out.sort();
     Ok(out)
+}
+
+/// Every (name, history), sorted by name.
+pub(crate) fn all(store: &Store) -> Result<Vec<(String, Vec<Digest>)>> {
+    let mut out = Vec::new();
+    for name in names(store)? {
+        let history = read(store, &name)?;
+        if !history.is_empty() {
+            out.push((name, history));
+        }
+    }
+    Ok(out)
+}
+
+/// Every (name, current digest), sorted by name.
+pub(crate) fn list(store: &Store) -> Result<Vec<(String, Digest)>> {
+    Ok(all(store)?.into_iter().map(|(n, h)| (n, h[0])).collect())
 }
 
 impl Store {
@@ -88,8 +160,16 @@ impl Store {
     /// (at least 4 hex digits, with or without `sha256:`).
     pub fn resolve(&self, reference: &str) -> Result<Digest> {
         if validate_name(reference).is_ok() {
-            if let Some(found) = read(self, reference)? {
-                return Ok(found);
+            if let Some(found) = read(self, reference)?.first() {
+                return Ok(*found);
+            }
+        }
+        if let Some((name, back)) = reference.rsplit_once('@') {
+            if let (Ok(()), Ok(back)) = (validate_name(name), back.parse::<usize>()) {
+                return read(self, name)?
+                    .get(back)
+                    .copied()
+                    .ok_or_else(|| Error::NotFound(super::printable(reference.as_bytes())));
             }
         }
         let hex = reference.strip_prefix(digest::PREFIX).unwrap_or(reference);
@@ -125,12 +205,22 @@ impl Store {
         Ok(out)
     }
 
+    /// The names that reach `slice`: `NAME` for current refs, `NAME@N`
+    /// for history.
     pub(crate) fn names_of(&self, slice: &Digest) -> Result<Vec<String>> {
-        Ok(list(self)?
-            .into_iter()
-            .filter(|(_, d)| d == slice)
-            .map(|(n, _)| n)
-            .collect())
+        let mut out = Vec::new();
+        for (name, history) in all(self)? {
+            for (back, digest) in history.iter().enumerate() {
+                if digest == slice {
+                    out.push(if back == 0 {
+                        name.clone()
+                    } else {
+                        format!("{name}@{back}")
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

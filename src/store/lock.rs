@@ -1,0 +1,130 @@
+//! Store lock and pins. Adds hold the lock shared for their whole run, gc
+//! holds it exclusive, so gc never sees a half-made slice or deletes an
+//! object an add is about to link. A running stage pins its slices: a file
+//! under `pins/` listing their digests, flock'ed shared for as long as the
+//! stage runs. gc keeps pinned slices and removes pins nobody holds.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{Error, IoContext, Result, Store};
+use crate::digest::Digest;
+
+/// A held flock; released when dropped (the file is closed).
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: File,
+}
+
+fn flock(file: &File, operation: libc::c_int) -> std::io::Result<()> {
+    loop {
+        // SAFETY: flock on a descriptor this File owns.
+        if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    }
+}
+
+/// A pin of the slices one running stage uses; removed when dropped.
+#[derive(Debug)]
+pub struct Pin {
+    path: PathBuf,
+    _file: File,
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+static PIN_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Store {
+    fn lock(&self, operation: libc::c_int) -> Result<StoreLock> {
+        let path = self.root.join("lock");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .at("open store lock", &path)?;
+        flock(&file, operation).at("lock store", &path)?;
+        Ok(StoreLock { _file: file })
+    }
+
+    /// Shared: adds and stage start-up; many at once.
+    pub fn lock_shared(&self) -> Result<StoreLock> {
+        self.lock(libc::LOCK_SH)
+    }
+
+    /// Exclusive: gc.
+    pub fn lock_exclusive(&self) -> Result<StoreLock> {
+        self.lock(libc::LOCK_EX)
+    }
+
+    fn pins_dir(&self) -> PathBuf {
+        self.root.join("pins")
+    }
+
+    /// Pins `slices` until the returned Pin is dropped. Call it under the
+    /// shared lock, after resolving the refs, so gc cannot slip between.
+    pub fn pin(&self, slices: &[Digest]) -> Result<Pin> {
+        let dir = self.pins_dir();
+        let path = dir.join(format!(
+            "{}.{}",
+            std::process::id(),
+            PIN_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .at("create pin", &path)?;
+        flock(&file, libc::LOCK_SH).at("lock pin", &path)?;
+        let text: String = slices.iter().map(|d| format!("{d}\n")).collect();
+        file.write_all(text.as_bytes()).at("write pin", &path)?;
+        Ok(Pin { path, _file: file })
+    }
+
+    /// Slices pinned by running stages. Pins whose holder is gone are
+    /// removed. Call with the exclusive lock held.
+    pub(crate) fn live_pins(&self) -> Result<Vec<Digest>> {
+        let dir = self.pins_dir();
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).at("read directory", &dir)? {
+            let path = entry.at("read directory", &dir)?.path();
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            // SAFETY: flock on a descriptor this File owns.
+            let held = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0;
+            if !held {
+                fs::remove_file(&path).at("remove stale pin", &path)?;
+                continue;
+            }
+            out.extend(read_pin(&path)?);
+        }
+        Ok(out)
+    }
+}
+
+fn read_pin(path: &Path) -> Result<Vec<Digest>> {
+    let text = fs::read_to_string(path).at("read pin", path)?;
+    text.lines()
+        .map(|line| {
+            line.parse().map_err(|_| Error::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("'{line}' is not a digest"),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,485 @@
+//! What keeps a store trustworthy and tells the user what it holds:
+//! slice-rm, slice-tag, slice-gc, slice-verify, slice-diff, usage figures.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+use super::ingest::{make_writable, sync_dir};
+use super::listing::{self, Entry};
+use super::tree::{tree_digest, Node};
+use super::{os, parallel, printable, refs, Error, IoContext, Result, Store};
+use crate::digest::Digest;
+
+/// One problem `slice-verify` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Damage {
+    pub path: String,
+    pub problem: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GcReport {
+    pub slices_removed: u64,
+    pub objects_removed: u64,
+    pub bytes_freed: u64,
+    pub history_pruned: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// `added`, `removed` or `changed`.
+    pub kind: &'static str,
+    pub path: String,
+}
+
+/// Shared and unique bytes of one slice, among all stored slices.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SliceUsage {
+    pub shared_bytes: u64,
+    pub unique_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StoreStats {
+    pub slices: u64,
+    pub names: u64,
+    pub objects: u64,
+    /// Bytes of file contents on disk (objects and slice trees), each inode
+    /// counted once.
+    pub disk_bytes: u64,
+    /// Bytes of manifests, listings, refs and pins.
+    pub metadata_bytes: u64,
+    /// What every stored slice holds, counting each file of each slice.
+    pub logical_bytes: u64,
+    /// Distinct file contents of every stored slice, each counted once.
+    pub distinct_content_bytes: u64,
+    /// What `slice-gc` would free now.
+    pub reclaimable_bytes: u64,
+}
+
+/// How objects are keyed: content and the executable bit.
+type ObjectKey = (Digest, bool);
+
+/// An object file found on disk: its key, path and size.
+struct StoredObject {
+    key: ObjectKey,
+    path: PathBuf,
+    size: u64,
+}
+
+/// (content, executable) of every non-empty file of a listing.
+fn object_keys(entries: &[Entry]) -> impl Iterator<Item = (ObjectKey, u64)> + '_ {
+    entries.iter().filter_map(|e| match e.node {
+        Node::File {
+            content,
+            executable,
+            size,
+        } if size > 0 => Some(((content, executable), size)),
+        _ => None,
+    })
+}
+
+/// Parses an object's file name back into its key.
+fn object_key(fanout: &str, name: &str) -> Option<ObjectKey> {
+    let (rest, executable) = match name.strip_suffix(".x") {
+        Some(rest) => (rest, true),
+        None => (name, false),
+    };
+    Some((Digest::from_hex(&format!("{fanout}{rest}"))?, executable))
+}
+
+fn hash_file(path: &Path) -> io::Result<Digest> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(Digest::from_hasher(hasher));
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+impl Store {
+    pub fn listing(&self, slice: &Digest) -> Result<Vec<Entry>> {
+        let path = self.slice_dir(slice).join("listing");
+        let bytes = fs::read(&path).at("read listing", &path)?;
+        listing::parse(&bytes).ok_or_else(|| Error::Corrupt {
+            path,
+            reason: "the listing is malformed".into(),
+        })
+    }
+
+    /// Every object on disk with its size.
+    fn objects_on_disk(&self) -> Result<Vec<StoredObject>> {
+        let dir = self.objects_dir();
+        let mut out = Vec::new();
+        for fanout in fs::read_dir(&dir).at("read directory", &dir)? {
+            let fanout = fanout.at("read directory", &dir)?;
+            let fanout_name = fanout.file_name().to_string_lossy().into_owned();
+            for object in fs::read_dir(fanout.path()).at("read directory", &fanout.path())? {
+                let object = object.at("read directory", &fanout.path())?;
+                let path = object.path();
+                let size = object.metadata().at("read", &path)?.len();
+                if let Some(key) = object_key(&fanout_name, &object.file_name().to_string_lossy()) {
+                    out.push(StoredObject { key, path, size });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes `reference`: a name (with its history), or every name that
+    /// points at a digest. The slice's data goes at the next gc.
+    pub fn remove(&self, reference: &str) -> Result<Vec<String>> {
+        if refs::validate_name(reference).is_ok() && refs::remove(self, reference)? {
+            return Ok(vec![reference.to_string()]);
+        }
+        let digest = self.resolve(reference)?;
+        let mut removed = Vec::new();
+        for (name, current) in refs::list(self)? {
+            if current == digest && refs::remove(self, &name)? {
+                removed.push(name);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Points `name` at what `reference` resolves to.
+    pub fn tag(&self, reference: &str, name: &str) -> Result<Digest> {
+        refs::validate_name(name)?;
+        let digest = self.resolve(reference)?;
+        refs::set(self, name, &digest)?;
+        Ok(digest)
+    }
+
+    /// Mark from refs and pins, then sweep slices, objects and staging
+    /// leftovers. Each removal is atomic on its own (a slice leaves
+    /// `slices/` by one rename), so killing gc at any instant leaves a
+    /// consistent store with less garbage.
+    pub fn gc(&self) -> Result<GcReport> {
+        let _lock = self.lock_exclusive()?;
+        let mut report = GcReport::default();
+        refs::prune_history(self)?;
+        report.history_pruned = true;
+        let mut live: HashSet<Digest> = refs::list(self)?.into_iter().map(|(_, d)| d).collect();
+        live.extend(self.live_pins()?);
+
+        let mut live_objects = HashSet::new();
+        for slice in self.slice_digests()? {
+            if live.contains(&slice) {
+                live_objects.extend(object_keys(&self.listing(&slice)?).map(|(k, _)| k));
+                continue;
+            }
+            // Unique: an earlier, killed gc may have left the same slice's trash.
+            let trash =
+                self.tmp_dir()
+                    .join(format!("trash-{}-{}", slice.hex(), std::process::id()));
+            let dir = self.slice_dir(&slice);
+            fs::rename(&dir, &trash).at("remove slice", &dir)?;
+            report.slices_removed += 1;
+        }
+        sync_dir(&self.slices_dir())?;
+        for object in self.objects_on_disk()? {
+            if !live_objects.contains(&object.key) {
+                fs::remove_file(&object.path).at("remove object", &object.path)?;
+                report.objects_removed += 1;
+                report.bytes_freed += object.size;
+            }
+        }
+        // No add runs while gc holds the lock: all of tmp/ is garbage.
+        let tmp = self.tmp_dir();
+        for entry in fs::read_dir(&tmp).at("read directory", &tmp)? {
+            let path = entry.at("read directory", &tmp)?.path();
+            make_writable(&path);
+            let removed = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            removed.at("remove leftover", &path)?;
+        }
+        Ok(report)
+    }
+
+    /// Re-hashes `slice` (or every slice and object) and names every
+    /// damaged path. An empty result means nothing is wrong.
+    pub fn verify(&self, slice: Option<&Digest>) -> Result<Vec<Damage>> {
+        let slices = match slice {
+            Some(s) => vec![*s],
+            None => self.slice_digests()?,
+        };
+        let mut damage = Vec::new();
+        for slice in &slices {
+            damage.extend(self.verify_slice(slice)?);
+        }
+        if slice.is_none() {
+            damage.extend(self.verify_objects()?);
+        }
+        Ok(damage)
+    }
+
+    fn verify_slice(&self, slice: &Digest) -> Result<Vec<Damage>> {
+        let dir = self.slice_dir(slice);
+        let broken = |path: &Path, problem: String| Damage {
+            path: path.display().to_string(),
+            problem,
+        };
+        let manifest = match self.manifest(slice) {
+            Ok(m) => m,
+            Err(e) => return Ok(vec![broken(&dir.join("manifest.json"), e.to_string())]),
+        };
+        let entries = match self.listing(slice) {
+            Ok(e) => e,
+            Err(e) => return Ok(vec![broken(&dir.join("listing"), e.to_string())]),
+        };
+        let mut damage = Vec::new();
+        match listing::to_tree(&entries).map(|t| tree_digest(&t)) {
+            Some(d) if d == manifest.tree => {}
+            _ => damage.push(broken(
+                &dir.join("listing"),
+                format!("does not describe tree {}", manifest.tree),
+            )),
+        }
+        let tree = self.slice_tree(slice);
+        let expected: BTreeMap<&[u8], &Node> = entries
+            .iter()
+            .map(|e| (e.path.as_slice(), &e.node))
+            .collect();
+        let mut on_disk = Vec::new();
+        collect_tree(&tree, &mut Vec::new(), &mut on_disk).at("read directory", &tree)?;
+        let seen: HashSet<&[u8]> = on_disk.iter().map(|(p, _)| p.as_slice()).collect();
+        for path in expected.keys().filter(|p| !seen.contains(*p)) {
+            damage.push(broken(&tree.join(os(path)), "is missing".into()));
+        }
+        let files: Vec<(PathBuf, Digest, bool)> = on_disk
+            .iter()
+            .filter_map(|(path, meta)| {
+                let full = tree.join(os(path));
+                let Some(node) = expected.get(path.as_slice()) else {
+                    damage.push(broken(&full, "is not in the slice's listing".into()));
+                    return None;
+                };
+                let kind = meta.file_type();
+                match node {
+                    Node::Dir(_) if kind.is_dir() => None,
+                    Node::Symlink { target } if kind.is_symlink() => {
+                        match fs::read_link(&full) {
+                            Ok(t) if t.as_os_str().as_bytes() == target.as_slice() => {}
+                            _ => damage.push(broken(
+                                &full,
+                                "symlink target differs from the listing".into(),
+                            )),
+                        }
+                        None
+                    }
+                    Node::File {
+                        content,
+                        executable,
+                        ..
+                    } if kind.is_file() => Some((full, *content, *executable)),
+                    _ => {
+                        damage.push(broken(&full, "has the wrong type".into()));
+                        None
+                    }
+                }
+            })
+            .collect();
+        let checked = parallel::map(&files, |(path, content, executable)| {
+            let meta = fs::symlink_metadata(path).at("read", path)?;
+            let mut problems = Vec::new();
+            if (meta.permissions().mode() & 0o111 != 0) != *executable {
+                problems.push(broken(
+                    path,
+                    "executable bit differs from the listing".into(),
+                ));
+            }
+            match hash_file(path) {
+                Ok(actual) if actual == *content => {}
+                Ok(actual) => problems.push(broken(
+                    path,
+                    format!("content is {actual}, expected {content}"),
+                )),
+                Err(e) => problems.push(broken(path, format!("cannot be read: {e}"))),
+            }
+            Ok(problems)
+        })?;
+        damage.extend(checked.into_iter().flatten());
+        Ok(damage)
+    }
+
+    fn verify_objects(&self) -> Result<Vec<Damage>> {
+        let objects = self.objects_on_disk()?;
+        let checked = parallel::map(&objects, |object| {
+            let (content, executable) = &object.key;
+            let path = &object.path;
+            let mut problems = Vec::new();
+            let broken = |problem: String| Damage {
+                path: path.display().to_string(),
+                problem,
+            };
+            let meta = fs::symlink_metadata(path).at("read", path)?;
+            if (meta.permissions().mode() & 0o111 != 0) != *executable {
+                problems.push(broken("executable bit differs from its name".into()));
+            }
+            match hash_file(path) {
+                Ok(actual) if actual == *content => {}
+                Ok(actual) => problems.push(broken(format!(
+                    "content is {actual}, not what its name says"
+                ))),
+                Err(e) => problems.push(broken(format!("cannot be read: {e}"))),
+            }
+            Ok(problems)
+        })?;
+        Ok(checked.into_iter().flatten().collect())
+    }
+
+    /// Entries added, removed and changed from slice `a` to slice `b`.
+    pub fn diff(&self, a: &Digest, b: &Digest) -> Result<Vec<Change>> {
+        let (left, right) = (self.listing(a)?, self.listing(b)?);
+        let left: BTreeMap<&[u8], &Node> =
+            left.iter().map(|e| (e.path.as_slice(), &e.node)).collect();
+        let right: BTreeMap<&[u8], &Node> =
+            right.iter().map(|e| (e.path.as_slice(), &e.node)).collect();
+        let mut paths: Vec<&[u8]> = left.keys().chain(right.keys()).copied().collect();
+        paths.sort();
+        paths.dedup();
+        Ok(paths
+            .into_iter()
+            .filter_map(|path| {
+                let kind = match (left.get(path), right.get(path)) {
+                    (None, Some(_)) => "added",
+                    (Some(_), None) => "removed",
+                    (Some(l), Some(r)) if l != r => "changed",
+                    _ => return None,
+                };
+                Some(Change {
+                    kind,
+                    path: printable(path),
+                })
+            })
+            .collect())
+    }
+
+    /// How many of `slice`'s bytes it shares with other stored slices.
+    pub fn usage(&self, slice: &Digest) -> Result<SliceUsage> {
+        let own: HashMap<ObjectKey, u64> = object_keys(&self.listing(slice)?).collect();
+        let mut others = HashSet::new();
+        for other in self.slice_digests()? {
+            if other != *slice {
+                others.extend(object_keys(&self.listing(&other)?).map(|(k, _)| k));
+            }
+        }
+        let mut usage = SliceUsage::default();
+        for (key, size) in own {
+            if others.contains(&key) {
+                usage.shared_bytes += size;
+            } else {
+                usage.unique_bytes += size;
+            }
+        }
+        Ok(usage)
+    }
+
+    pub fn stats(&self) -> Result<StoreStats> {
+        let _lock = self.lock_shared()?;
+        let mut stats = StoreStats::default();
+        let named = refs::list(self)?;
+        stats.names = named.len() as u64;
+        let mut live: HashSet<Digest> = named.into_iter().map(|(_, d)| d).collect();
+        for (_, history) in refs::all(self)? {
+            live.extend(history);
+        }
+        live.extend(self.pinned_without_cleanup()?);
+        let mut distinct = HashMap::new();
+        let mut live_objects = HashSet::new();
+        for slice in self.slice_digests()? {
+            stats.slices += 1;
+            let entries = self.listing(&slice)?;
+            for (key, size) in object_keys(&entries) {
+                stats.logical_bytes += size;
+                distinct.insert(key.0, size);
+                if live.contains(&slice) {
+                    live_objects.insert(key);
+                }
+            }
+        }
+        stats.distinct_content_bytes = distinct.values().sum();
+        let objects = self.objects_on_disk()?;
+        stats.objects = objects.len() as u64;
+        stats.reclaimable_bytes = objects
+            .iter()
+            .filter(|object| !live_objects.contains(&object.key))
+            .map(|object| object.size)
+            .sum();
+        let mut inodes = HashSet::new();
+        let objects_dir = self.objects_dir();
+        stats.disk_bytes =
+            disk_bytes(&objects_dir, &mut inodes).at("read directory", &objects_dir)?;
+        for slice in self.slice_digests()? {
+            let tree = self.slice_tree(&slice);
+            stats.disk_bytes += disk_bytes(&tree, &mut inodes).at("read directory", &tree)?;
+        }
+        stats.metadata_bytes =
+            disk_bytes(self.root(), &mut inodes).at("read directory", self.root())?;
+        Ok(stats)
+    }
+
+    /// Pins as listed, without the staleness check gc does under its lock.
+    fn pinned_without_cleanup(&self) -> Result<Vec<Digest>> {
+        let dir = self.root.join("pins");
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).at("read directory", &dir)? {
+            let path = entry.at("read directory", &dir)?.path();
+            if let Ok(text) = fs::read_to_string(&path) {
+                out.extend(text.lines().filter_map(|l| l.parse::<Digest>().ok()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// (relative path, metadata) of everything below `dir`, parents first.
+fn collect_tree(
+    dir: &Path,
+    prefix: &mut Vec<u8>,
+    out: &mut Vec<(Vec<u8>, fs::Metadata)>,
+) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = fs::symlink_metadata(entry.path())?;
+        let start = prefix.len();
+        if !prefix.is_empty() {
+            prefix.push(b'/');
+        }
+        prefix.extend_from_slice(entry.file_name().as_bytes());
+        out.push((prefix.clone(), meta.clone()));
+        if meta.is_dir() {
+            collect_tree(&entry.path(), prefix, out)?;
+        }
+        prefix.truncate(start);
+    }
+    Ok(())
+}
+
+fn disk_bytes(dir: &Path, inodes: &mut HashSet<(u64, u64)>) -> io::Result<u64> {
+    let mut total = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = fs::symlink_metadata(entry.path())?;
+        if meta.is_dir() {
+            total += disk_bytes(&entry.path(), inodes)?;
+        } else if meta.is_file() && inodes.insert((meta.dev(), meta.ino())) {
+            total += meta.len();
+        }
+    }
+    Ok(total)
+}
