@@ -56,7 +56,10 @@ fn main() {
             }
             // One command name per line, for scripts that install links.
             Some(b"--commands") => {
-                let names: String = spec::COMMANDS.iter().map(|c| format!("{}\n", c.name)).collect();
+                let names: String = spec::COMMANDS
+                    .iter()
+                    .map(|c| format!("{}\n", c.name))
+                    .collect();
                 ctx.out(&names);
                 std::process::exit(0);
             }
