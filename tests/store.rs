@@ -539,3 +539,21 @@ fn zstd_and_stream_sources_match_the_directory() {
     assert_eq!(from_dir.digest, from_zst.digest);
     assert_eq!(from_dir.digest, from_stream.digest);
 }
+
+#[test]
+fn directory_sources_with_fifos_are_refused_and_leave_the_store_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store_dir = tmp.path().join("store");
+    let store = Store::open(&store_dir).unwrap();
+    let src = tmp.path().join("t");
+    sample_tree(&src);
+    nix::unistd::mkfifo(&src.join("share/pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let before = snapshot(&store_dir);
+    match store.add_slice("t", &Source::Directory(src), &options("/opt/t")) {
+        Err(e @ Error::Rejected { .. }) => assert!(e
+            .to_string()
+            .contains("entry 'share/pipe' is a device node, fifo or socket")),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    assert_eq!(snapshot(&store_dir), before);
+}
