@@ -186,6 +186,7 @@ as_user() {
     fi
 }
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 RESULTS=$WORK/results.tsv; : >"$RESULTS"
 for mode in $MODES; do
     [[ $mode == root && $EUID -ne 0 ]] && die "mode root needs root"
@@ -209,6 +210,7 @@ render() {
     echo "kernel $(uname -r), $(nproc) CPU, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1);"
     echo "$(bwrap --version), $(unshare --version | head -1);"
     echo "slicebox from \`$BUILD_DIR\` (git $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD 2>/dev/null || echo ', dirty tree'))."
+    echo "Load average (1/5/15 min) at start: $LOAD0; at end: $(cut -d' ' -f1-3 /proc/loadavg)."
     echo "Runs per command: $BENCH_RUNS (N < $BENCH_BIG), $BENCH_RUNS_BIG at N ≥ $BENCH_BIG (bwrap: $BENCH_BWRAP_RUNS_BIG), after warm-up."
     awk -F'\t' -v slices="$BENCH_SLICES" -v modes="$MODES" -v udesc="$user_desc" '
     { key = $1 SUBSEP $2 SUBSEP $3; n[key] = $4; med[key] = $5; p90[key] = $6; fails[key] = $8 }
@@ -267,9 +269,9 @@ render() {
                 # "no slower" with a 0.05 ms / 3% allowance for timer and noise
                 this = (med[a] <= med[b] * 1.03 || med[a] <= med[b] + 50)
                 if (!this) ok = 0
-                s = s sprintf(" N=%s %s vs %s;", NS[j], ms(med[a]), ms(med[b]))
+                s = s sprintf("%sN=%s %s vs %s", (s == "" ? "" : "; "), NS[j], ms(med[a]), ms(med[b]))
             }
-            printf "- builtin from a bash loop no slower than the executable: %s (%s )\n", (any ? verdict(ok) : "not measured"), s
+            printf "- builtin from a bash loop no slower than the executable: %s (%s)\n", (any ? verdict(ok) : "not measured"), s
             for (t = 1; t <= 2; t++) {
                 c = (t == 1) ? "exe" : "builtin"; k = m SUBSEP c SUBSEP 1000
                 if (k in n && n[k] > 0) printf "- %s at 1000 slices ≤ 15 ms: %s (%s ms)\n", (t == 1 ? "executable" : "builtin"), verdict(med[k] <= 15000), ms(med[k])
@@ -277,6 +279,7 @@ render() {
             }
         }
     }' "$RESULTS"
+    echo
 }
 
 REPORT=$WORK/report.md

@@ -34,6 +34,15 @@ expect_eq "temporary assignments reach the payload via bash's export env" tempor
 LOCALVAR=notexported
 expect_eq "unexported shell variables do not" "" "$(sandbox -- sh -c 'echo "${LOCALVAR:-}"')"
 
+# Regression: pid 1 once inherited bash's SIGCHLD handler, which could
+# reap the payload first and make ~1% of runs fail with a silent 125.
+# pid 1 must catch exactly the signals it forwards: HUP INT QUIT USR1 USR2 TERM.
+expect_eq "the stage's pid 1 catches only the forwarded signals, none of bash's" \
+    "SigCgt:	0000000000004a07" "$(sandbox -- grep SigCgt /proc/1/status)"
+failures=0
+for i in $(seq 400); do sandbox -- true || failures=$((failures + 1)); done
+expect_eq "400 quick stages in a row all succeed (bash's SIGCHLD handler is not inherited)" 0 "$failures"
+
 for i in 1 2 3 4 5 6 7 8 9 10; do sandbox -- true; done
 leaked=$(ls /proc/$$/fd | wc -l)
 for i in 1 2 3 4 5 6 7 8 9 10; do sandbox -- true; done

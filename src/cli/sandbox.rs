@@ -137,7 +137,7 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
             code: 128 + signal,
             signal: Some(signal),
         },
-        Outcome::SetupFailed { .. } => Exit::SETUP_FAILED,
+        Outcome::SetupFailed { .. } | Outcome::InitFailed { .. } => Exit::SETUP_FAILED,
         Outcome::ExecFailed { not_found, .. } => Exit::code(if not_found { 127 } else { 126 }),
     })
 }

@@ -158,6 +158,7 @@ pub fn run(stage: &Stage) -> Result<Report, Error> {
             Some(s) => format!("cannot {}: {}", s.what, strerror(errno)),
             None => format!("cannot start the sandboxed process: {}", strerror(errno)),
         }),
+        Outcome::InitFailed { what, errno } => Some(format!("cannot {what}: {}", strerror(errno))),
         Outcome::ExecFailed { errno, not_found } => Some(format!(
             "cannot execute '{}': {}",
             stage.argv[0].to_string_lossy(),

@@ -34,6 +34,11 @@ pub enum Outcome {
         errno: i32,
         not_found: bool,
     },
+    /// pid 1 could not fork or wait for the payload.
+    InitFailed {
+        what: &'static str,
+        errno: i32,
+    },
 }
 
 pub struct Prepared {
@@ -56,6 +61,7 @@ const REPORT_SETUP: i32 = 1;
 const REPORT_EXEC: i32 = 2;
 const REPORT_SIGNAL: i32 = 3;
 const REPORT_FORK: i32 = 4;
+const REPORT_WAIT: i32 = 5;
 
 /// Signals pid 1 passes on to the payload when another process sends them.
 pub const FORWARDED_SIGNALS: &[c_int] = &[
@@ -235,6 +241,14 @@ fn stage_init(p: &Prepared, argv: &[*const c_char], envp: &[*const c_char], repo
     // SAFETY (whole function): only async-signal-safe libc calls on data
     // prepared before the clone; every path ends in _exit.
     unsafe {
+        for signal in 1..libc::SIGRTMIN() {
+            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                libc::signal(signal, libc::SIG_DFL);
+            }
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         if let Err((step, err)) = execute(&Linux, &p.steps) {
             report(report_fd, [REPORT_SETUP, step as i32, err]);
@@ -267,6 +281,7 @@ fn stage_init(p: &Prepared, argv: &[*const c_char], envp: &[*const c_char], repo
                 break;
             }
             if r < 0 && errno() != libc::EINTR {
+                report(report_fd, [REPORT_WAIT, 0, errno()]);
                 libc::_exit(125);
             }
         }

@@ -123,6 +123,12 @@ impl Store {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).at("create store directory", &dir)?;
         }
+        let lock = root.join("lock");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&lock)
+            .at("create store lock", &lock)?;
         // Canonical so that paths handed to the runtime survive a chdir.
         let root = fs::canonicalize(root).at("open store", root)?;
         Ok(Store { root })
