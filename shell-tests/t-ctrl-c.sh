@@ -37,7 +37,7 @@ send("PS1='PROMPT> '; enable -f %s sandbox && echo LOADED" % lib)
 read_until("LOADED")
 
 
-send("sandbox -- sleep 60; echo after-status=$?")
+send("sandbox -- sleep 58.7531; echo after-status=$?")
 time.sleep(1.5)
 os.write(fd, b"\x03")
 read_until("PROMPT> ", timeout=10)
@@ -56,5 +56,5 @@ expect_match "Ctrl-C stopped the sandboxed sleep with status 130" "*interrupted:
 expect_match "the interactive shell survived Ctrl-C" "*alive: True*" "$out"
 expect_match "the next sandbox in the same shell still works" "*next: 7*" "$out"
 expect_match "the shell exits normally afterwards" "*exit: 0*" "$out"
-if pgrep -u "$(id -u)" -f 'sleep 60' >/dev/null; then fail "the interrupted sleep is still running"; fi
+if pgrep -u "$(id -u)" -f "^sleep 58.7531$" >/dev/null; then fail "the interrupted sleep is still running"; fi
 done_checks

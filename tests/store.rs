@@ -557,3 +557,52 @@ fn directory_sources_with_fifos_are_refused_and_leave_the_store_unchanged() {
     }
     assert_eq!(snapshot(&store_dir), before);
 }
+
+#[test]
+fn gc_running_alongside_adds_never_breaks_a_slice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("store")).unwrap();
+    let sources: Vec<PathBuf> = (0..4)
+        .map(|v| {
+            let src = tmp.path().join(format!("src{v}"));
+            for i in 0..150 {
+                // Half the files are shared by every version.
+                let text = if i % 2 == 0 {
+                    format!("shared {i}\n")
+                } else {
+                    format!("v{v} {i}\n")
+                };
+                write(&src.join(format!("d{}/f{i}", i % 5)), &text, 0o644);
+            }
+            src
+        })
+        .collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let collector = scope.spawn(|| {
+            let mut runs = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                store.gc().unwrap();
+                runs += 1;
+            }
+            runs
+        });
+        for round in 0..12 {
+            let v = round % sources.len();
+            let info = add(
+                &store,
+                &format!("n{}", round % 3),
+                Source::Directory(sources[v].clone()),
+                "/opt/t",
+            );
+            assert_eq!(store.verify(Some(&info.digest)).unwrap(), vec![]);
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(collector.join().unwrap() > 0);
+    });
+    store.gc().unwrap();
+    assert_eq!(store.verify(None).unwrap(), vec![]);
+    for name in ["n0", "n1", "n2"] {
+        store.resolve(name).unwrap();
+    }
+}

@@ -3,7 +3,7 @@
 //! the child only walks the list. Each step carries the words of its error
 //! message, so a failure in the child is reported as an index and an errno.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -149,7 +149,7 @@ impl Mount<'_> {
 
 struct Planner {
     steps: Vec<Step>,
-    made_dirs: BTreeSet<PathBuf>,
+    made_dirs: HashSet<PathBuf>,
 }
 
 impl Planner {
@@ -203,7 +203,7 @@ const READ_ONLY: u64 = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
 pub fn plan(input: &PlanInput) -> Result<Vec<Step>, PlanError> {
     let mut p = Planner {
         steps: Vec::new(),
-        made_dirs: BTreeSet::new(),
+        made_dirs: HashSet::new(),
     };
     // The payload keeps the caller's uid and gid: a non-zero uid loses
     // every capability at exec, and root's are dropped explicitly, so the
@@ -279,7 +279,7 @@ pub fn plan(input: &PlanInput) -> Result<Vec<Step>, PlanError> {
     if input.workdir != Path::new("/") && !base_covers(&input.workdir) {
         mounts.push(Mount::Workdir(&input.workdir));
     }
-    let mut taken = BTreeSet::new();
+    let mut taken = HashSet::new();
     for slice in &input.slices {
         if !taken.insert(&slice.mount_point) {
             return Err(PlanError::MountPointTaken(
@@ -288,9 +288,16 @@ pub fn plan(input: &PlanInput) -> Result<Vec<Step>, PlanError> {
         }
         mounts.push(Mount::Slice(slice));
     }
-    // Parents before children; at equal paths the order above (base, then
-    // workdir, then slices) decides, since the sort is stable.
-    mounts.sort_by(|a, b| a.target().cmp(b.target()));
+    // Parents before children: a parent's path is a byte prefix of its
+    // children's, so byte order suffices (and is cheaper than comparing
+    // components). At equal paths the order above (base, then workdir,
+    // then slices) decides, since the sort is stable.
+    mounts.sort_by(|a, b| {
+        a.target()
+            .as_os_str()
+            .as_bytes()
+            .cmp(b.target().as_os_str().as_bytes())
+    });
 
     for mount in &mounts {
         match mount {

@@ -106,7 +106,7 @@ pub(crate) fn prune_history(store: &Store) -> Result<()> {
 /// The history of `name`, newest first; empty when there is no such ref.
 fn read(store: &Store, name: &str) -> Result<Vec<Digest>> {
     let path = store.refs_dir().join(name);
-    match fs::read_to_string(&path) {
+    match super::read_small(&path) {
         Ok(text) => text
             .lines()
             .map(|line| {

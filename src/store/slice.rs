@@ -1,6 +1,6 @@
 //! Slice manifests and what `slice-list` and `slice-show` report.
 
-use std::fs::{self, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
 
@@ -80,7 +80,7 @@ pub struct SliceInfo {
 impl Store {
     pub fn manifest(&self, slice: &Digest) -> Result<Manifest> {
         let path = self.slice_dir(slice).join("manifest.json");
-        let text = fs::read_to_string(&path).at("read manifest", &path)?;
+        let text = super::read_small(&path).at("read manifest", &path)?;
         let manifest: Manifest = serde_json::from_str(&text).map_err(|e| Error::Corrupt {
             path: path.clone(),
             reason: e.to_string(),
