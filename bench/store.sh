@@ -293,7 +293,7 @@ echo "- \`disk_bytes\` ≤ 1.01 × \`distinct_content_bytes\`: $(met "$r2" 1.01)
 echo
 echo "\`store-stats --json\` after the first add: \`$(jq -c . <<<"$stats_first")\`"
 echo
-echo "\`slice-verify\` of the store after the re-add (round 1, untimed): \`$(tr '\n' ' ' <<<"$verify_out" | sed 's/ *$//')\`"
+echo "\`slice-verify --json\` of the store after the re-add (round 1, untimed): $verify_out"
 echo
 echo "### Dedup between two versions of a toolchain"
 echo

@@ -168,7 +168,16 @@ fn operands<const N: usize>(parsed: &Parsed, what: &str) -> Result<[String; N], 
 pub fn remove(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     let [reference] = operands(parsed, "one REF")?;
     let store = open_store(ctx)?;
-    for name in store.remove(&reference)? {
+    let removed = store.remove(&reference)?;
+    if removed.is_empty() {
+        return Err(Failure {
+            message: format!(
+                "cannot remove '{reference}': no name points at it (history entries such as NAME@1 go at the next slice-gc)"
+            ),
+            exit: Exit::FAILURE,
+        });
+    }
+    for name in removed {
         ctx.out(&format!("removed {name}\n"));
     }
     Ok(Exit::SUCCESS)

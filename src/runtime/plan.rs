@@ -4,7 +4,8 @@
 //! message, so a failure in the child is reported as an index and an errno.
 
 use std::collections::HashSet;
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -44,6 +45,25 @@ pub enum Op {
         target: CString,
         attr: u64,
         recursive: bool,
+    },
+    /// Clones `path` once as a detached read-only mount kept in `slot`, so
+    /// each slice below it is cloned from there: no per-slice
+    /// mount_setattr and a two-component path lookup.
+    OpenSource {
+        path: CString,
+        slot: usize,
+    },
+    /// A read-only bind of `relative` below the source in `slot`; kernels
+    /// that refuse to clone from a detached mount get `fallback` (the full
+    /// path) bound the classic way.
+    BindFromSource {
+        slot: usize,
+        relative: CString,
+        fallback: CString,
+        target: CString,
+    },
+    CloseSource {
+        slot: usize,
     },
     RemountReadOnly {
         target: CString,
@@ -152,6 +172,16 @@ struct Planner {
     made_dirs: HashSet<PathBuf>,
 }
 
+/// How many source dirs (stores) one stage can clone slices from at once.
+pub const MAX_SOURCES: usize = 4;
+
+/// The dir a slice tree is cloned from, and the tree's path below it:
+/// `<store>/slices` and `<hex>/tree`.
+fn source_of(tree: &Path) -> Option<(&Path, &Path)> {
+    let dir = tree.parent()?.parent()?;
+    Some((dir, tree.strip_prefix(dir).ok()?))
+}
+
 impl Planner {
     fn push(&mut self, op: Op, what: impl Into<String>) {
         self.steps.push(Step {
@@ -257,6 +287,24 @@ pub fn plan(input: &PlanInput) -> Result<Vec<Step>, PlanError> {
         "change directory to the new root",
     );
 
+    let mut sources: Vec<&Path> = Vec::new();
+    for slice in &input.slices {
+        if let Some((dir, _)) = source_of(&slice.tree) {
+            if !sources.contains(&dir) && sources.len() < MAX_SOURCES {
+                sources.push(dir);
+            }
+        }
+    }
+    for (slot, dir) in sources.iter().enumerate() {
+        p.push(
+            Op::OpenSource {
+                path: c(on_host(dir))?,
+                slot,
+            },
+            format!("open the slice store '{}' read-only", dir.display()),
+        );
+    }
+
     let mut mounts: Vec<Mount<'_>> = vec![Mount::Tmp, Mount::Proc, Mount::Dev];
     for (path, entry) in &input.base {
         match entry {
@@ -313,16 +361,31 @@ pub fn plan(input: &PlanInput) -> Result<Vec<Step>, PlanError> {
                 READ_ONLY,
                 format!("mount the working directory '{}' read-only", path.display()),
             )?,
-            Mount::Slice(slice) => p.bind(
-                &on_host(&slice.tree),
-                &slice.mount_point,
-                READ_ONLY,
-                format!(
+            Mount::Slice(slice) => {
+                let what = format!(
                     "mount slice '{}' at '{}'",
                     slice.label,
                     slice.mount_point.display()
-                ),
-            )?,
+                );
+                let slot = source_of(&slice.tree).and_then(|(dir, relative)| {
+                    Some((sources.iter().position(|s| *s == dir)?, relative))
+                });
+                match slot {
+                    Some((slot, relative)) => {
+                        p.make_dirs(&slice.mount_point)?;
+                        p.push(
+                            Op::BindFromSource {
+                                slot,
+                                relative: c(relative)?,
+                                fallback: c(on_host(&slice.tree))?,
+                                target: c(&slice.mount_point)?,
+                            },
+                            what,
+                        );
+                    }
+                    None => p.bind(&on_host(&slice.tree), &slice.mount_point, READ_ONLY, what)?,
+                }
+            }
             Mount::Tmp => {
                 p.make_dirs(Path::new("/tmp"))?;
                 p.push(
@@ -356,6 +419,9 @@ pub fn plan(input: &PlanInput) -> Result<Vec<Step>, PlanError> {
     }
     if input.isolate_net {
         p.push(Op::LoopbackUp, "bring up the loopback interface");
+    }
+    for slot in 0..sources.len() {
+        p.push(Op::CloseSource { slot }, "close the slice store");
     }
     p.push(
         Op::Detach {
@@ -431,13 +497,40 @@ fn plan_dev(p: &mut Planner) -> Result<(), PlanError> {
 /// Runs the steps in order. Async-signal-safe: it allocates nothing, so it
 /// may run in the child between clone and exec.
 pub fn execute(sys: &dyn Syscall, steps: &[Step]) -> Result<(), (usize, Errno)> {
+    let mut sources = [-1; MAX_SOURCES];
     for (index, step) in steps.iter().enumerate() {
-        run_op(sys, &step.op).map_err(|errno| (index, errno))?;
+        run_op(sys, &step.op, &mut sources).map_err(|errno| (index, errno))?;
     }
     Ok(())
 }
 
-fn run_op(sys: &dyn Syscall, op: &Op) -> Result<(), Errno> {
+/// open_tree + mount_setattr + move_mount: a bind with mount flags.
+fn bind(
+    sys: &dyn Syscall,
+    source: &CStr,
+    target: &CStr,
+    attr: u64,
+    recursive: bool,
+) -> Result<(), Errno> {
+    let recursive_flag = if recursive { AT_RECURSIVE } else { 0 };
+    let fd = sys.open_tree(
+        libc::AT_FDCWD,
+        source,
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | recursive_flag,
+    )?;
+    let result = sys
+        .mount_setattr(
+            fd,
+            c"",
+            libc::AT_EMPTY_PATH as libc::c_uint | recursive_flag,
+            attr,
+        )
+        .and_then(|()| sys.move_mount(fd, target));
+    sys.close(fd);
+    result
+}
+
+fn run_op(sys: &dyn Syscall, op: &Op, sources: &mut [RawFd; MAX_SOURCES]) -> Result<(), Errno> {
     match op {
         Op::WriteFile { path, data } => sys.write_file(path, data),
         Op::MakeMountsSlave => sys.set_propagation(c"/", libc::MS_REC | libc::MS_SLAVE),
@@ -460,22 +553,45 @@ fn run_op(sys: &dyn Syscall, op: &Op) -> Result<(), Errno> {
             target,
             attr,
             recursive,
-        } => {
-            let recursive_flag = if *recursive { AT_RECURSIVE } else { 0 };
+        } => bind(sys, source, target, *attr, *recursive),
+        Op::OpenSource { path, slot } => {
             let fd = sys.open_tree(
-                source,
-                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | recursive_flag,
+                libc::AT_FDCWD,
+                path,
+                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | AT_RECURSIVE,
             )?;
-            let result = sys
-                .mount_setattr(
-                    fd,
-                    c"",
-                    libc::AT_EMPTY_PATH as libc::c_uint | recursive_flag,
-                    *attr,
-                )
-                .and_then(|()| sys.move_mount(fd, target));
-            sys.close(fd);
-            result
+            sources[*slot] = fd;
+            sys.mount_setattr(
+                fd,
+                c"",
+                libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
+                READ_ONLY,
+            )
+        }
+        Op::BindFromSource {
+            slot,
+            relative,
+            fallback,
+            target,
+        } => {
+            match sys.open_tree(
+                sources[*slot],
+                relative,
+                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+            ) {
+                Ok(fd) => {
+                    let result = sys.move_mount(fd, target);
+                    sys.close(fd);
+                    result
+                }
+                Err(libc::EINVAL) => bind(sys, fallback, target, READ_ONLY, true),
+                Err(errno) => Err(errno),
+            }
+        }
+        Op::CloseSource { slot } => {
+            sys.close(sources[*slot]);
+            sources[*slot] = -1;
+            Ok(())
         }
         Op::RemountReadOnly { target } => {
             sys.mount_setattr(libc::AT_FDCWD, target, 0, MOUNT_ATTR_RDONLY)
@@ -548,7 +664,8 @@ mod tests {
         let pivot = position(&calls, "pivot_root /tmp /tmp/oldroot");
         let slice = position(&calls, "move_mount /opt/python");
         assert!(pivot < slice);
-        assert!(position(&calls, "open_tree /oldroot/store/slices/py/tree") < slice);
+        assert!(position(&calls, "open_tree /oldroot/store/slices") < pivot + 3);
+        assert!(position(&calls, "open_tree_at py/tree") < slice);
         assert!(slice < position(&calls, "umount /oldroot"));
         assert_eq!(calls.last().unwrap(), "chdir /home/u/project");
     }
@@ -563,7 +680,14 @@ mod tests {
     #[test]
     fn every_slice_and_base_dir_is_read_only_nosuid_nodev() {
         let calls = recorded(&input(&[("py", "/opt/python")]));
-        for target in ["/opt/python", "/usr", "/etc", "/home/u/project"] {
+        // Slices are cloned from one read-only, nosuid, nodev clone of the store.
+        let store = position(&calls, "open_tree /oldroot/store/slices");
+        assert_eq!(calls[store + 1], "setattr  0x7");
+        assert_eq!(
+            calls[position(&calls, "move_mount /opt/python") - 1],
+            "open_tree_at py/tree"
+        );
+        for target in ["/usr", "/etc", "/home/u/project"] {
             let mv = position(&calls, &format!("move_mount {target}"));
             assert_eq!(calls[mv - 1], "setattr  0x7", "before mounting {target}");
         }

@@ -24,7 +24,8 @@ pub trait Syscall {
     ) -> SysResult;
     /// mount(NULL, target, NULL, flags, NULL): propagation changes.
     fn set_propagation(&self, target: &CStr, flags: c_ulong) -> SysResult;
-    fn open_tree(&self, path: &CStr, flags: c_uint) -> SysResult<RawFd>;
+    /// `dirfd` is `AT_FDCWD` or a mount from an earlier open_tree.
+    fn open_tree(&self, dirfd: RawFd, path: &CStr, flags: c_uint) -> SysResult<RawFd>;
     fn mount_setattr(&self, fd: RawFd, path: &CStr, flags: c_uint, attr_set: u64) -> SysResult;
     fn move_mount(&self, fd: RawFd, target: &CStr) -> SysResult;
     fn close(&self, fd: RawFd);
@@ -106,11 +107,10 @@ impl Syscall for Linux {
         })
     }
 
-    fn open_tree(&self, path: &CStr, flags: c_uint) -> SysResult<RawFd> {
+    fn open_tree(&self, dirfd: RawFd, path: &CStr, flags: c_uint) -> SysResult<RawFd> {
         // SAFETY: open_tree takes a dirfd, a valid C string and flags.
-        let fd = check_long(unsafe {
-            libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags)
-        })?;
+        let fd =
+            check_long(unsafe { libc::syscall(libc::SYS_open_tree, dirfd, path.as_ptr(), flags) })?;
         Ok(fd as RawFd)
     }
 
@@ -296,10 +296,14 @@ pub mod recording {
         fn set_propagation(&self, target: &CStr, _flags: c_ulong) -> SysResult {
             self.log(format!("propagation {}", s(target)))
         }
-        fn open_tree(&self, path: &CStr, _flags: c_uint) -> SysResult<RawFd> {
+        fn open_tree(&self, dirfd: RawFd, path: &CStr, _flags: c_uint) -> SysResult<RawFd> {
             let mut fd = self.next_fd.borrow_mut();
             *fd += 1;
-            self.log(format!("open_tree {}", s(path)))?;
+            if dirfd == libc::AT_FDCWD {
+                self.log(format!("open_tree {}", s(path)))?;
+            } else {
+                self.log(format!("open_tree_at {}", s(path)))?;
+            }
             Ok(*fd + 100)
         }
         fn mount_setattr(
