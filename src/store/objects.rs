@@ -137,10 +137,39 @@ impl<'s> ObjectWriter<'s> {
         Ok(())
     }
 
+    /// Content already hashed in memory is written straight to its staged
+    /// name: one rename fewer per new file than the temp-file route.
     fn write_bytes(&self, bytes: &[u8], content: Digest, executable: bool) -> Result<()> {
-        let (temp, mut file) = self.temp_file()?;
-        file.write_all(bytes).at("write object file", &temp)?;
-        self.stage(temp, file, content, executable, bytes.len() as u64)
+        let staged = self.staged_path(&content, executable);
+        let mut file = match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&staged)
+        {
+            Ok(file) => file,
+            // Another thread of this ingest is staging the same content.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(e) => return Err(e).at("create object file", &staged),
+        };
+        file.write_all(bytes).at("write object file", &staged)?;
+        file.set_permissions(fs::Permissions::from_mode(object_mode(executable)))
+            .at("set mode of", &staged)?;
+        self.new
+            .lock()
+            .expect("no panics while held")
+            .insert((content, executable), staged);
+        self.written
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn staged_path(&self, content: &Digest, executable: bool) -> PathBuf {
+        self.staged.join(format!(
+            "{}{}",
+            content.hex(),
+            if executable { ".x" } else { "" }
+        ))
     }
 
     /// Adds a non-seekable stream (a tar entry). Returns digest and size.
