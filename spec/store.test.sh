@@ -46,12 +46,15 @@ export SLICEBOX_STORE=$PWD/store
 mkdir a b; echo kept >a/f; echo dropped >b/f; echo shared >a/s; echo shared >b/s
 slice-add --at /opt/x a a >/dev/null
 slice-add --at /opt/x b b >/dev/null
+slice-show a | grep -E '^(shared|unique):'
 slice-rm b >/dev/null
 store-stats | grep '^gc would free'
 slice-gc
 slice-list | cut -f1
 store-stats | grep -E '^(slices|objects|gc would free)'
 ## STDOUT:
+shared:      7 (7 B) also in other slices
+unique:      5 (5 B) only in this slice
 gc would free:     8 (8 B)
 removed 1 slices and 1 objects, freed 8 B
 a

@@ -140,6 +140,13 @@ pub fn show(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         text.push_str(&format!("env:         {entry}\n"));
     }
     text.push_str(&format!(
+        "shared:      {} ({}) also in other slices\nunique:      {} ({}) only in this slice\n",
+        usage.shared_bytes,
+        human_bytes(usage.shared_bytes),
+        usage.unique_bytes,
+        human_bytes(usage.unique_bytes),
+    ));
+    text.push_str(&format!(
         "path:        {}\n",
         store.slice_tree(&digest).display()
     ));
