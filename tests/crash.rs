@@ -117,6 +117,14 @@ fn assert_consistent(store: &Path, allowed: &[String]) {
     }
 }
 
+/// Two versions of the test tree, as paths for the command line.
+fn two_trees(tmp: &Path) -> (String, String) {
+    let (a, b) = (tmp.join("a"), tmp.join("b"));
+    make_tree(&a, 1);
+    make_tree(&b, 2);
+    (a.to_str().unwrap().into(), b.to_str().unwrap().into())
+}
+
 fn timed(store: &Path, args: &[&str]) -> Duration {
     let start = Instant::now();
     ok(store, args);
@@ -128,10 +136,8 @@ fn killing_slice_add_at_random_points_leaves_old_or_new_state() {
     let mut rng = Rng(seed());
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    make_tree(&a, 1);
-    make_tree(&b, 2);
-    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let (a, b) = two_trees(tmp.path());
+    let (a, b) = (a.as_str(), b.as_str());
     // Learn both digests and how long an add takes, then start clean.
     let digest_a = ok(&store, &["slice-add", "--at", AT, "probe", a])
         .trim()
@@ -141,16 +147,19 @@ fn killing_slice_add_at_random_points_leaves_old_or_new_state() {
         .to_string();
     ok(&store, &["slice-rm", "probe"]);
     ok(&store, &["slice-gc"]);
+    // Random kills land mostly while files are hashed and written; the
+    // commit steps are covered by the crash points of the test below.
     let full = timed(&store, &["slice-add", "--at", AT, "victim", a]);
     ok(&store, &["slice-rm", "victim"]);
     ok(&store, &["slice-gc"]);
     let allowed = vec![digest_a.clone(), digest_b.clone()];
     let mut interrupted = 0;
-    // Re-adds of stored content are much faster than the first add the
-    // delay range is based on, so only some kills land mid-add.
     for round in 0..40 {
+        // gc first, so the other tree's own files must be written again:
+        // every round is a real add, not a fast re-add of stored content.
+        ok(&store, &["slice-gc"]);
         let source = if round % 2 == 0 { a } else { b };
-        let delay = Duration::from_micros(rng.below(full.as_micros() as u64 * 11 / 10));
+        let delay = Duration::from_micros(rng.below(full.as_micros() as u64 * 12 / 10));
         if run_and_kill(&store, &["slice-add", "--at", AT, "victim", source], delay) {
             interrupted += 1;
         }
@@ -158,7 +167,7 @@ fn killing_slice_add_at_random_points_leaves_old_or_new_state() {
     }
     eprintln!("{interrupted} of 40 kills hit a running slice-add");
     assert!(
-        interrupted >= 8,
+        interrupted >= 15,
         "only {interrupted} of 40 kills hit a running add"
     );
     // A complete add and gc leave exactly one slice and no garbage.
@@ -180,10 +189,8 @@ fn killing_slice_gc_at_random_points_keeps_every_named_slice() {
     let mut rng = Rng(seed());
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    make_tree(&a, 1);
-    make_tree(&b, 2);
-    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let (a, b) = two_trees(tmp.path());
+    let (a, b) = (a.as_str(), b.as_str());
     let keep = ok(&store, &["slice-add", "--at", AT, "keep", a])
         .trim()
         .to_string();
@@ -216,4 +223,86 @@ fn killing_slice_gc_at_random_points_keeps_every_named_slice() {
         serde_json::from_str(&ok(&store, &["store-stats", "--json"])).unwrap();
     assert_eq!(stats["slices"], 1);
     assert_eq!(stats["reclaimable_bytes"], 0);
+}
+
+/// Runs a command that must die of SIGKILL at crash point `at`.
+fn crash_at(store: &Path, at: &str, args: &[&str]) {
+    let status = Command::new(BIN)
+        .args(args)
+        .env("SLICEBOX_STORE", store)
+        .env("SLICEBOX_CRASH_AT", at)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "{args:?} did not reach crash point {at}"
+    );
+}
+
+#[test]
+fn a_crash_between_any_two_durable_steps_leaves_old_or_new_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = two_trees(tmp.path());
+    let (a, b) = (a.as_str(), b.as_str());
+    for point in [
+        "add:staged",
+        "add:synced",
+        "add:one-object-published",
+        "add:objects-published",
+        "add:slice-published",
+        "add:ref-written",
+    ] {
+        let store = tmp.path().join(point.replace(':', "-"));
+        let old = ok(&store, &["slice-add", "--at", AT, "victim", a])
+            .trim()
+            .to_string();
+        let new = {
+            let probe = tmp.path().join("probe");
+            let _ = Command::new("chmod")
+                .args(["-R", "u+w"])
+                .arg(&probe)
+                .status();
+            let _ = fs::remove_dir_all(&probe);
+            ok(&probe, &["slice-add", "--at", AT, "victim", b])
+                .trim()
+                .to_string()
+        };
+        crash_at(&store, point, &["slice-add", "--at", AT, "victim", b]);
+        assert_consistent(&store, &[old.clone(), new.clone()]);
+        ok(&store, &["slice-gc"]);
+        assert_consistent(&store, &[old.clone(), new.clone()]);
+        let stats: serde_json::Value =
+            serde_json::from_str(&ok(&store, &["store-stats", "--json"])).unwrap();
+        assert_eq!(
+            stats["reclaimable_bytes"], 0,
+            "gc left garbage after a crash at {point}"
+        );
+    }
+    for point in [
+        "gc:history-pruned",
+        "gc:one-slice-trashed",
+        "gc:one-object-removed",
+        "gc:objects-swept",
+    ] {
+        let store = tmp.path().join(point.replace(':', "-"));
+        let keep = ok(&store, &["slice-add", "--at", AT, "keep", a])
+            .trim()
+            .to_string();
+        ok(&store, &["slice-add", "--at", AT, "garbage", b]);
+        ok(&store, &["slice-add", "--at", AT, "garbage", a]);
+        ok(&store, &["slice-rm", "garbage"]);
+        crash_at(&store, point, &["slice-gc"]);
+        assert_consistent(&store, std::slice::from_ref(&keep));
+        ok(&store, &["slice-gc"]);
+        assert_consistent(&store, std::slice::from_ref(&keep));
+        let stats: serde_json::Value =
+            serde_json::from_str(&ok(&store, &["store-stats", "--json"])).unwrap();
+        assert_eq!(stats["slices"], 1);
+        assert_eq!(stats["reclaimable_bytes"], 0);
+    }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::objects::{copy_object, create_empty, ObjectWriter};
 use super::progress::Progress;
 use super::tree::{find, place, tree_digest, Node};
-use super::{listing, parallel};
+use super::{crash_point, listing, parallel};
 use super::{
     os, printable, printable_path, refs, Error, IoContext, Manifest, Result, SliceInfo, Store,
 };
@@ -122,8 +122,11 @@ impl Store {
         // One syncfs for the whole batch (as ostree does) instead of an
         // fsync per file: objects and tree are durable before they become
         // reachable.
+        crash_point("add:staged");
         sync_filesystem(self.root())?;
+        crash_point("add:synced");
         objects.publish()?;
+        crash_point("add:objects-published");
         let final_dir = self.slice_dir(&slice_digest);
         match fs::rename(&staged_slice, &final_dir) {
             Ok(()) => {}
@@ -132,7 +135,9 @@ impl Store {
             Err(e) => return Err(e).at("store slice", &final_dir),
         }
         sync_dir(&self.slices_dir())?;
+        crash_point("add:slice-published");
         refs::set(self, name, &slice_digest)?;
+        crash_point("add:ref-written");
         drop(stage);
         Ok(Added {
             info: self.slice_info(&slice_digest)?,

@@ -170,6 +170,7 @@ impl Store {
         let mut report = GcReport::default();
         refs::prune_history(self)?;
         report.history_pruned = true;
+        super::crash_point("gc:history-pruned");
         let mut live: HashSet<Digest> = refs::list(self)?.into_iter().map(|(_, d)| d).collect();
         live.extend(self.live_pins()?);
 
@@ -185,16 +186,19 @@ impl Store {
                     .join(format!("trash-{}-{}", slice.hex(), std::process::id()));
             let dir = self.slice_dir(&slice);
             fs::rename(&dir, &trash).at("remove slice", &dir)?;
+            super::crash_point("gc:one-slice-trashed");
             report.slices_removed += 1;
         }
         sync_dir(&self.slices_dir())?;
         for object in self.objects_on_disk()? {
             if !live_objects.contains(&object.key) {
                 fs::remove_file(&object.path).at("remove object", &object.path)?;
+                super::crash_point("gc:one-object-removed");
                 report.objects_removed += 1;
                 report.bytes_freed += object.size;
             }
         }
+        super::crash_point("gc:objects-swept");
         // No add runs while gc holds the lock: all of tmp/ is garbage.
         let tmp = self.tmp_dir();
         for entry in fs::read_dir(&tmp).at("read directory", &tmp)? {

@@ -214,6 +214,16 @@ pub(crate) fn read_small(path: &Path) -> io::Result<String> {
     String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
+/// Crash points for tests: when `SLICEBOX_CRASH_AT` names this point, the
+/// process kills itself with SIGKILL right here, so a test can stop an add
+/// or a gc between any two of its durable steps. Costs one env lookup.
+pub(crate) fn crash_point(name: &str) {
+    if std::env::var_os("SLICEBOX_CRASH_AT").is_some_and(|at| at == name) {
+        // SAFETY: raising a signal on ourselves.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+}
+
 pub(crate) fn os(bytes: &[u8]) -> &OsStr {
     OsStr::from_bytes(bytes)
 }

@@ -184,10 +184,28 @@ impl<'s> ObjectWriter<'s> {
             return self.add_bytes(&head, executable);
         }
         // Too big for memory: stream into a temp file while hashing.
+        let (temp, file, content, size) = self.stream_to_temp(&head, reader, origin)?;
+        if self.known(&content, executable) {
+            drop(file);
+            fs::remove_file(&temp).at("remove temporary file", &temp)?;
+        } else {
+            self.stage(temp, file, content, executable, size)?;
+        }
+        Ok((content, size))
+    }
+
+    /// Writes `head` and then the rest of `reader` into a new temp file,
+    /// hashing as it goes.
+    fn stream_to_temp(
+        &self,
+        head: &[u8],
+        reader: &mut dyn Read,
+        origin: &Path,
+    ) -> Result<(PathBuf, File, Digest, u64)> {
         let (temp, mut file) = self.temp_file()?;
         let mut hasher = Sha256::new();
-        hasher.update(&head);
-        file.write_all(&head).at("write object file", &temp)?;
+        hasher.update(head);
+        file.write_all(head).at("write object file", &temp)?;
         let mut size = head.len() as u64;
         let mut chunk = vec![0u8; CHUNK];
         loop {
@@ -199,14 +217,7 @@ impl<'s> ObjectWriter<'s> {
             file.write_all(&chunk[..n]).at("write object file", &temp)?;
             size += n as u64;
         }
-        let content = Digest::from_hasher(hasher);
-        if self.known(&content, executable) {
-            drop(file);
-            fs::remove_file(&temp).at("remove temporary file", &temp)?;
-        } else {
-            self.stage(temp, file, content, executable, size)?;
-        }
-        Ok((content, size))
+        Ok((temp, file, Digest::from_hasher(hasher), size))
     }
 
     fn add_bytes(&self, bytes: &[u8], executable: bool) -> Result<(Digest, u64)> {
@@ -246,37 +257,16 @@ impl<'s> ObjectWriter<'s> {
             return Ok((content, size));
         }
         file.rewind().at("read", origin)?;
-        let (copied, copied_size) = self.add_stream_unchecked(file, executable, origin)?;
+        let (temp, copy, copied, copied_size) = self.stream_to_temp(&[], file, origin)?;
         if copied != content || copied_size != size {
+            drop(copy);
+            fs::remove_file(&temp).at("remove temporary file", &temp)?;
             return Err(Error::BadSource {
                 source_name: super::printable_path(origin),
                 reason: "the file changed while it was being read".into(),
             });
         }
-        Ok((content, size))
-    }
-
-    fn add_stream_unchecked(
-        &self,
-        reader: &mut dyn Read,
-        executable: bool,
-        origin: &Path,
-    ) -> Result<(Digest, u64)> {
-        let (temp, mut file) = self.temp_file()?;
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let mut chunk = vec![0u8; CHUNK];
-        loop {
-            let n = read_retrying(reader, &mut chunk, origin)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&chunk[..n]);
-            file.write_all(&chunk[..n]).at("write object file", &temp)?;
-            size += n as u64;
-        }
-        let content = Digest::from_hasher(hasher);
-        self.stage(temp, file, content, executable, size)?;
+        self.stage(temp, copy, content, executable, size)?;
         Ok((content, size))
     }
 
@@ -303,7 +293,7 @@ impl<'s> ObjectWriter<'s> {
                 fs::create_dir_all(fanout).at("create object directory", fanout)?;
             }
             match rename_noreplace(staged, &target) {
-                Ok(()) => {}
+                Ok(()) => super::crash_point("add:one-object-published"),
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                 Err(e) => return Err(e).at("store object", &target),
             }
