@@ -266,6 +266,7 @@ fn a_crash_between_any_two_durable_steps_leaves_old_or_new_state() {
             let _ = Command::new("chmod")
                 .args(["-R", "u+w"])
                 .arg(&probe)
+                .stderr(Stdio::null())
                 .status();
             let _ = fs::remove_dir_all(&probe);
             ok(&probe, &["slice-add", "--at", AT, "victim", b])

@@ -37,13 +37,12 @@ pub enum Error {
     Plan(#[from] plan::PlanError),
     #[error("argument contains a NUL byte")]
     Nul,
-    #[error("cannot create namespaces: {source}{hint}")]
-    Clone {
+    #[error("cannot {what}: {source}{hint}")]
+    Spawn {
+        what: &'static str,
         source: std::io::Error,
         hint: &'static str,
     },
-    #[error("cannot wait for the sandbox: {0}")]
-    Wait(std::io::Error),
 }
 
 /// What became of a stage, with the message to print when it failed.
@@ -149,9 +148,10 @@ pub fn run(stage: &Stage) -> Result<Report, Error> {
         ignored_signals: stage.ignored_signals.clone(),
         last_capability: last_capability(),
     };
-    let (outcome, _) = process::spawn_and_wait(&prepared).map_err(|source| Error::Clone {
-        hint: clone_hint(&source),
-        source,
+    let (outcome, _) = process::spawn_and_wait(&prepared).map_err(|e| Error::Spawn {
+        what: e.what,
+        hint: e.hint,
+        source: e.source,
     })?;
     let message = match outcome {
         Outcome::SetupFailed { step, errno } => Some(match prepared.steps.get(step) {
@@ -171,16 +171,6 @@ pub fn run(stage: &Stage) -> Result<Report, Error> {
         _ => None,
     };
     Ok(Report { outcome, message })
-}
-
-fn clone_hint(err: &std::io::Error) -> &'static str {
-    match err.raw_os_error() {
-        Some(libc::EPERM) | Some(libc::ENOSPC) | Some(libc::EUSERS) => {
-            " (are unprivileged user namespaces enabled? check kernel.unprivileged_userns_clone, \
-             user.max_user_namespaces and, on Ubuntu, kernel.apparmor_restrict_unprivileged_userns)"
-        }
-        _ => "",
-    }
 }
 
 pub fn strerror(errno: i32) -> String {

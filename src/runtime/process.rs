@@ -94,14 +94,45 @@ fn pointers(strings: &[CString]) -> Vec<*const c_char> {
         .collect()
 }
 
+/// Which part of starting and waiting for a stage failed.
+#[derive(Debug)]
+pub struct SpawnError {
+    pub what: &'static str,
+    pub source: std::io::Error,
+    /// What to check when the kernel refused the namespaces.
+    pub hint: &'static str,
+}
+
+fn spawn_error(what: &'static str) -> SpawnError {
+    let source = std::io::Error::last_os_error();
+    let hint = if what == CREATE_NAMESPACES {
+        clone_hint(&source)
+    } else {
+        ""
+    };
+    SpawnError { what, source, hint }
+}
+
+const CREATE_NAMESPACES: &str = "create namespaces";
+
+fn clone_hint(err: &std::io::Error) -> &'static str {
+    match err.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::ENOSPC) | Some(libc::EUSERS) => {
+            " (are unprivileged user namespaces enabled? check kernel.unprivileged_userns_clone, \
+             user.max_user_namespaces and, on Ubuntu, kernel.apparmor_restrict_unprivileged_userns)"
+        }
+        _ => "",
+    }
+}
+
 /// Clones the stage's pid 1 and waits for it. Returns how it ended.
-pub fn spawn_and_wait(prepared: &Prepared) -> std::io::Result<(Outcome, i32)> {
+pub fn spawn_and_wait(prepared: &Prepared) -> Result<(Outcome, i32), SpawnError> {
     let argv = pointers(&prepared.argv);
     let envp = pointers(&prepared.env);
     let mut pipe = [0 as c_int; 2];
     // SAFETY: `pipe` has room for two descriptors.
     if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(std::io::Error::last_os_error());
+        return Err(spawn_error("create the report pipe"));
     }
     let [report_read, report_write] = pipe;
     // The exit signal is 0, not SIGCHLD: bash's SIGCHLD handler reaps any
@@ -120,7 +151,7 @@ pub fn spawn_and_wait(prepared: &Prepared) -> std::io::Result<(Outcome, i32)> {
         )
     };
     if pid < 0 {
-        let err = std::io::Error::last_os_error();
+        let err = spawn_error(CREATE_NAMESPACES);
         // SAFETY: both ends were opened above.
         unsafe {
             libc::close(report_read);
@@ -143,7 +174,7 @@ pub fn spawn_and_wait(prepared: &Prepared) -> std::io::Result<(Outcome, i32)> {
             break;
         }
         if r < 0 && errno() != libc::EINTR {
-            let err = std::io::Error::last_os_error();
+            let err = spawn_error("wait for the sandbox");
             // SAFETY: opened above.
             unsafe { libc::close(report_read) };
             return Err(err);
@@ -416,4 +447,20 @@ unsafe fn drop_capabilities(last_capability: c_int) {
     }; 2];
     // SAFETY: capset v3 takes a header and two data structs, both valid here.
     unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_clone_explains_what_to_check() {
+        let hint = clone_hint(&std::io::Error::from_raw_os_error(libc::EPERM));
+        assert!(hint.contains("kernel.unprivileged_userns_clone"), "{hint}");
+        assert!(hint.contains("user.max_user_namespaces"), "{hint}");
+        assert_eq!(
+            clone_hint(&std::io::Error::from_raw_os_error(libc::ENOMEM)),
+            ""
+        );
+    }
 }
