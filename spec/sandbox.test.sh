@@ -162,3 +162,11 @@ closed=2
 sandbox: cannot pass descriptor 5: it is not open
 passed=125
 ## END
+
+#### a payload killed by SIGPIPE dies quietly with 141, like any pipeline stage
+{ sandbox -- yes 2>err; echo "status=$?" >status; } | head -n 1
+cat status err
+## STDOUT:
+y
+status=141
+## END

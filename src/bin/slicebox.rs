@@ -18,9 +18,12 @@ fn usage() -> String {
 }
 
 /// Signals ignored by whoever started us stay ignored in the payload, as
-/// for any command a shell runs.
+/// for any command a shell runs. SIGPIPE is the exception: Rust's runtime
+/// ignores it before `main`, so its inherited disposition is unknowable;
+/// the payload gets the default, as pipeline stages expect.
 fn inherited_ignored_signals() -> Vec<i32> {
     (1..libc::SIGRTMIN())
+        .filter(|&signal| signal != libc::SIGPIPE)
         .filter(|&signal| {
             // SAFETY: querying the disposition writes into `old` only.
             unsafe {
