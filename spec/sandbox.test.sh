@@ -170,3 +170,16 @@ cat status err
 y
 status=141
 ## END
+
+#### trap '' SIG is inherited by the payload, as by any command; trap - restores it
+trap '' INT
+sandbox -- sh -c 'kill -INT $$; echo survived'
+echo "ignored: $?"
+trap - INT
+sandbox -- sh -c 'kill -INT $$; echo survived'
+echo "default: $?"
+## STDOUT:
+survived
+ignored: 0
+default: 130
+## END

@@ -112,6 +112,25 @@ fn bash_export_env() -> Option<Vec<OsString>> {
     }
 }
 
+/// Signals the user made the shell ignore (`trap '' SIG`, or ignored when
+/// the shell started), which a command the shell runs inherits as
+/// ignored. bash's own interactive ignores (SIGTERM, SIGQUIT, the job
+/// control signals) are not in this set. Asked through bash's global
+/// `signal_is_ignored`; empty in hosts that are not bash.
+fn bash_ignored_signals() -> Vec<i32> {
+    // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name.
+    let query = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"signal_is_ignored".as_ptr()) };
+    if query.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: in bash this is `int signal_is_ignored (int sig)`.
+    let query =
+        unsafe { std::mem::transmute::<*mut libc::c_void, extern "C" fn(c_int) -> c_int>(query) };
+    (1..libc::SIGRTMIN())
+        .filter(|&signal| query(signal) != 0)
+        .collect()
+}
+
 fn words(list: *mut WordList) -> Vec<OsString> {
     let mut out = Vec::new();
     let mut node = list;
@@ -133,7 +152,7 @@ fn run_builtin(name: &str, list: *mut WordList) -> c_int {
         let ctx = Context {
             stdio: [0, 1, 2],
             env: bash_export_env().unwrap_or_else(cli::process_env),
-            ignored_signals: Vec::new(),
+            ignored_signals: bash_ignored_signals(),
         };
         cli::run(name, &words(list), &ctx).code
     })
