@@ -1,7 +1,7 @@
 # slicebox — build, install, demo and test.
 #   make demo      build, install into PREFIX, run a real two-version pipeline
 #   make test      every test (.ci/run calls exactly this)
-#   make install / make uninstall / make bench
+#   make install / make uninstall / make bench (startup) / make bench-store
 
 CARGO     ?= cargo
 ROOT      := $(filter 0,$(shell id -u))
@@ -16,7 +16,7 @@ DOCS      := README.md docs/builtins.md docs/c-api.md docs/design.md docs/format
 SLICEBOX_TEST_USER ?= sbx
 export SLICEBOX_TOOLCHAIN_CACHE ?= $(if $(ROOT),/var/cache/slicebox-toolchains,$(HOME)/.cache/slicebox-toolchains)
 
-.PHONY: all build install uninstall demo test check-header lint unit-tests shell-tests install-check bench clean
+.PHONY: all build install uninstall demo test check-header lint unit-tests shell-tests install-check bench bench-store clean
 
 all: build
 
@@ -69,6 +69,10 @@ test: check-header lint unit-tests shell-tests install-check
 
 bench: build
 	bash bench/startup.sh target/release
+
+# Needs a big real tree (default: a pyenv CPython) and ostree; ~20 minutes.
+bench-store: build
+	bash bench/store.sh
 
 clean:
 	$(CARGO) clean
