@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::ingest::{make_writable, sync_dir};
 use super::listing::{self, Entry};
+use super::objects::hash_rest;
 use super::tree::{tree_digest, Node};
 use super::{os, parallel, printable, refs, Error, IoContext, Result, Store};
 use crate::digest::Digest;
@@ -96,16 +97,9 @@ fn object_key(fanout: &str, name: &str) -> Option<ObjectKey> {
 }
 
 fn hash_file(path: &Path) -> io::Result<Digest> {
-    let mut file = File::open(path)?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 << 10];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            return Ok(Digest::from_hasher(hasher));
-        }
-        hasher.update(&buf[..n]);
-    }
+    hash_rest(&mut File::open(path)?, &mut hasher)?;
+    Ok(Digest::from_hasher(hasher))
 }
 
 impl Store {

@@ -53,22 +53,32 @@ fn read_retrying(reader: &mut dyn Read, buf: &mut [u8], origin: &Path) -> Result
 
 /// Reads into `buf` up to `limit` bytes; true when that reached EOF.
 fn fill(reader: &mut dyn Read, buf: &mut Vec<u8>, limit: usize, origin: &Path) -> Result<bool> {
+    // Room for most files in one read, as a fixed chunk would give.
+    buf.reserve(CHUNK);
+    // One byte past the limit tells "exactly at the limit" from "more".
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(buf)
+        .at("read", origin)?;
+    Ok(buf.len() <= limit)
+}
+
+/// Feeds the rest of `reader` to `hasher`; returns the bytes read. The one
+/// hashing loop of ingest and verify.
+pub(crate) fn hash_rest(reader: &mut dyn Read, hasher: &mut Sha256) -> io::Result<u64> {
     let mut chunk = vec![0u8; CHUNK];
-    while buf.len() < limit {
-        let want = CHUNK.min(limit - buf.len());
-        let n = read_retrying(reader, &mut chunk[..want], origin)?;
-        if n == 0 {
-            return Ok(true);
+    let mut size = 0u64;
+    loop {
+        match reader.read(&mut chunk) {
+            Ok(0) => return Ok(size),
+            Ok(n) => {
+                hasher.update(&chunk[..n]);
+                size += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
-    // Exactly at the limit: EOF only if nothing more comes.
-    let n = read_retrying(reader, &mut chunk[..1], origin)?;
-    if n == 1 {
-        buf.push(chunk[0]);
-        return Ok(false);
-    }
-    Ok(true)
 }
 
 impl<'s> ObjectWriter<'s> {
@@ -242,16 +252,7 @@ impl<'s> ObjectWriter<'s> {
         }
         let mut hasher = Sha256::new();
         hasher.update(&head);
-        let mut size = head.len() as u64;
-        let mut chunk = vec![0u8; CHUNK];
-        loop {
-            let n = read_retrying(file, &mut chunk, origin)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&chunk[..n]);
-            size += n as u64;
-        }
+        let size = head.len() as u64 + hash_rest(file, &mut hasher).at("read", origin)?;
         let content = Digest::from_hasher(hasher);
         if self.known(&content, executable) {
             return Ok((content, size));
@@ -336,4 +337,34 @@ pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
         nix::fcntl::RenameFlags::RENAME_NOREPLACE,
     )
     .map_err(io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_tells_a_file_at_the_limit_from_a_longer_one() {
+        let origin = Path::new("test");
+        for (input, at_eof) in [(&b"abc"[..], true), (b"abcd", true), (b"abcde", false)] {
+            let mut buf = Vec::new();
+            assert_eq!(
+                fill(&mut &input[..], &mut buf, 4, origin).unwrap(),
+                at_eof,
+                "{input:?}"
+            );
+            assert_eq!(buf, &input[..input.len().min(5)]);
+        }
+    }
+
+    #[test]
+    fn hash_rest_counts_and_hashes_everything() {
+        let data = vec![7u8; 3 * CHUNK + 11];
+        let mut hasher = Sha256::new();
+        assert_eq!(
+            hash_rest(&mut &data[..], &mut hasher).unwrap(),
+            data.len() as u64
+        );
+        assert_eq!(Digest::from_hasher(hasher), Digest::of(&data));
+    }
 }
