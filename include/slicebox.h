@@ -18,7 +18,7 @@ enum SliceboxStatus
   // The call did what it was asked; for `slicebox_run` the command ran
   // (its own exit status may still be non-zero).
   SLICEBOX_OK = 0,
-  // A pointer was NULL, a string was not NUL-terminated text, or argc was 0.
+  // A pointer was NULL, argc was 0, or a descriptor was not open.
   SLICEBOX_INVALID_ARGUMENT = 1,
   // slicebox hit an internal error (a panic); see `slicebox_last_error`.
   SLICEBOX_INTERNAL_ERROR = 2,

@@ -35,12 +35,15 @@ def send(line):
 
 send("PS1='PROMPT> '; enable -f %s sandbox && echo LOADED" % lib)
 read_until("LOADED")
+read_until("PROMPT> ")
 
-
-send("sandbox -- sleep 58.7531; echo after-status=$?")
-time.sleep(1.5)
+# The stage says when it runs: ^C is typed only then (no sleep as a guess).
+send("sandbox -- sh -c 'echo STAGE-RUNS; exec sleep 58.7531'; echo after-status=$?")
+read_until("STAGE-RUNS\r\n")
 os.write(fd, b"\x03")
-read_until("PROMPT> ", timeout=10)
+rest = read_until("PROMPT> ", timeout=10)
+if "after-status" in rest:
+    sys.exit("the rest of the command line ran after ^C: %r" % rest)
 interrupted = answer("echo $?")
 alive = answer("echo shell-alive")
 nxt = answer("sandbox -- sh -c 'exit 7'; echo $?")

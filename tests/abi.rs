@@ -185,3 +185,94 @@ fn every_builtin_exports_a_writable_struct_and_a_load_hook_that_fills_help() {
         }
     }
 }
+
+/// Regression: under a low descriptor limit, moving a caller's stdout
+/// onto the payload's fd 1 once failed unnoticed, and the payload wrote
+/// to the host's own fd 1. Run in a child process, so the limit and the
+/// descriptors touch nothing else of the test binary.
+#[test]
+fn remapped_stdout_under_a_low_fd_limit_reaches_the_given_file() {
+    if std::env::var_os("SLICEBOX_ABI_LOWFD_CHILD").is_some() {
+        return low_fd_child();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "remapped_stdout_under_a_low_fd_limit_reaches_the_given_file",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SLICEBOX_ABI_LOWFD_CHILD", dir.path())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed: {stdout}");
+    assert!(
+        stdout.contains("slicebox_run: 0, exit 0"),
+        "the stage ran: {stdout}"
+    );
+    assert!(
+        !stdout.contains("into-the-file"),
+        "the payload wrote to the host's fd 1: {stdout}"
+    );
+    let file = std::fs::read_to_string(dir.path().join("payload.out")).unwrap();
+    assert_eq!(file, "into-the-file\n");
+}
+
+fn low_fd_child() {
+    let dir = std::path::PathBuf::from(std::env::var_os("SLICEBOX_ABI_LOWFD_CHILD").unwrap());
+    let file = std::fs::File::create(dir.join("payload.out")).unwrap();
+    let lib = library();
+    // SAFETY: setrlimit with a valid struct; this process is the test's own child.
+    unsafe {
+        let limit = libc::rlimit {
+            rlim_cur: 64,
+            rlim_max: 64,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+    let args: Vec<CString> = ["sandbox", "--", "sh", "-c", "echo into-the-file"]
+        .iter()
+        .map(|a| CString::new(*a).unwrap())
+        .collect();
+    let ptrs: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    let mut status = -1;
+    // SAFETY: the documented signature; argv holds argc valid strings.
+    let result = unsafe {
+        let f: Symbol<RunFn> = lib.get(b"slicebox_run\0").unwrap();
+        f(
+            ptrs.as_ptr(),
+            ptrs.len(),
+            0,
+            file.as_raw_fd(),
+            2,
+            &mut status,
+        )
+    };
+    println!("slicebox_run: {result}, exit {status}");
+}
+
+#[test]
+fn descriptors_that_are_not_open_are_invalid_arguments() {
+    let lib = library();
+    let args = [c"sandbox".as_ptr(), c"--".as_ptr(), c"true".as_ptr()];
+    for (stdin, stdout, stderr) in [(-1, 1, 2), (0, 987, 2), (0, 1, -5)] {
+        let mut status = 7;
+        // SAFETY: the documented signature; bad fds are what is being tested.
+        let result = unsafe {
+            let f: Symbol<RunFn> = lib.get(b"slicebox_run\0").unwrap();
+            f(
+                args.as_ptr(),
+                args.len(),
+                stdin,
+                stdout,
+                stderr,
+                &mut status,
+            )
+        };
+        assert_eq!(result, INVALID_ARGUMENT, "{stdin} {stdout} {stderr}");
+        assert_eq!(status, 7, "outputs are written only on success");
+    }
+}

@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use slicebox::cli::{self, spec, Context, Exit};
-use slicebox::runtime::{process::forward_signals, STAGE_PID};
+use slicebox::runtime::process::forward_signals_to_stage;
 
 fn usage() -> String {
     let mut text = String::from("Usage: slicebox COMMAND [ARG...]\n\nCommands:\n");
@@ -48,6 +48,7 @@ fn main() {
         stdio: [0, 1, 2],
         env: cli::process_env(),
         ignored_signals,
+        host_signals: None,
     };
     let command = if spec::find(&invoked).is_some() {
         invoked
@@ -74,8 +75,9 @@ fn main() {
         }
     };
     if command == "sandbox" {
-        // Signals sent to us by another process reach the stage too.
-        forward_signals(&STAGE_PID);
+        // Signals sent to us reach the stage while it runs, and end us as
+        // they would any command before it starts.
+        forward_signals_to_stage();
     }
     let exit = cli::run(&command, &args, &ctx);
     die_like(exit);

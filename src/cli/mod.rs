@@ -12,6 +12,9 @@ use std::os::unix::ffi::OsStrExt;
 
 pub use args::{parse, Parsed, UsageError};
 
+/// Makes the host's signal reporter for one stage (bash's, in the builtin).
+pub type HostSignalSource = fn() -> Option<Box<dyn crate::runtime::HostSignals>>;
+
 /// Everything a command may use from its caller.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -21,6 +24,9 @@ pub struct Context {
     pub env: Vec<OsString>,
     /// Signals the payload keeps ignored (inherited `trap '' SIG` state).
     pub ignored_signals: Vec<i32>,
+    /// Where signals that the host (bash) handled itself while a stage ran
+    /// can be learnt, to pass them on to the stage.
+    pub host_signals: Option<HostSignalSource>,
 }
 
 impl Context {
@@ -90,6 +96,12 @@ pub fn process_env() -> Vec<OsString> {
             entry
         })
         .collect()
+}
+
+/// Whether `fd` is an open descriptor of this process.
+pub fn is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only queries the descriptor table.
+    fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0
 }
 
 /// Writes everything, retrying on EINTR. A closed pipe is not an error:

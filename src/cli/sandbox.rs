@@ -5,8 +5,8 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use super::{open_store, Context, Exit, Failure, Parsed};
-use crate::runtime::{self, Outcome, PlannedSlice, Stage};
+use super::{is_open, open_store, Context, Exit, Failure, Parsed};
+use crate::runtime::{self, Outcome, PlannedSlice, Stage, WorkdirView};
 
 fn setup_failure(message: String) -> Failure {
     Failure {
@@ -41,8 +41,7 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
                     value.to_string_lossy()
                 ))
             })?;
-        // SAFETY: F_GETFD only queries the descriptor table.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        if !is_open(fd) {
             return Err(setup_failure(format!(
                 "cannot pass descriptor {fd}: it is not open"
             )));
@@ -114,20 +113,56 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         env.retain(|e| env_name(e) != name.as_bytes());
     }
 
-    let workdir = std::env::current_dir()
+    let cwd = std::env::current_dir()
         .map_err(|e| setup_failure(format!("cannot read the current directory: {e}")))?;
+    let binds = parsed
+        .options
+        .iter()
+        .filter_map(|(name, value)| match *name {
+            "bind" => Some((true, value.as_deref()?)),
+            "ro-bind" => Some((false, value.as_deref()?)),
+            _ => None,
+        })
+        .map(|(writable, value)| planned_bind(value, writable, &cwd))
+        .collect::<Result<Vec<_>, _>>()?;
+    let workdir = if parsed.has("no-cwd") {
+        None
+    } else {
+        match runtime::workdir_view(&cwd, &runtime::host_base()) {
+            WorkdirView::Hidden(why) => {
+                if chdir.is_none() {
+                    ctx.err(&format!(
+                        "sandbox: note: the working directory '{}' is not shown inside: {why}; \
+                         the command starts in / (--no-cwd says so quietly)\n",
+                        cwd.display()
+                    ));
+                }
+                None
+            }
+            WorkdirView::Shown | WorkdirView::InsideBase => Some(cwd),
+        }
+    };
+    let start_dir = chdir
+        .or_else(|| workdir.clone())
+        .unwrap_or_else(|| PathBuf::from("/"));
     let stage = Stage {
         argv: parsed.operands.clone(),
         env,
         slices,
         workdir,
-        chdir,
+        start_dir,
         isolate_net,
-        stdio: ctx.stdio,
+        binds,
+        stdio: ctx.stdio.map(|fd| if is_open(fd) { fd } else { -1 }),
         keep_fds,
         ignored_signals: ctx.ignored_signals.clone(),
     };
-    let report = runtime::run(&stage).map_err(|e| setup_failure(e.to_string()))?;
+    let mut host_signals = ctx.host_signals.and_then(|make| make());
+    let report = runtime::run(&stage, host_signals.as_deref_mut()).map_err(|e| match e {
+        // Mount points that can never work are the arguments' fault.
+        runtime::Error::Plan(_) => Failure::usage(e.to_string()),
+        _ => setup_failure(e.to_string()),
+    })?;
     if let Some(message) = &report.message {
         ctx.err(&format!("sandbox: {message}\n"));
     }
@@ -139,6 +174,45 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         },
         Outcome::SetupFailed { .. } | Outcome::InitFailed { .. } => Exit::SETUP_FAILED,
         Outcome::ExecFailed { not_found, .. } => Exit::code(if not_found { 127 } else { 126 }),
+    })
+}
+
+/// `SRC[:DST]`: DST starts at the last ':' followed by '/', so a SRC may
+/// itself hold ':' when DST is given. SRC is resolved on the host, as the
+/// caller would; DST is a path inside the stage.
+fn planned_bind(
+    value: &std::ffi::OsStr,
+    writable: bool,
+    cwd: &std::path::Path,
+) -> Result<runtime::PlannedBind, Failure> {
+    let bytes = value.as_bytes();
+    let split = bytes
+        .windows(2)
+        .rposition(|w| w == b":/")
+        .filter(|&i| i > 0);
+    let (source, target) = match split {
+        Some(i) => (&bytes[..i], Some(&bytes[i + 1..])),
+        None => (bytes, None),
+    };
+    let option = if writable { "--bind" } else { "--ro-bind" };
+    let source = cwd.join(std::ffi::OsStr::from_bytes(source));
+    let resolved = std::fs::canonicalize(&source).map_err(|e| {
+        setup_failure(format!(
+            "cannot bind '{}' ({option}): {}",
+            source.display(),
+            runtime::strerror(e.raw_os_error().unwrap_or(libc::EIO))
+        ))
+    })?;
+    let is_dir = resolved.is_dir();
+    let target = match target {
+        Some(t) => PathBuf::from(std::ffi::OsStr::from_bytes(t)),
+        None => resolved.clone(),
+    };
+    Ok(runtime::PlannedBind {
+        source: resolved,
+        target,
+        writable,
+        is_dir,
     })
 }
 

@@ -41,6 +41,12 @@ pub fn add(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         .map(|e| utf8(e, "--env"))
         .collect::<Result<Vec<_>, _>>()?;
     let source = if source == "-" {
+        if !super::is_open(ctx.stdio[0]) {
+            return Err(Failure {
+                message: "cannot read an archive from stdin: it is closed".into(),
+                exit: Exit::FAILURE,
+            });
+        }
         Source::Stream(ctx.stdio[0])
     } else {
         let path = PathBuf::from(source);

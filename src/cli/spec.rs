@@ -41,6 +41,16 @@ pub const SANDBOX: CommandSpec = CommandSpec {
             help: "mount a stored slice read-only at its mount point (or MOUNTPOINT); repeatable",
         },
         OptionSpec {
+            long: "bind",
+            value: Some("SRC[:DST]"),
+            help: "show host path SRC writable at DST (default: SRC's own path); repeatable",
+        },
+        OptionSpec {
+            long: "ro-bind",
+            value: Some("SRC[:DST]"),
+            help: "show host path SRC read-only at DST (default: SRC's own path); repeatable",
+        },
+        OptionSpec {
             long: "net",
             value: Some("host|none"),
             help: "share the host's network (default) or get only a loopback interface",
@@ -49,6 +59,11 @@ pub const SANDBOX: CommandSpec = CommandSpec {
             long: "chdir",
             value: Some("DIR"),
             help: "start COMMAND in DIR (default: the current directory)",
+        },
+        OptionSpec {
+            long: "no-cwd",
+            value: None,
+            help: "do not show the current directory inside; start in / (or --chdir)",
         },
         OptionSpec {
             long: "fd",
@@ -75,11 +90,23 @@ pub const SANDBOX: CommandSpec = CommandSpec {
     options_end_at_operand: true,
     details: "\
 COMMAND sees the host's /usr, /bin, /lib*, /sbin and /etc read-only, each
-slice read-only at its mount point, the current directory read-only at its
-own path, a fresh /tmp, a fresh /proc and a minimal /dev. Nothing else of
-the host's files is visible. It runs in new user, mount, pid, ipc and uts
-namespaces (and net with --net none), with no capabilities and
-no_new_privs. Its stdin, stdout and stderr are the caller's own.
+slice read-only at its mount point, each --bind and --ro-bind, the current
+directory read-only at its own path, a fresh /tmp, a fresh /proc and a
+minimal /dev. Nothing else of the host's files is visible. A current
+directory that is /, /tmp, or under /proc, /dev or /sys is not shown (a
+note says so) and COMMAND starts in /.
+
+Mount points are resolved inside the stage and never through a symlink;
+nothing is created on the host. A missing bind source or a symlink on the
+way to a mount point fails with 125 and names the path.
+
+COMMAND runs in new user, mount, pid, ipc and uts namespaces (and net with
+--net none), in a session of its own, with a session keyring of its own,
+with no capabilities and no_new_privs. Only stdin, stdout, stderr and
+--fd descriptors reach it. Its stdin, stdout and stderr are the caller's
+own, except that a terminal is replaced by a pty of the stage's own,
+relayed by sandbox: ^C and the window size reach COMMAND, ^Z does not
+suspend it, and the terminal's modes are restored afterwards.
 
 Exit status: COMMAND's own; 128+N if it was killed by signal N; 125 if the
 sandbox could not be set up; 126 if COMMAND could not be executed; 127 if

@@ -11,6 +11,7 @@ use std::ptr::{addr_of_mut, null, null_mut};
 
 use super::guard;
 use crate::cli::{self, spec, Context};
+use crate::runtime::HostSignals;
 
 #[repr(C)]
 pub struct WordDesc {
@@ -131,6 +132,70 @@ fn bash_ignored_signals() -> Vec<i32> {
         .collect()
 }
 
+/// Signals bash's own handlers received while a stage ran. The stage runs
+/// in a session of its own, so a ^C typed at a terminal that the stage
+/// does not read from reaches only bash; passing it on keeps the stage an
+/// ordinary foreground command. Read from bash's globals
+/// `interrupt_state` (SIGINT) and `terminating_signal` (SIGHUP, SIGTERM,
+/// … in an interactive shell).
+struct BashSignals {
+    interrupt_state: *mut c_int,
+    terminating_signal: *const c_int,
+    interrupts: u32,
+    terminating_forwarded: bool,
+}
+
+impl BashSignals {
+    fn find() -> Option<Box<dyn HostSignals>> {
+        // SAFETY: dlsym with RTLD_DEFAULT and NUL-terminated names.
+        let (interrupt, terminating) = unsafe {
+            (
+                libc::dlsym(libc::RTLD_DEFAULT, c"interrupt_state".as_ptr()),
+                libc::dlsym(libc::RTLD_DEFAULT, c"terminating_signal".as_ptr()),
+            )
+        };
+        if interrupt.is_null() || terminating.is_null() {
+            return None;
+        }
+        Some(Box::new(BashSignals {
+            interrupt_state: interrupt.cast(),
+            terminating_signal: terminating.cast(),
+            interrupts: 0,
+            terminating_forwarded: false,
+        }))
+    }
+}
+
+impl HostSignals for BashSignals {
+    fn pending(&mut self) -> Option<c_int> {
+        // SAFETY: in bash these are `volatile sig_atomic_t` globals; bash
+        // is single-threaded and its handlers only store to them.
+        unsafe {
+            if std::ptr::read_volatile(self.interrupt_state) != 0 {
+                // Counted and cleared, so that every ^C is passed on; set
+                // again in `finish` so bash abandons the command line as
+                // after any interrupted command.
+                std::ptr::write_volatile(self.interrupt_state, 0);
+                self.interrupts += 1;
+                return Some(libc::SIGINT);
+            }
+            let terminating = std::ptr::read_volatile(self.terminating_signal);
+            if terminating != 0 && !self.terminating_forwarded {
+                self.terminating_forwarded = true;
+                return Some(terminating);
+            }
+        }
+        None
+    }
+
+    fn finish(&mut self) {
+        if self.interrupts > 0 {
+            // SAFETY: as above.
+            unsafe { std::ptr::write_volatile(self.interrupt_state, 1) };
+        }
+    }
+}
+
 fn words(list: *mut WordList) -> Vec<OsString> {
     let mut out = Vec::new();
     let mut node = list;
@@ -153,6 +218,7 @@ fn run_builtin(name: &str, list: *mut WordList) -> c_int {
             stdio: [0, 1, 2],
             env: bash_export_env().unwrap_or_else(cli::process_env),
             ignored_signals: bash_ignored_signals(),
+            host_signals: Some(BashSignals::find),
         };
         cli::run(name, &words(list), &ctx).code
     })

@@ -22,7 +22,7 @@ pub enum SliceboxStatus {
     /// The call did what it was asked; for `slicebox_run` the command ran
     /// (its own exit status may still be non-zero).
     SliceboxOk = 0,
-    /// A pointer was NULL, a string was not NUL-terminated text, or argc was 0.
+    /// A pointer was NULL, argc was 0, or a descriptor was not open.
     SliceboxInvalidArgument = 1,
     /// slicebox hit an internal error (a panic); see `slicebox_last_error`.
     SliceboxInternalError = 2,
@@ -95,11 +95,22 @@ pub unsafe extern "C" fn slicebox_run(
                 unsafe { CStr::from_ptr(arg) }.to_bytes(),
             )));
         }
+        for (what, fd) in [
+            ("stdin_fd", stdin_fd),
+            ("stdout_fd", stdout_fd),
+            ("stderr_fd", stderr_fd),
+        ] {
+            if !cli::is_open(fd) {
+                set_last_error(format!("{what} {fd} is not an open descriptor"));
+                return SliceboxStatus::SliceboxInvalidArgument;
+            }
+        }
         let name = args.remove(0);
         let ctx = Context {
             stdio: [stdin_fd, stdout_fd, stderr_fd],
             env: cli::process_env(),
             ignored_signals: Vec::new(),
+            host_signals: None,
         };
         let exit = cli::run(&name.to_string_lossy(), &args, &ctx);
         // SAFETY: checked non-NULL above; written only on success.

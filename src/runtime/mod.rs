@@ -1,10 +1,12 @@
 //! The kernel work: a stage description becomes namespaces, mounts and one
 //! exec. `plan` decides the mount order, `syscall` is the seam every
-//! state-changing call goes through, `process` clones, execs and waits.
+//! state-changing call goes through, `process` clones, execs and waits,
+//! and `terminal` gives a stage on a terminal a pty of its own.
 
 pub mod plan;
 pub mod process;
 pub mod syscall;
+pub mod terminal;
 
 use std::ffi::{CString, OsString};
 use std::fs;
@@ -12,8 +14,8 @@ use std::os::fd::RawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
-pub use plan::{HostEntry, PlanInput, PlannedSlice};
-pub use process::{Outcome, STAGE_PID};
+pub use plan::{workdir_view, HostEntry, PlanInput, PlannedBind, PlannedSlice, WorkdirView};
+pub use process::{HostSignals, InitStep, Outcome};
 
 /// One sandboxed process, fully resolved: store lookups are done.
 #[derive(Debug, Clone)]
@@ -22,10 +24,14 @@ pub struct Stage {
     /// `NAME=VALUE` entries, the payload's whole environment.
     pub env: Vec<OsString>,
     pub slices: Vec<PlannedSlice>,
-    /// The caller's working directory (absolute).
-    pub workdir: PathBuf,
-    pub chdir: Option<PathBuf>,
+    /// The caller's working directory (absolute), shown read-only at its
+    /// own path; `None` hides it.
+    pub workdir: Option<PathBuf>,
+    /// Where the payload starts, resolved inside the stage.
+    pub start_dir: PathBuf,
     pub isolate_net: bool,
+    pub binds: Vec<PlannedBind>,
+    /// The caller's descriptors for the payload's 0, 1, 2 (-1: closed).
     pub stdio: [RawFd; 3],
     pub keep_fds: Vec<RawFd>,
     pub ignored_signals: Vec<i32>,
@@ -107,17 +113,9 @@ fn exec_candidates(command: &OsString, env: &[OsString]) -> Result<Vec<CString>,
         .collect()
 }
 
-/// Runs the stage to completion.
-pub fn run(stage: &Stage) -> Result<Report, Error> {
-    let steps = plan::plan(&PlanInput {
-        outer_uid: nix::unistd::geteuid().as_raw(),
-        outer_gid: nix::unistd::getegid().as_raw(),
-        base: host_base(),
-        slices: stage.slices.clone(),
-        workdir: stage.workdir.clone(),
-        start_dir: stage.chdir.clone().unwrap_or_else(|| stage.workdir.clone()),
-        isolate_net: stage.isolate_net,
-    })?;
+/// Runs the stage to completion. `host` reports signals the caller's host
+/// (bash) received itself while the stage ran.
+pub fn run(stage: &Stage, host: Option<&mut (dyn HostSignals + 'static)>) -> Result<Report, Error> {
     let mut flags = libc::CLONE_NEWUSER
         | libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
@@ -129,8 +127,35 @@ pub fn run(stage: &Stage) -> Result<Report, Error> {
     let mut keep_fds = stage.keep_fds.clone();
     keep_fds.sort_unstable();
     keep_fds.dedup();
+    let mut stdio = stage.stdio;
+    let attached = terminal::Terminal::attach(&mut stdio).map_err(|source| Error::Spawn {
+        what: "give the stage a terminal of its own",
+        source,
+        hint: "",
+    })?;
+    let (mut terminal, terminal_slot) = match attached {
+        Some((t, slot)) => (Some(t), Some(slot)),
+        None => (None, None),
+    };
+    let plan = plan::plan(&PlanInput {
+        outer_uid: nix::unistd::geteuid().as_raw(),
+        outer_gid: nix::unistd::getegid().as_raw(),
+        base: host_base(),
+        slices: stage.slices.clone(),
+        workdir: stage.workdir.clone(),
+        start_dir: stage.start_dir.clone(),
+        isolate_net: stage.isolate_net,
+        binds: stage.binds.clone(),
+        landlock_abi: if stage.isolate_net {
+            syscall::landlock_abi()
+        } else {
+            0
+        },
+        terminal: terminal.as_ref().map(|t| t.number()),
+    })?;
     let prepared = process::Prepared {
         clone_flags: flags as libc::c_ulong,
+        plan,
         exec_candidates: exec_candidates(&stage.argv[0], &stage.env)?,
         argv: stage
             .argv
@@ -142,23 +167,23 @@ pub fn run(stage: &Stage) -> Result<Report, Error> {
             .iter()
             .map(|e| cstring(e.clone().into_vec()))
             .collect::<Result<_, _>>()?,
-        steps,
-        stdio: stage.stdio,
+        stdio,
+        terminal_slot,
         keep_fds,
         ignored_signals: stage.ignored_signals.clone(),
         last_capability: last_capability(),
     };
-    let (outcome, _) = process::spawn_and_wait(&prepared).map_err(|e| Error::Spawn {
-        what: e.what,
-        hint: e.hint,
-        source: e.source,
-    })?;
+    let outcome =
+        process::spawn_and_wait(&prepared, terminal.as_mut(), host).map_err(|e| Error::Spawn {
+            what: e.what,
+            hint: e.hint,
+            source: e.source,
+        })?;
     let message = match outcome {
-        Outcome::SetupFailed { step, errno } => Some(match prepared.steps.get(step) {
-            Some(s) => format!("cannot {}: {}", s.what, strerror(errno)),
-            None => format!("cannot start the sandboxed process: {}", strerror(errno)),
-        }),
-        Outcome::InitFailed { what, errno } => Some(format!("cannot {what}: {}", strerror(errno))),
+        Outcome::SetupFailed(failure) => Some(setup_message(&prepared.plan, failure)),
+        Outcome::InitFailed { step, errno } => {
+            Some(format!("cannot {}: {}", step.what(), strerror(errno)))
+        }
         Outcome::ExecFailed { errno, not_found } => Some(format!(
             "cannot execute '{}': {}",
             stage.argv[0].to_string_lossy(),
@@ -171,6 +196,32 @@ pub fn run(stage: &Stage) -> Result<Report, Error> {
         _ => None,
     };
     Ok(Report { outcome, message })
+}
+
+/// "cannot <step>: <cause>", naming the component a walk stopped at.
+fn setup_message(plan: &plan::Plan, failure: plan::StepFailure) -> String {
+    let Some(step) = plan.steps.get(failure.step) else {
+        return format!("cannot set up the stage: {}", strerror(failure.errno));
+    };
+    let cause = match (step.op.target(), failure.component) {
+        (Some(target), component) if component >= 0 => {
+            let at = target.prefix(component as usize);
+            match failure.errno {
+                libc::ELOOP => format!(
+                    "'{}' is a symbolic link, and mount points are never resolved through one",
+                    at.display()
+                ),
+                libc::ENOTDIR => format!("'{}' is not a directory", at.display()),
+                errno => format!("'{}': {}", at.display(), strerror(errno)),
+            }
+        }
+        _ if matches!(step.op, plan::Op::Chdir { .. }) && failure.errno == libc::ELOOP => format!(
+            "{} (links to a process's descriptors, cwd or root are not followed)",
+            strerror(failure.errno)
+        ),
+        _ => strerror(failure.errno),
+    };
+    format!("cannot {}: {cause}", step.what)
 }
 
 pub fn strerror(errno: i32) -> String {

@@ -2,29 +2,107 @@
 //! executes. Planning happens in the parent, where allocation is allowed;
 //! the child only walks the list. Each step carries the words of its error
 //! message, so a failure in the child is reported as an index and an errno.
+//!
+//! Two rules keep setup inside the stage:
+//! - Every host path (base dirs, the working directory, the store, the dev
+//!   nodes) is opened *before* the stage's root exists, as a detached
+//!   mount or an fd. After that, nothing is looked up in the host's tree:
+//!   the host's root is never a path inside the new root.
+//! - Every target inside the new root is reached by a walk from the root's
+//!   fd, one component at a time, with `openat2(RESOLVE_NO_SYMLINKS |
+//!   RESOLVE_BENEATH)`. A symlink on the way is an error that names it;
+//!   slices and other foreign content can therefore never redirect a mount.
 
 use std::collections::HashSet;
 use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
-use super::syscall::{Errno, Syscall};
+use super::syscall::{Errno, MountAttr, Syscall};
 
 pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const READ_ONLY: u64 = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+const RESOLVE_BENEATH: u64 = 0x08;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+/// One component below a directory, never through a symlink.
+const WALK: u64 = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH;
 
-/// Where the host's root is reachable between pivot_root and its detach.
-const OLD_ROOT: &str = "/oldroot";
+/// Where the stage's root tmpfs is mounted, in the child's private copy of
+/// the host's mount tree, while it is assembled. Every host source is
+/// opened before this mount covers it.
+const ASSEMBLY_POINT: &CStr = c"/tmp";
+/// The slot of the new root's fd.
+const ROOT: usize = 0;
+
 /// The host's system dirs a stage sees read-only when it names no layer.
 pub const BASE_DIRS: &[&str] = &[
     "/bin", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/sbin", "/usr",
 ];
 const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// A path inside the new root, split for a walk that never follows a
+/// symlink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub path: PathBuf,
+    components: Vec<CString>,
+    /// Whether missing dirs on the way may be made. Not inside a writable
+    /// bind of a host dir: setup never creates anything on the host.
+    create: bool,
+}
+
+impl Target {
+    fn new(path: &Path) -> Result<Target, PlanError> {
+        let mut components = Vec::new();
+        for part in path.components() {
+            match part {
+                Component::RootDir => {}
+                Component::Normal(name) => components.push(c(name)?),
+                _ => return Err(PlanError::NotNormal(path.display().to_string())),
+            }
+        }
+        if components.is_empty() || !path.is_absolute() {
+            return Err(PlanError::NotNormal(path.display().to_string()));
+        }
+        Ok(Target {
+            path: path.to_path_buf(),
+            components,
+            create: true,
+        })
+    }
+
+    fn parent_len(&self) -> usize {
+        self.components.len() - 1
+    }
+
+    fn last(&self) -> &CStr {
+        self.components.last().expect("a target has a component")
+    }
+
+    /// The path up to and including component `depth`, for messages.
+    pub fn prefix(&self, depth: usize) -> PathBuf {
+        let mut out = PathBuf::from("/");
+        for part in self.components.iter().take(depth + 1) {
+            out.push(OsStr::from_bytes(part.to_bytes()));
+        }
+        out
+    }
+}
+
+/// What the last component of a target must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
@@ -32,66 +110,79 @@ pub enum Op {
         path: CString,
         data: Vec<u8>,
     },
+    NewSessionKeyring,
     MakeMountsSlave,
-    MountTmpfs {
-        target: CString,
-        options: CString,
-    },
-    MountProc {
-        target: CString,
-    },
-    Bind {
-        source: CString,
-        target: CString,
+    /// A detached clone of a host path with `attr` applied, kept in `slot`
+    /// until it is attached.
+    CloneHostTree {
+        path: CString,
+        slot: usize,
         attr: u64,
         recursive: bool,
     },
-    /// Clones `path` once as a detached read-only mount kept in `slot`, so
-    /// each slice below it is cloned from there: no per-slice
-    /// mount_setattr and a two-component path lookup.
-    OpenSource {
+    /// The store's `slices/` dir, cloned once read-only into `clone_slot`
+    /// (each slice is cloned from there by its two-component path, with no
+    /// mount_setattr of its own), and opened as a plain fd in `path_slot`
+    /// for kernels that refuse clones of a detached mount.
+    OpenStore {
         path: CString,
-        slot: usize,
+        clone_slot: usize,
+        path_slot: usize,
     },
-    /// A read-only bind of `relative` below the source in `slot`; kernels
-    /// that refuse to clone from a detached mount get `fallback` (the full
-    /// path) bound the classic way.
-    BindFromSource {
+    MountRoot,
+    MountFs {
+        fstype: &'static CStr,
+        options: Vec<(&'static CStr, &'static CStr)>,
+        attr: u64,
+        target: Target,
+    },
+    Attach {
         slot: usize,
+        kind: Kind,
+        target: Target,
+    },
+    AttachFromStore {
+        clone_slot: usize,
+        path_slot: usize,
         relative: CString,
-        fallback: CString,
-        target: CString,
+        target: Target,
     },
-    CloseSource {
-        slot: usize,
-    },
-    RemountReadOnly {
-        target: CString,
-    },
-    Mkdir {
-        path: CString,
-    },
-    CreateFile {
-        path: CString,
+    /// Binds a directory of the new root onto itself, read-only.
+    MakeReadOnly {
+        target: Target,
     },
     Symlink {
-        target: CString,
-        link: CString,
+        text: CString,
+        link: Target,
     },
+    LoopbackUp,
+    /// Landlock (ABI 9+): the stage may connect only to Unix sockets it
+    /// made itself or that lie below `allowed`.
+    RestrictUnixSockets {
+        allowed: Vec<Target>,
+    },
+    CloseSources {
+        first: usize,
+    },
+    /// Root read-only and every mount private, then pivot_root into it and
+    /// detach the host's tree.
+    EnterRoot,
     Chdir {
         path: CString,
     },
-    PivotRoot {
-        new_root: CString,
-        put_old: CString,
-    },
-    Detach {
-        target: CString,
-    },
-    Rmdir {
-        path: CString,
-    },
-    LoopbackUp,
+}
+
+impl Op {
+    pub fn target(&self) -> Option<&Target> {
+        match self {
+            Op::MountFs { target, .. }
+            | Op::Attach { target, .. }
+            | Op::AttachFromStore { target, .. }
+            | Op::MakeReadOnly { target }
+            | Op::Symlink { link: target, .. } => Some(target),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +190,17 @@ pub struct Step {
     pub op: Op,
     /// Completes "cannot …" in the error message.
     pub what: String,
+}
+
+/// The steps and the scratch space the child needs to run them.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    /// Fds the steps keep between them (the root, host sources).
+    pub slots: usize,
+    /// The longest target, in components: the walk keeps one fd per
+    /// component of the current parent.
+    pub depth: usize,
 }
 
 /// How a host base path looks, read by the parent before cloning.
@@ -121,12 +223,32 @@ pub struct PlanInput {
     pub outer_gid: u32,
     pub base: Vec<(PathBuf, HostEntry)>,
     pub slices: Vec<PlannedSlice>,
-    /// The caller's working directory, shown read-only at its own path.
-    pub workdir: PathBuf,
-    /// Where the payload starts; the workdir unless `--chdir` says otherwise.
+    /// The caller's working directory, shown read-only at its own path;
+    /// `None` when it is hidden.
+    pub workdir: Option<PathBuf>,
+    /// Where the payload starts, resolved inside the new root.
     pub start_dir: PathBuf,
     pub isolate_net: bool,
+    pub binds: Vec<PlannedBind>,
+    /// The kernel's Landlock ABI version (0: none).
+    pub landlock_abi: u32,
+    /// The number of the stage's own pty in the host's /dev/pts, shown at
+    /// the same path inside so that ttyname() works.
+    pub terminal: Option<u32>,
 }
+
+/// A host path the user bound into the stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedBind {
+    /// Absolute, as the host resolves it.
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub writable: bool,
+    pub is_dir: bool,
+}
+
+/// The Landlock ABI that can restrict connecting to Unix sockets by path.
+pub const LANDLOCK_ABI_UNIX_SOCKETS: u32 = 9;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
@@ -134,6 +256,10 @@ pub enum PlanError {
     MountPointTaken(String),
     #[error("path '{0}' contains a NUL byte")]
     Nul(String),
+    #[error("mount point '{0}' must be absolute, without '.' or '..'")]
+    NotNormal(String),
+    #[error("mount point '{0}' is inside the stage's own {1}")]
+    Reserved(String, &'static str),
 }
 
 fn c(path: impl AsRef<OsStr>) -> Result<CString, PlanError> {
@@ -141,45 +267,89 @@ fn c(path: impl AsRef<OsStr>) -> Result<CString, PlanError> {
     CString::new(bytes).map_err(|_| PlanError::Nul(String::from_utf8_lossy(bytes).into_owned()))
 }
 
-fn on_host(path: &Path) -> PathBuf {
-    Path::new(OLD_ROOT).join(path.strip_prefix("/").unwrap_or(path))
+/// Directories every stage gets fresh; foreign content may not cover them.
+const STAGE_DIRS: &[(&str, &str)] = &[("/proc", "/proc"), ("/dev", "/dev")];
+
+/// Refuses mount points that would cover what the stage itself provides.
+/// Only an explicit bind may replace the fresh /tmp.
+fn check_foreign_target(path: &Path, may_cover_tmp: bool) -> Result<(), PlanError> {
+    for (dir, name) in STAGE_DIRS {
+        if path.starts_with(dir) {
+            return Err(PlanError::Reserved(path.display().to_string(), name));
+        }
+    }
+    if path == Path::new("/tmp") && !may_cover_tmp {
+        return Err(PlanError::Reserved(path.display().to_string(), "/tmp"));
+    }
+    Ok(())
 }
 
-/// One mount of the new root, before it is expanded into steps.
+/// What becomes of the caller's working directory inside the stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkdirView {
+    /// Bound read-only at its own path.
+    Shown,
+    /// Already visible inside a base dir.
+    InsideBase,
+    /// Not shown; the reason completes "it would …" / "it is …".
+    Hidden(&'static str),
+}
+
+/// The rules for the working directory: it never covers a directory the
+/// stage provides itself, and the host's root or /sys are never shown.
+pub fn workdir_view(workdir: &Path, base: &[(PathBuf, HostEntry)]) -> WorkdirView {
+    if workdir == Path::new("/") {
+        return WorkdirView::Hidden("it is the host's whole root");
+    }
+    for (dir, why) in [
+        ("/proc", "it would cover the stage's own /proc"),
+        ("/dev", "it would cover the stage's own /dev"),
+        ("/sys", "the stage does not show the host's /sys"),
+    ] {
+        if workdir.starts_with(dir) {
+            return WorkdirView::Hidden(why);
+        }
+    }
+    if workdir == Path::new("/tmp") {
+        return WorkdirView::Hidden("it would cover the stage's own /tmp");
+    }
+    if base
+        .iter()
+        .any(|(b, e)| *e == HostEntry::Dir && workdir.starts_with(b))
+    {
+        return WorkdirView::InsideBase;
+    }
+    WorkdirView::Shown
+}
+
+/// One foreign mount of the new root, before it becomes steps.
 enum Mount<'a> {
-    Base(&'a Path),
-    Tmp,
-    Proc,
-    Dev,
-    Workdir(&'a Path),
+    Base { path: &'a Path, slot: usize },
+    Workdir { path: &'a Path, slot: usize },
     Slice(&'a PlannedSlice),
+    Bind { bind: &'a PlannedBind, slot: usize },
 }
 
 impl Mount<'_> {
     fn target(&self) -> &Path {
         match self {
-            Mount::Base(p) | Mount::Workdir(p) => p,
-            Mount::Tmp => Path::new("/tmp"),
-            Mount::Proc => Path::new("/proc"),
-            Mount::Dev => Path::new("/dev"),
+            Mount::Base { path, .. } | Mount::Workdir { path, .. } => path,
             Mount::Slice(s) => &s.mount_point,
+            Mount::Bind { bind, .. } => &bind.target,
         }
     }
 }
-
-struct Planner {
-    steps: Vec<Step>,
-    made_dirs: HashSet<PathBuf>,
-}
-
-/// How many source dirs (stores) one stage can clone slices from at once.
-pub const MAX_SOURCES: usize = 4;
 
 /// The dir a slice tree is cloned from, and the tree's path below it:
 /// `<store>/slices` and `<hex>/tree`.
 fn source_of(tree: &Path) -> Option<(&Path, &Path)> {
     let dir = tree.parent()?.parent()?;
     Some((dir, tree.strip_prefix(dir).ok()?))
+}
+
+struct Planner {
+    steps: Vec<Step>,
+    slots: usize,
 }
 
 impl Planner {
@@ -190,54 +360,64 @@ impl Planner {
         });
     }
 
-    /// mkdir -p, one step per missing component, parents first.
-    fn make_dirs(&mut self, path: &Path) -> Result<(), PlanError> {
-        let mut missing: Vec<&Path> = path
-            .ancestors()
-            .filter(|p| *p != Path::new("/") && !self.made_dirs.contains(*p))
-            .collect();
-        missing.reverse();
-        for dir in missing {
-            self.made_dirs.insert(dir.to_path_buf());
-            self.push(
-                Op::Mkdir { path: c(dir)? },
-                format!("create mount point '{}'", dir.display()),
-            );
-        }
+    fn slot(&mut self) -> usize {
+        self.slots += 1;
+        self.slots - 1
+    }
+
+    fn clone_host(&mut self, path: &Path, attr: u64, recursive: bool) -> Result<usize, PlanError> {
+        let slot = self.slot();
+        self.push(
+            Op::CloneHostTree {
+                path: c(path)?,
+                slot,
+                attr,
+                recursive,
+            },
+            format!("open '{}' on the host", path.display()),
+        );
+        Ok(slot)
+    }
+
+    fn mount_fs(
+        &mut self,
+        fstype: &'static CStr,
+        options: Vec<(&'static CStr, &'static CStr)>,
+        attr: u64,
+        at: &str,
+    ) -> Result<(), PlanError> {
+        self.push(
+            Op::MountFs {
+                fstype,
+                options,
+                attr,
+                target: Target::new(Path::new(at))?,
+            },
+            format!("mount {} on {at}", fstype.to_string_lossy()),
+        );
         Ok(())
     }
 
-    fn bind(
-        &mut self,
-        source: &Path,
-        target: &Path,
-        attr: u64,
-        what: String,
-    ) -> Result<(), PlanError> {
-        self.make_dirs(target)?;
+    fn symlink(&mut self, text: &Path, link: &Path) -> Result<(), PlanError> {
         self.push(
-            Op::Bind {
-                source: c(source)?,
-                target: c(target)?,
-                attr,
-                recursive: true,
+            Op::Symlink {
+                text: c(text)?,
+                link: Target::new(link)?,
             },
-            what,
+            format!("create symlink '{}'", link.display()),
         );
         Ok(())
     }
 }
 
-const READ_ONLY: u64 = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-
-pub fn plan(input: &PlanInput) -> Result<Vec<Step>, PlanError> {
+pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
     let mut p = Planner {
         steps: Vec::new(),
-        made_dirs: HashSet::new(),
+        slots: 1, // ROOT
     };
     // The payload keeps the caller's uid and gid: a non-zero uid loses
-    // every capability at exec, and root's are dropped explicitly, so the
-    // payload never holds CAP_SYS_ADMIN over its mounts.
+    // every capability at exec, and pid 1 drops them all before it forks
+    // the payload, so nothing in the stage holds CAP_SYS_ADMIN over its mounts.
     p.push(
         Op::WriteFile {
             path: c("/proc/self/setgroups")?,
@@ -259,355 +439,712 @@ pub fn plan(input: &PlanInput) -> Result<Vec<Step>, PlanError> {
         },
         "write /proc/self/gid_map",
     );
+    p.push(Op::NewSessionKeyring, "create the stage's session keyring");
     p.push(Op::MakeMountsSlave, "make the mount namespace private");
-    // The new root is a tmpfs on /tmp; after pivot_root the host's root
-    // stays reachable at /oldroot until every bind has been made.
-    p.push(
-        Op::MountTmpfs {
-            target: c("/tmp")?,
-            options: c("mode=0755")?,
-        },
-        "mount the root tmpfs on /tmp",
-    );
-    p.push(
-        Op::Mkdir {
-            path: c("/tmp/oldroot")?,
-        },
-        "create /tmp/oldroot",
-    );
-    p.push(
-        Op::PivotRoot {
-            new_root: c("/tmp")?,
-            put_old: c("/tmp/oldroot")?,
-        },
-        "pivot_root into the new root",
-    );
-    p.push(
-        Op::Chdir { path: c("/")? },
-        "change directory to the new root",
-    );
 
-    let mut sources: Vec<&Path> = Vec::new();
-    for slice in &input.slices {
-        if let Some((dir, _)) = source_of(&slice.tree) {
-            if !sources.contains(&dir) && sources.len() < MAX_SOURCES {
-                sources.push(dir);
-            }
+    // Host sources, opened while the host's tree is still the one we see.
+    let dev_slots: Vec<usize> = DEV_NODES
+        .iter()
+        .map(|node| {
+            p.clone_host(
+                &Path::new("/dev").join(node),
+                MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+                false,
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    let first_source = dev_slots.first().copied().unwrap_or(p.slots);
+    // /proc/keys would list the descriptions of the caller's keys (all the
+    // user's keys the user may view); it is covered by an empty file.
+    let keys_mask = p.clone_host(
+        Path::new("/dev/null"),
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+        false,
+    )?;
+    let terminal = match input.terminal {
+        Some(number) => {
+            let path = PathBuf::from(format!("/dev/pts/{number}"));
+            let slot = p.clone_host(&path, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false)?;
+            Some((path, slot))
         }
-    }
-    for (slot, dir) in sources.iter().enumerate() {
-        p.push(
-            Op::OpenSource {
-                path: c(on_host(dir))?,
-                slot,
-            },
-            format!("open the slice store '{}' read-only", dir.display()),
-        );
-    }
-
-    let mut mounts: Vec<Mount<'_>> = vec![Mount::Tmp, Mount::Proc, Mount::Dev];
-    for (path, entry) in &input.base {
-        match entry {
-            HostEntry::Dir => mounts.push(Mount::Base(path)),
-            HostEntry::Symlink(target) => p.push(
-                Op::Symlink {
-                    target: c(target)?,
-                    link: c(path)?,
-                },
-                format!("create symlink '{}'", path.display()),
-            ),
-        }
-    }
-    let base_covers = |dir: &Path| {
-        input
-            .base
-            .iter()
-            .any(|(b, e)| *e == HostEntry::Dir && dir.starts_with(b))
+        None => None,
     };
-    if input.workdir != Path::new("/") && !base_covers(&input.workdir) {
-        mounts.push(Mount::Workdir(&input.workdir));
+    let mut mounts: Vec<Mount<'_>> = Vec::new();
+    for (path, entry) in &input.base {
+        if *entry == HostEntry::Dir {
+            let slot = p.clone_host(path, READ_ONLY, true)?;
+            mounts.push(Mount::Base { path, slot });
+        }
     }
+    if let Some(workdir) = &input.workdir {
+        if let WorkdirView::Shown = workdir_view(workdir, &input.base) {
+            check_foreign_target(workdir, false)?;
+            let slot = p.clone_host(workdir, READ_ONLY, true)?;
+            mounts.push(Mount::Workdir {
+                path: workdir,
+                slot,
+            });
+        }
+    }
+    let mut stores: Vec<(&Path, usize, usize)> = Vec::new();
     let mut taken = HashSet::new();
     for slice in &input.slices {
+        Target::new(&slice.mount_point)?;
+        check_foreign_target(&slice.mount_point, false)?;
         if !taken.insert(&slice.mount_point) {
             return Err(PlanError::MountPointTaken(
                 slice.mount_point.display().to_string(),
             ));
         }
+        if let Some((dir, _)) = source_of(&slice.tree) {
+            if !stores.iter().any(|(d, _, _)| *d == dir) {
+                let (clone_slot, path_slot) = (p.slot(), p.slot());
+                p.push(
+                    Op::OpenStore {
+                        path: c(dir)?,
+                        clone_slot,
+                        path_slot,
+                    },
+                    format!("open the slice store '{}' read-only", dir.display()),
+                );
+                stores.push((dir, clone_slot, path_slot));
+            }
+        }
         mounts.push(Mount::Slice(slice));
     }
+
+    for bind in &input.binds {
+        Target::new(&bind.target)?;
+        check_foreign_target(&bind.target, true)?;
+        let attr = if bind.writable {
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
+        } else {
+            READ_ONLY
+        };
+        let slot = p.clone_host(&bind.source, attr, true)?;
+        mounts.push(Mount::Bind { bind, slot });
+    }
+
+    p.push(Op::MountRoot, "mount the stage's root tmpfs");
+    // The stage's own dirs come first, into a root nothing foreign has
+    // touched yet.
+    p.mount_fs(
+        c"tmpfs",
+        vec![(c"mode", c"0755")],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        "/dev",
+    )?;
+    for (node, slot) in DEV_NODES.iter().zip(dev_slots) {
+        let path = Path::new("/dev").join(node);
+        p.push(
+            Op::Attach {
+                slot,
+                kind: Kind::File,
+                target: Target::new(&path)?,
+            },
+            format!("bind {}", path.display()),
+        );
+    }
+    if let Some((path, slot)) = terminal {
+        p.push(
+            Op::Attach {
+                slot,
+                kind: Kind::File,
+                target: Target::new(&path)?,
+            },
+            format!("bind the stage's terminal {}", path.display()),
+        );
+    }
+    for (link, text) in [
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ] {
+        p.symlink(Path::new(text), Path::new(link))?;
+    }
+    p.mount_fs(
+        c"tmpfs",
+        vec![(c"mode", c"1777")],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        "/dev/shm",
+    )?;
+    p.mount_fs(
+        c"proc",
+        Vec::new(),
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        "/proc",
+    )?;
+    p.push(
+        Op::MakeReadOnly {
+            target: Target::new(Path::new("/proc/sys"))?,
+        },
+        "make /proc/sys read-only",
+    );
+    let mut keys = Target::new(Path::new("/proc/keys"))?;
+    keys.create = false;
+    p.push(
+        Op::Attach {
+            slot: keys_mask,
+            kind: Kind::File,
+            target: keys,
+        },
+        "hide /proc/keys",
+    );
+    p.mount_fs(
+        c"tmpfs",
+        vec![(c"mode", c"1777")],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        "/tmp",
+    )?;
+    for (path, entry) in &input.base {
+        if let HostEntry::Symlink(text) = entry {
+            p.symlink(text, path)?;
+        }
+    }
+
     // Parents before children: a parent's path is a byte prefix of its
-    // children's, so byte order suffices (and is cheaper than comparing
-    // components). At equal paths the order above (base, then workdir,
-    // then slices) decides, since the sort is stable.
+    // children's, so byte order suffices. At equal paths the order above
+    // (base, then workdir, then slices) decides, since the sort is stable.
     mounts.sort_by(|a, b| {
         a.target()
             .as_os_str()
             .as_bytes()
             .cmp(b.target().as_os_str().as_bytes())
     });
-
+    let writable_binds: Vec<&Path> = input
+        .binds
+        .iter()
+        .filter(|b| b.writable)
+        .map(|b| b.target.as_path())
+        .collect();
+    let under_writable_bind = |path: &Path| {
+        writable_binds
+            .iter()
+            .any(|b| path != *b && path.starts_with(b))
+    };
     for mount in &mounts {
         match mount {
-            Mount::Base(path) => p.bind(
-                &on_host(path),
-                path,
-                READ_ONLY,
-                format!("mount {} read-only", path.display()),
-            )?,
-            Mount::Workdir(path) => p.bind(
-                &on_host(path),
-                path,
-                READ_ONLY,
-                format!("mount the working directory '{}' read-only", path.display()),
-            )?,
+            Mount::Base { path, slot } | Mount::Workdir { path, slot } => {
+                let mut target = Target::new(path)?;
+                target.create = !under_writable_bind(path);
+                let what = match mount {
+                    Mount::Base { .. } => format!("mount {} read-only", path.display()),
+                    _ => format!("mount the working directory '{}' read-only", path.display()),
+                };
+                p.push(
+                    Op::Attach {
+                        slot: *slot,
+                        kind: Kind::Dir,
+                        target,
+                    },
+                    what,
+                )
+            }
+            Mount::Bind { bind, slot } => {
+                let mut target = Target::new(&bind.target)?;
+                target.create = !under_writable_bind(&bind.target);
+                p.push(
+                    Op::Attach {
+                        slot: *slot,
+                        kind: if bind.is_dir { Kind::Dir } else { Kind::File },
+                        target,
+                    },
+                    format!(
+                        "bind '{}' at '{}'",
+                        bind.source.display(),
+                        bind.target.display()
+                    ),
+                )
+            }
             Mount::Slice(slice) => {
                 let what = format!(
                     "mount slice '{}' at '{}'",
                     slice.label,
                     slice.mount_point.display()
                 );
-                let slot = source_of(&slice.tree).and_then(|(dir, relative)| {
-                    Some((sources.iter().position(|s| *s == dir)?, relative))
-                });
-                match slot {
-                    Some((slot, relative)) => {
-                        p.make_dirs(&slice.mount_point)?;
+                let mut target = Target::new(&slice.mount_point)?;
+                target.create = !under_writable_bind(&slice.mount_point);
+                match source_of(&slice.tree).and_then(|(dir, relative)| {
+                    let (_, clone_slot, path_slot) = stores.iter().find(|s| s.0 == dir)?;
+                    Some((*clone_slot, *path_slot, relative))
+                }) {
+                    Some((clone_slot, path_slot, relative)) => p.push(
+                        Op::AttachFromStore {
+                            clone_slot,
+                            path_slot,
+                            relative: c(relative)?,
+                            target,
+                        },
+                        what,
+                    ),
+                    None => {
+                        // A tree outside any `<store>/slices/<hex>/tree`
+                        // layout: cloned from the host like a base dir.
+                        // Its clone must precede the root mount.
+                        let slot = p.slots;
+                        p.slots += 1;
+                        let root_step = p
+                            .steps
+                            .iter()
+                            .position(|s| s.op == Op::MountRoot)
+                            .expect("planned above");
+                        p.steps.insert(
+                            root_step,
+                            Step {
+                                op: Op::CloneHostTree {
+                                    path: c(&slice.tree)?,
+                                    slot,
+                                    attr: READ_ONLY,
+                                    recursive: true,
+                                },
+                                what: format!("open slice '{}'", slice.label),
+                            },
+                        );
                         p.push(
-                            Op::BindFromSource {
+                            Op::Attach {
                                 slot,
-                                relative: c(relative)?,
-                                fallback: c(on_host(&slice.tree))?,
-                                target: c(&slice.mount_point)?,
+                                kind: Kind::Dir,
+                                target,
                             },
                             what,
                         );
                     }
-                    None => p.bind(&on_host(&slice.tree), &slice.mount_point, READ_ONLY, what)?,
                 }
             }
-            Mount::Tmp => {
-                p.make_dirs(Path::new("/tmp"))?;
-                p.push(
-                    Op::MountTmpfs {
-                        target: c("/tmp")?,
-                        options: c("mode=1777")?,
-                    },
-                    "mount a fresh tmpfs on /tmp",
-                );
-            }
-            Mount::Proc => {
-                p.make_dirs(Path::new("/proc"))?;
-                p.push(
-                    Op::MountProc {
-                        target: c("/proc")?,
-                    },
-                    "mount proc on /proc",
-                );
-                p.push(
-                    Op::Bind {
-                        source: c("/proc/sys")?,
-                        target: c("/proc/sys")?,
-                        attr: READ_ONLY,
-                        recursive: true,
-                    },
-                    "make /proc/sys read-only",
-                );
-            }
-            Mount::Dev => plan_dev(&mut p)?,
         }
     }
     if input.isolate_net {
         p.push(Op::LoopbackUp, "bring up the loopback interface");
     }
-    for slot in 0..sources.len() {
-        p.push(Op::CloseSource { slot }, "close the slice store");
-    }
     p.push(
-        Op::Detach {
-            target: c(OLD_ROOT)?,
+        Op::CloseSources {
+            first: first_source,
         },
-        "detach the host's root",
+        "close the host sources",
     );
-    p.push(Op::Rmdir { path: c(OLD_ROOT)? }, "remove /oldroot");
-    p.push(
-        Op::RemountReadOnly { target: c("/")? },
-        "make the root read-only",
-    );
+    p.push(Op::EnterRoot, "enter the stage's root");
+    if input.isolate_net && input.landlock_abi >= LANDLOCK_ABI_UNIX_SOCKETS {
+        p.push(
+            Op::RestrictUnixSockets {
+                allowed: input
+                    .binds
+                    .iter()
+                    .map(|b| {
+                        let mut t = Target::new(&b.target)?;
+                        t.create = false;
+                        Ok(t)
+                    })
+                    .collect::<Result<_, PlanError>>()?,
+            },
+            "restrict Unix sockets to --bind paths (Landlock)",
+        );
+    }
     p.push(
         Op::Chdir {
             path: c(&input.start_dir)?,
         },
         format!("change directory to '{}'", input.start_dir.display()),
     );
-    Ok(p.steps)
+
+    let depth = p
+        .steps
+        .iter()
+        .filter_map(|s| s.op.target())
+        .map(|t| t.components.len())
+        .max()
+        .unwrap_or(0);
+    Ok(Plan {
+        steps: p.steps,
+        slots: p.slots,
+        depth,
+    })
 }
 
-/// A minimal /dev: a tmpfs holding binds of the harmless host nodes.
-fn plan_dev(p: &mut Planner) -> Result<(), PlanError> {
-    p.make_dirs(Path::new("/dev"))?;
-    p.push(
-        Op::MountTmpfs {
-            target: c("/dev")?,
-            options: c("mode=0755")?,
-        },
-        "mount a tmpfs on /dev",
-    );
-    for node in DEV_NODES {
-        let path = Path::new("/dev").join(node);
-        p.push(
-            Op::CreateFile { path: c(&path)? },
-            format!("create {}", path.display()),
-        );
-        p.push(
-            Op::Bind {
-                source: c(on_host(&path))?,
-                target: c(&path)?,
-                attr: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
-                recursive: false,
-            },
-            format!("bind {}", path.display()),
-        );
+/// Why a step failed: its index, the errno, and for a walk the index of
+/// the component where it stopped (or -1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepFailure {
+    pub step: usize,
+    pub errno: Errno,
+    pub component: i32,
+}
+
+/// The open parent dirs of the last target walked: `fds[..len]` are the
+/// first `len` components of `path`. The next target reuses those it
+/// shares, so siblings cost one lookup each.
+struct Walk<'a, 's> {
+    fds: &'a mut [RawFd],
+    len: usize,
+    path: &'s [CString],
+}
+
+impl<'s> Walk<'_, 's> {
+    fn close_from(&mut self, sys: &dyn Syscall, keep: usize) {
+        while self.len > keep {
+            self.len -= 1;
+            sys.close(self.fds[self.len]);
+        }
     }
-    for (link, target) in [
-        ("/dev/fd", "/proc/self/fd"),
-        ("/dev/stdin", "/proc/self/fd/0"),
-        ("/dev/stdout", "/proc/self/fd/1"),
-        ("/dev/stderr", "/proc/self/fd/2"),
-    ] {
-        p.push(
-            Op::Symlink {
-                target: c(target)?,
-                link: c(link)?,
-            },
-            format!("create symlink '{link}'"),
-        );
+
+    /// The fd of the target's parent dir, creating missing dirs.
+    fn parent(
+        &mut self,
+        sys: &dyn Syscall,
+        root: RawFd,
+        target: &'s Target,
+    ) -> Result<RawFd, (Errno, i32)> {
+        let want = target.parent_len();
+        let shared = self.path[..self.len]
+            .iter()
+            .zip(&target.components[..want])
+            .take_while(|(a, b)| a == b)
+            .count();
+        self.close_from(sys, shared);
+        self.path = &target.components;
+        while self.len < want {
+            let dir = self.dir(root);
+            let fd = open_dir_at(sys, dir, &target.components[self.len], target.create)
+                .map_err(|e| (e, self.len as i32))?;
+            self.fds[self.len] = fd;
+            self.len += 1;
+        }
+        Ok(self.dir(root))
     }
-    p.make_dirs(Path::new("/dev/shm"))?;
-    p.push(
-        Op::MountTmpfs {
-            target: c("/dev/shm")?,
-            options: c("mode=1777")?,
-        },
-        "mount a tmpfs on /dev/shm",
-    );
-    Ok(())
+
+    fn dir(&self, root: RawFd) -> RawFd {
+        if self.len == 0 {
+            root
+        } else {
+            self.fds[self.len - 1]
+        }
+    }
+
+    /// The target itself as an fd: a dir (made when missing) or a file
+    /// (created when missing).
+    fn open(
+        &mut self,
+        sys: &dyn Syscall,
+        root: RawFd,
+        target: &'s Target,
+        kind: Kind,
+    ) -> Result<RawFd, (Errno, i32)> {
+        let parent = self.parent(sys, root, target)?;
+        let last = target.parent_len() as i32;
+        match kind {
+            Kind::Dir => open_dir_at(sys, parent, target.last(), target.create),
+            Kind::File => match sys.open_resolved(parent, target.last(), libc::O_PATH, WALK) {
+                Err(libc::ENOENT) if target.create => sys.create_file_at(parent, target.last()),
+                other => other,
+            },
+        }
+        .map_err(|e| (e, last))
+    }
+}
+
+/// One component below `dir`, made when missing and `create` allows.
+fn open_dir_at(sys: &dyn Syscall, dir: RawFd, name: &CStr, create: bool) -> Result<RawFd, Errno> {
+    let flags = libc::O_PATH | libc::O_DIRECTORY;
+    match sys.open_resolved(dir, name, flags, WALK) {
+        Err(libc::ENOENT) if create => {
+            match sys.mkdirat(dir, name, 0o755) {
+                Ok(()) | Err(libc::EEXIST) => {}
+                Err(e) => return Err(e),
+            }
+            sys.open_resolved(dir, name, flags, WALK)
+        }
+        other => other,
+    }
 }
 
 /// Runs the steps in order. Async-signal-safe: it allocates nothing, so it
-/// may run in the child between clone and exec.
-pub fn execute(sys: &dyn Syscall, steps: &[Step]) -> Result<(), (usize, Errno)> {
-    let mut sources = [-1; MAX_SOURCES];
-    for (index, step) in steps.iter().enumerate() {
-        run_op(sys, &step.op, &mut sources).map_err(|errno| (index, errno))?;
-    }
-    Ok(())
-}
-
-/// open_tree + mount_setattr + move_mount: a bind with mount flags.
-fn bind(
+/// may run in the child between clone and exec. `slots` and `walk` are
+/// scratch space of `plan.slots` and `plan.depth` entries. Every fd it
+/// opens is closed when it returns, on success and on failure.
+pub fn execute(
     sys: &dyn Syscall,
-    source: &CStr,
-    target: &CStr,
-    attr: u64,
-    recursive: bool,
-) -> Result<(), Errno> {
-    let recursive_flag = if recursive { AT_RECURSIVE } else { 0 };
-    let fd = sys.open_tree(
-        libc::AT_FDCWD,
-        source,
-        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | recursive_flag,
-    )?;
-    let result = sys
-        .mount_setattr(
-            fd,
-            c"",
-            libc::AT_EMPTY_PATH as libc::c_uint | recursive_flag,
-            attr,
-        )
-        .and_then(|()| sys.move_mount(fd, target));
-    sys.close(fd);
+    steps: &[Step],
+    slots: &mut [RawFd],
+    walk: &mut [RawFd],
+) -> Result<(), StepFailure> {
+    slots.fill(-1);
+    let mut walk = Walk {
+        fds: walk,
+        len: 0,
+        path: &[],
+    };
+    let mut result = Ok(());
+    for (index, step) in steps.iter().enumerate() {
+        if let Err((errno, component)) = run_op(sys, &step.op, slots, &mut walk) {
+            result = Err(StepFailure {
+                step: index,
+                errno,
+                component,
+            });
+            break;
+        }
+    }
+    walk.close_from(sys, 0);
+    for slot in slots.iter_mut().filter(|s| **s >= 0) {
+        sys.close(*slot);
+        *slot = -1;
+    }
     result
 }
 
-fn run_op(sys: &dyn Syscall, op: &Op, sources: &mut [RawFd; MAX_SOURCES]) -> Result<(), Errno> {
+fn no_component(errno: Errno) -> (Errno, i32) {
+    (errno, -1)
+}
+
+/// Attaches the detached mount `source` at `target`, closing both fds.
+fn attach(sys: &dyn Syscall, source: RawFd, target: RawFd) -> Result<(), Errno> {
+    let result = sys.move_mount(source, target);
+    sys.close(source);
+    sys.close(target);
+    result
+}
+
+fn run_op<'s>(
+    sys: &dyn Syscall,
+    op: &'s Op,
+    slots: &mut [RawFd],
+    walk: &mut Walk<'_, 's>,
+) -> Result<(), (Errno, i32)> {
+    let root = slots[ROOT];
+    let clone_flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
     match op {
-        Op::WriteFile { path, data } => sys.write_file(path, data),
-        Op::MakeMountsSlave => sys.set_propagation(c"/", libc::MS_REC | libc::MS_SLAVE),
-        Op::MountTmpfs { target, options } => sys.mount(
-            c"tmpfs",
-            target,
-            c"tmpfs",
-            libc::MS_NOSUID | libc::MS_NODEV,
-            options,
-        ),
-        Op::MountProc { target } => sys.mount(
-            c"proc",
-            target,
-            c"proc",
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            c"",
-        ),
-        Op::Bind {
-            source,
-            target,
+        Op::WriteFile { path, data } => sys.write_file(path, data).map_err(no_component),
+        Op::NewSessionKeyring => sys.join_new_session_keyring().map_err(no_component),
+        Op::MakeMountsSlave => sys
+            .set_propagation(c"/", libc::MS_REC | libc::MS_SLAVE)
+            .map_err(no_component),
+        Op::CloneHostTree {
+            path,
+            slot,
             attr,
             recursive,
-        } => bind(sys, source, target, *attr, *recursive),
-        Op::OpenSource { path, slot } => {
-            let fd = sys.open_tree(
-                libc::AT_FDCWD,
-                path,
-                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | AT_RECURSIVE,
-            )?;
-            sources[*slot] = fd;
+        } => {
+            let recursive = if *recursive { AT_RECURSIVE } else { 0 };
+            let fd = sys
+                .open_tree(libc::AT_FDCWD, path, clone_flags | recursive)
+                .map_err(no_component)?;
+            slots[*slot] = fd;
             sys.mount_setattr(
                 fd,
-                c"",
-                libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
-                READ_ONLY,
+                recursive,
+                MountAttr {
+                    set: *attr,
+                    propagation: 0,
+                },
             )
+            .map_err(no_component)
         }
-        Op::BindFromSource {
-            slot,
-            relative,
-            fallback,
-            target,
+        Op::OpenStore {
+            path,
+            clone_slot,
+            path_slot,
         } => {
-            match sys.open_tree(
-                sources[*slot],
-                relative,
-                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-            ) {
-                Ok(fd) => {
-                    let result = sys.move_mount(fd, target);
-                    sys.close(fd);
-                    result
-                }
-                Err(libc::EINVAL) => bind(sys, fallback, target, READ_ONLY, true),
-                Err(errno) => Err(errno),
-            }
-        }
-        Op::CloseSource { slot } => {
-            sys.close(sources[*slot]);
-            sources[*slot] = -1;
+            let fd = sys
+                .open_tree(libc::AT_FDCWD, path, clone_flags | AT_RECURSIVE)
+                .map_err(no_component)?;
+            slots[*clone_slot] = fd;
+            sys.mount_setattr(
+                fd,
+                AT_RECURSIVE,
+                MountAttr {
+                    set: READ_ONLY,
+                    propagation: 0,
+                },
+            )
+            .map_err(no_component)?;
+            slots[*path_slot] = sys.open_dir(path).map_err(no_component)?;
             Ok(())
         }
-        Op::RemountReadOnly { target } => {
-            sys.mount_setattr(libc::AT_FDCWD, target, 0, MOUNT_ATTR_RDONLY)
+        Op::MountRoot => {
+            sys.mount_tmpfs(ASSEMBLY_POINT, c"mode=0755")
+                .map_err(no_component)?;
+            slots[ROOT] = sys.open_dir(ASSEMBLY_POINT).map_err(no_component)?;
+            Ok(())
         }
-        Op::Mkdir { path } => match sys.mkdir(path, 0o755) {
-            Err(libc::EEXIST) => Ok(()),
-            other => other,
-        },
-        Op::CreateFile { path } => sys.create_file(path),
-        Op::Symlink { target, link } => sys.symlink(target, link),
-        Op::Chdir { path } => sys.chdir(path),
-        Op::PivotRoot { new_root, put_old } => sys.pivot_root(new_root, put_old),
-        Op::Detach { target } => sys.umount_detach(target),
-        Op::Rmdir { path } => sys.rmdir(path),
-        Op::LoopbackUp => sys.loopback_up(),
+        Op::MountFs {
+            fstype,
+            options,
+            attr,
+            target,
+        } => {
+            let at = walk.open(sys, root, target, Kind::Dir)?;
+            let result = mount_fs(sys, fstype, options, *attr, at);
+            sys.close(at);
+            result.map_err(no_component)
+        }
+        Op::Attach { slot, kind, target } => {
+            let at = walk.open(sys, root, target, *kind)?;
+            let source = std::mem::replace(&mut slots[*slot], -1);
+            attach(sys, source, at).map_err(no_component)
+        }
+        Op::AttachFromStore {
+            clone_slot,
+            path_slot,
+            relative,
+            target,
+        } => {
+            let at = walk.open(sys, root, target, Kind::Dir)?;
+            let source = match sys.open_tree(slots[*clone_slot], relative, clone_flags) {
+                Err(libc::EINVAL) => clone_read_only(sys, slots[*path_slot], relative, clone_flags),
+                other => other,
+            };
+            match source {
+                Ok(source) => attach(sys, source, at).map_err(no_component),
+                Err(errno) => {
+                    sys.close(at);
+                    Err(no_component(errno))
+                }
+            }
+        }
+        Op::MakeReadOnly { target } => {
+            let at = walk.open(sys, root, target, Kind::Dir)?;
+            let empty = libc::AT_EMPTY_PATH as libc::c_uint;
+            match clone_read_only(sys, at, c"", clone_flags | empty) {
+                Ok(source) => attach(sys, source, at).map_err(no_component),
+                Err(errno) => {
+                    sys.close(at);
+                    Err(no_component(errno))
+                }
+            }
+        }
+        Op::Symlink { text, link } => {
+            let parent = walk.parent(sys, root, link)?;
+            sys.symlinkat(text, parent, link.last())
+                .map_err(|e| (e, link.parent_len() as i32))
+        }
+        Op::LoopbackUp => sys.loopback_up().map_err(no_component),
+        Op::RestrictUnixSockets { allowed } => restrict_unix_sockets(sys, root, allowed, walk),
+        Op::CloseSources { first } => {
+            walk.close_from(sys, 0);
+            for slot in &mut slots[*first..] {
+                if *slot >= 0 {
+                    sys.close(*slot);
+                    *slot = -1;
+                }
+            }
+            Ok(())
+        }
+        Op::EnterRoot => enter_root(sys, root).map_err(no_component),
+        Op::Chdir { path } => {
+            let fd = sys
+                .open_resolved(
+                    root,
+                    path,
+                    libc::O_PATH | libc::O_DIRECTORY,
+                    RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+                )
+                .map_err(no_component)?;
+            let result = sys.fchdir(fd);
+            sys.close(fd);
+            result.map_err(no_component)
+        }
     }
+}
+
+const LANDLOCK_ACCESS_FS_REFER: u64 = 1 << 13;
+const LANDLOCK_ACCESS_FS_RESOLVE_UNIX: u64 = 1 << 16;
+
+/// Only Unix sockets made inside the stage, or below a `--bind` target,
+/// can be connected to. A Landlock domain always denies moving files
+/// between dirs unless it handles and grants REFER, so REFER is granted
+/// on the whole root.
+fn restrict_unix_sockets<'s>(
+    sys: &dyn Syscall,
+    root: RawFd,
+    allowed: &'s [Target],
+    walk: &mut Walk<'_, 's>,
+) -> Result<(), (Errno, i32)> {
+    let ruleset = sys
+        .landlock_create_ruleset(LANDLOCK_ACCESS_FS_RESOLVE_UNIX | LANDLOCK_ACCESS_FS_REFER)
+        .map_err(no_component)?;
+    let mut result = sys
+        .landlock_allow(ruleset, root, LANDLOCK_ACCESS_FS_REFER)
+        .map_err(no_component);
+    for target in allowed {
+        if result.is_err() {
+            break;
+        }
+        result = walk.open(sys, root, target, Kind::File).and_then(|fd| {
+            let added = sys.landlock_allow(ruleset, fd, LANDLOCK_ACCESS_FS_RESOLVE_UNIX);
+            sys.close(fd);
+            added.map_err(no_component)
+        });
+    }
+    let result = result.and_then(|()| sys.landlock_restrict_self(ruleset).map_err(no_component));
+    sys.close(ruleset);
+    result
+}
+
+/// A recursive clone of `path` below `dirfd`, made read-only.
+fn clone_read_only(
+    sys: &dyn Syscall,
+    dirfd: RawFd,
+    path: &CStr,
+    flags: libc::c_uint,
+) -> Result<RawFd, Errno> {
+    let fd = sys.open_tree(dirfd, path, flags | AT_RECURSIVE)?;
+    let attr = MountAttr {
+        set: READ_ONLY,
+        propagation: 0,
+    };
+    if let Err(errno) = sys.mount_setattr(fd, AT_RECURSIVE, attr) {
+        sys.close(fd);
+        return Err(errno);
+    }
+    Ok(fd)
+}
+
+fn mount_fs(
+    sys: &dyn Syscall,
+    fstype: &CStr,
+    options: &[(&CStr, &CStr)],
+    attr: u64,
+    at: RawFd,
+) -> Result<(), Errno> {
+    let context = sys.fsopen(fstype)?;
+    let mounted = options
+        .iter()
+        .try_for_each(|(key, value)| sys.fsconfig_set(context, key, value))
+        .and_then(|()| sys.fsconfig_create(context))
+        .and_then(|()| sys.fsmount(context, attr));
+    sys.close(context);
+    let mount = mounted?;
+    let result = sys.move_mount(mount, at);
+    sys.close(mount);
+    result
+}
+
+/// Makes the assembled root read-only and private, moves into it, and
+/// detaches the host's tree, which stays reachable at no path at all.
+fn enter_root(sys: &dyn Syscall, root: RawFd) -> Result<(), Errno> {
+    sys.mount_setattr(
+        root,
+        0,
+        MountAttr {
+            set: MOUNT_ATTR_RDONLY,
+            propagation: 0,
+        },
+    )?;
+    // Host mounts made under a bind source while the stage runs must not
+    // appear inside: every mount of the new root stops being a slave.
+    sys.mount_setattr(
+        root,
+        AT_RECURSIVE,
+        MountAttr {
+            set: 0,
+            propagation: libc::MS_PRIVATE,
+        },
+    )?;
+    sys.fchdir(root)?;
+    // pivot_root(".", ".") stacks the old root on the new one; detaching
+    // "." then removes it (the runc way, with no put_old directory).
+    sys.pivot_root(c".", c".")?;
+    sys.umount_detach(c".")
 }
 
 #[cfg(test)]
@@ -635,16 +1172,25 @@ mod tests {
                     mount_point: PathBuf::from(at),
                 })
                 .collect(),
-            workdir: PathBuf::from("/home/u/project"),
+            workdir: Some(PathBuf::from("/home/u/project")),
             start_dir: PathBuf::from("/home/u/project"),
             isolate_net: false,
+            binds: Vec::new(),
+            landlock_abi: 0,
+            terminal: None,
         }
     }
 
+    fn run(plan: &Plan, sys: &Recorder) -> Result<(), StepFailure> {
+        let mut slots = vec![-1; plan.slots];
+        let mut walk = vec![-1; plan.depth];
+        execute(sys, &plan.steps, &mut slots, &mut walk)
+    }
+
     fn recorded(input: &PlanInput) -> Vec<String> {
-        let steps = plan(input).unwrap();
+        let plan = plan(input).unwrap();
         let sys = Recorder::default();
-        execute(&sys, &steps).unwrap();
+        run(&plan, &sys).unwrap();
         sys.calls.into_inner()
     }
 
@@ -655,68 +1201,160 @@ mod tests {
             .unwrap_or_else(|| panic!("{line:?} not in {calls:#?}"))
     }
 
+    /// The index of the move_mount that attaches slice `label`.
+    fn slice_mounted(calls: &[String], label: &str) -> usize {
+        position(calls, &format!("open_tree_at {label}/tree")) + 1
+    }
+
     #[test]
-    fn maps_are_written_before_any_mount_and_pivot_precedes_binds() {
+    fn maps_first_then_every_host_source_before_the_root_exists() {
         let calls = recorded(&input(&[("py", "/opt/python")]));
         assert_eq!(calls[0], "write /proc/self/setgroups deny");
         assert_eq!(calls[1], "write /proc/self/uid_map 1000 1000 1");
         assert_eq!(calls[2], "write /proc/self/gid_map 1000 1000 1");
-        let pivot = position(&calls, "pivot_root /tmp /tmp/oldroot");
-        let slice = position(&calls, "move_mount /opt/python");
-        assert!(pivot < slice);
-        assert!(position(&calls, "open_tree /oldroot/store/slices") < pivot + 3);
-        assert!(position(&calls, "open_tree_at py/tree") < slice);
-        assert!(slice < position(&calls, "umount /oldroot"));
-        assert_eq!(calls.last().unwrap(), "chdir /home/u/project");
+        assert_eq!(calls[3], "new session keyring");
+        let root = position(&calls, "mount tmpfs /tmp mode=0755");
+        for source in [
+            "open_tree /dev/null",
+            "open_tree /usr",
+            "open_tree /etc",
+            "open_tree /home/u/project",
+            "open_tree /store/slices",
+            "open_dir /store/slices",
+        ] {
+            assert!(position(&calls, source) < root, "{source} before the root");
+        }
+        // After the root exists, nothing is opened by a host path again.
+        assert!(!calls[root + 2..]
+            .iter()
+            .any(|c| c.starts_with("open_tree /") || c.starts_with("open_dir")));
+        assert_eq!(
+            &calls[calls.len() - 7..],
+            [
+                "setattr 0x1 propagation 0x0",
+                "setattr 0x0 propagation 0x40000 recursive",
+                "fchdir",
+                "pivot_root . .",
+                "umount .",
+                "open /home/u/project resolve 0x12",
+                "fchdir",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_walk_refuses_symlinks_and_stays_beneath_its_dir() {
+        let calls = recorded(&input(&[("a", "/opt/a"), ("b", "/opt/a/b/c")]));
+        let walks: Vec<&String> = calls
+            .iter()
+            .filter(|c| c.starts_with("open ") && !c.starts_with("open /"))
+            .collect();
+        assert!(walks.len() > 10);
+        for walk in walks {
+            assert!(walk.ends_with(&format!("resolve {WALK:#x}")), "{walk}");
+        }
     }
 
     #[test]
     fn slices_are_mounted_parent_before_child_whatever_the_order_given() {
         let calls = recorded(&input(&[("inner", "/opt/a/b"), ("outer", "/opt/a")]));
-        assert!(position(&calls, "move_mount /opt/a") < position(&calls, "mkdir /opt/a/b"));
-        assert!(position(&calls, "mkdir /opt/a/b") < position(&calls, "move_mount /opt/a/b"));
+        let outer = slice_mounted(&calls, "outer");
+        let inner = slice_mounted(&calls, "inner");
+        assert!(outer < inner);
+        // The child's walk re-opens /opt/a after the mount, so it goes
+        // into the slice, not the dir it covers.
+        assert!(calls[outer..inner].contains(&format!("open a resolve {WALK:#x}")));
     }
 
     #[test]
-    fn every_slice_and_base_dir_is_read_only_nosuid_nodev() {
+    fn parents_are_walked_once_for_siblings() {
+        let calls = recorded(&input(&[("a", "/opt/a"), ("b", "/opt/b"), ("c", "/opt/c")]));
+        let opt_walks = calls
+            .iter()
+            .filter(|c| **c == format!("open opt resolve {WALK:#x}"))
+            .count();
+        assert_eq!(opt_walks, 1, "{calls:#?}");
+    }
+
+    #[test]
+    fn slices_come_from_one_read_only_clone_of_the_store() {
         let calls = recorded(&input(&[("py", "/opt/python")]));
-        // Slices are cloned from one read-only, nosuid, nodev clone of the store.
-        let store = position(&calls, "open_tree /oldroot/store/slices");
-        assert_eq!(calls[store + 1], "setattr  0x7");
-        assert_eq!(
-            calls[position(&calls, "move_mount /opt/python") - 1],
-            "open_tree_at py/tree"
-        );
-        for target in ["/usr", "/etc", "/home/u/project"] {
-            let mv = position(&calls, &format!("move_mount {target}"));
-            assert_eq!(calls[mv - 1], "setattr  0x7", "before mounting {target}");
+        let store = position(&calls, "open_tree /store/slices");
+        assert_eq!(calls[store + 1], "setattr 0x7 propagation 0x0 recursive");
+        let mv = slice_mounted(&calls, "py");
+        assert_eq!(calls[mv], "move_mount");
+        assert_eq!(calls[mv - 2], format!("open python resolve {WALK:#x}"));
+    }
+
+    #[test]
+    fn base_dirs_and_the_workdir_are_read_only_nosuid_nodev() {
+        let calls = recorded(&input(&[]));
+        for source in [
+            "open_tree /usr",
+            "open_tree /etc",
+            "open_tree /home/u/project",
+        ] {
+            let at = position(&calls, source);
+            assert_eq!(calls[at + 1], "setattr 0x7 propagation 0x0 recursive");
         }
     }
 
     #[test]
     fn merged_usr_symlinks_are_recreated_not_bound() {
         let calls = recorded(&input(&[]));
-        assert!(calls.contains(&"symlink /bin -> usr/bin".to_string()));
-        assert!(!calls.iter().any(|c| c == "move_mount /bin"));
+        assert!(calls.contains(&"symlink bin -> usr/bin".to_string()));
+        assert!(!calls.iter().any(|c| c == "open_tree /bin"));
     }
 
     #[test]
-    fn workdir_inside_a_base_dir_is_not_bound_twice() {
-        let mut i = input(&[]);
-        i.workdir = PathBuf::from("/usr/src");
-        let calls = recorded(&i);
-        assert!(!calls.iter().any(|c| c == "move_mount /usr/src"));
+    fn workdir_rules() {
+        let base = input(&[]).base;
+        for (dir, view) in [
+            ("/", "Hidden"),
+            ("/proc", "Hidden"),
+            ("/proc/self", "Hidden"),
+            ("/dev", "Hidden"),
+            ("/dev/shm", "Hidden"),
+            ("/sys/kernel", "Hidden"),
+            ("/tmp", "Hidden"),
+            ("/tmp/work", "Shown"),
+            ("/usr/src", "InsideBase"),
+            ("/home/u", "Shown"),
+            ("/procfoo", "Shown"),
+        ] {
+            let got = format!("{:?}", workdir_view(Path::new(dir), &base));
+            assert!(got.starts_with(view), "{dir}: {got}");
+        }
     }
 
     #[test]
     fn workdir_under_tmp_is_bound_after_the_fresh_tmp() {
         let mut i = input(&[]);
-        i.workdir = PathBuf::from("/tmp/work");
+        i.workdir = Some(PathBuf::from("/tmp/work"));
         let calls = recorded(&i);
-        assert!(
-            position(&calls, "mount tmpfs tmpfs /tmp mode=1777")
-                < position(&calls, "move_mount /tmp/work")
-        );
+        let tmp = calls
+            .iter()
+            .rposition(|c| c == "fsopen tmpfs")
+            .expect("tmpfs for /tmp");
+        let work = position(&calls, &format!("open work resolve {WALK:#x}"));
+        assert!(tmp < work);
+        assert_eq!(calls[work + 1], "move_mount");
+    }
+
+    #[test]
+    fn mount_points_over_the_stages_own_dirs_are_refused() {
+        for at in ["/proc", "/proc/x", "/dev", "/dev/shm/x", "/tmp"] {
+            assert!(
+                matches!(plan(&input(&[("a", at)])), Err(PlanError::Reserved(..))),
+                "{at}"
+            );
+        }
+        for at in ["/", "/opt/../etc", "relative"] {
+            assert!(
+                matches!(plan(&input(&[("a", at)])), Err(PlanError::NotNormal(_))),
+                "{at}"
+            );
+        }
     }
 
     #[test]
@@ -733,5 +1371,109 @@ mod tests {
         let mut i = input(&[]);
         i.isolate_net = true;
         assert!(recorded(&i).contains(&"loopback up".to_string()));
+    }
+
+    #[test]
+    fn a_failure_at_any_call_stops_setup_there_and_names_its_step() {
+        let mut i = input(&[("a", "/opt/a"), ("b", "/opt/a/b")]);
+        i.isolate_net = true;
+        let plan = plan(&i).unwrap();
+        let total = recorded(&i).len();
+        for call in 0..total {
+            let sys = Recorder::failing(call, libc::EPERM);
+            let failure = run(&plan, &sys).expect_err("the injected failure ends setup");
+            assert_eq!(failure.errno, libc::EPERM);
+            assert!(failure.step < plan.steps.len());
+            let calls = sys.calls.into_inner();
+            // Nothing runs after the failing call.
+            assert_eq!(calls.len(), call + 1, "{calls:#?}");
+            assert!(calls[call].ends_with("-> FAIL"));
+        }
+    }
+
+    fn bind(source: &str, target: &str, writable: bool) -> PlannedBind {
+        PlannedBind {
+            source: PathBuf::from(source),
+            target: PathBuf::from(target),
+            writable,
+            is_dir: true,
+        }
+    }
+
+    #[test]
+    fn nothing_is_made_inside_a_writable_bind() {
+        let mut i = input(&[("s", "/w/sub/x")]);
+        i.binds = vec![bind("/host/rw", "/w", true)];
+        let planned = plan(&i).unwrap();
+        // /w/sub is missing: inside the writable bind that is an error,
+        // not a mkdir on the host.
+        let sys = Recorder::failing_on(&format!("open sub resolve {WALK:#x}"), libc::ENOENT);
+        let failure = run(&planned, &sys).unwrap_err();
+        assert_eq!(failure.errno, libc::ENOENT);
+        assert!(!sys.calls.into_inner().iter().any(|c| c == "mkdir sub"));
+        // Below a read-only bind a missing dir is made (and the kernel
+        // refuses with EROFS); in the stage's own tmpfs it is made.
+        let mut i = input(&[("s", "/r/sub/x")]);
+        i.binds = vec![bind("/host/ro", "/r", false)];
+        let planned = plan(&i).unwrap();
+        let sys = Recorder::failing_on(&format!("open sub resolve {WALK:#x}"), libc::ENOENT);
+        let _ = run(&planned, &sys);
+        assert!(sys.calls.into_inner().iter().any(|c| c == "mkdir sub"));
+    }
+
+    #[test]
+    fn binds_are_cloned_before_the_root_and_may_replace_tmp() {
+        let mut i = input(&[]);
+        i.binds = vec![
+            bind("/host/t", "/tmp", true),
+            bind("/dev/log", "/dev/log", false),
+        ];
+        assert!(matches!(plan(&i), Err(PlanError::Reserved(..))));
+        i.binds.pop();
+        let calls = recorded(&i);
+        let root = position(&calls, "mount tmpfs /tmp mode=0755");
+        let source = position(&calls, "open_tree /host/t");
+        assert!(source < root);
+        assert_eq!(calls[source + 1], "setattr 0x6 propagation 0x0 recursive");
+    }
+
+    #[test]
+    fn unix_sockets_are_restricted_only_with_no_network_and_landlock_9() {
+        let mut i = input(&[]);
+        i.binds = vec![bind("/host/log", "/dev-log", false)];
+        i.landlock_abi = 9;
+        assert!(!recorded(&i).iter().any(|c| c.starts_with("landlock")));
+        i.isolate_net = true;
+        i.landlock_abi = 8;
+        assert!(!recorded(&i).iter().any(|c| c.starts_with("landlock")));
+        i.landlock_abi = 9;
+        let calls = recorded(&i);
+        let landlock: Vec<&String> = calls.iter().filter(|c| c.starts_with("landlock")).collect();
+        assert_eq!(
+            landlock,
+            [
+                "landlock ruleset 0x12000",
+                "landlock allow 0x2000",
+                "landlock allow 0x10000",
+                "landlock restrict"
+            ]
+        );
+        assert!(position(&calls, "pivot_root . .") < position(&calls, "landlock restrict"));
+    }
+
+    #[test]
+    fn a_symlink_on_the_way_is_reported_with_its_component() {
+        let i = input(&[("x", "/opt/a/b/c")]);
+        let plan = plan(&i).unwrap();
+        let mut slots = vec![-1; plan.slots];
+        let mut walk = vec![-1; plan.depth];
+        let sys = Recorder::failing_on(&format!("open b resolve {WALK:#x}"), libc::ELOOP);
+        let failure = execute(&sys, &plan.steps, &mut slots, &mut walk).unwrap_err();
+        assert_eq!(failure.errno, libc::ELOOP);
+        let target = plan.steps[failure.step].op.target().unwrap();
+        assert_eq!(
+            target.prefix(failure.component as usize),
+            Path::new("/opt/a/b")
+        );
     }
 }

@@ -2,31 +2,38 @@
 //!
 //! Process tree of one stage:
 //! ```text
-//! caller (bash builtin or executable)   waits for pid 1, never unshares itself
-//! └─ pid 1 in new user+mount+pid+ipc+uts[+net] namespaces: mounts, then reaps
-//!    └─ payload: drops capabilities, closes fds, execs the command
+//! caller (bash builtin or executable)   waits on a pidfd, never unshares itself
+//! └─ pid 1 in new user+mount+pid+ipc+uts[+net] namespaces and its own
+//!    session: closes the caller's fds, mounts, drops every capability,
+//!    then reaps and forwards signals
+//!    └─ payload, in a session of its own: stdio, then exec
 //! ```
 //! Everything the child needs is prepared before cloning: between clone
 //! and exec only async-signal-safe code runs (no allocation, no locks).
-//! Failures travel back over a CLOEXEC pipe as fixed-size records.
+//! Failures travel back over a socket as fixed-size records; the same
+//! socket tells pid 1 when the caller is gone, so the stage dies with it.
 
 use std::ffi::CString;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::OnceLock;
 
 use libc::{c_char, c_int};
 
-use super::plan::{execute, Step};
-use super::syscall::Linux;
+use super::plan::{execute, Plan, StepFailure};
+use super::syscall::{errno, Errno, Linux, Syscall};
+use super::terminal::Terminal;
 
 /// What the caller learns about the stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Exited(i32),
     Signaled(i32),
-    /// Setup step `step` failed with `errno`.
-    SetupFailed {
-        step: usize,
+    /// A planned setup step failed.
+    SetupFailed(StepFailure),
+    /// A fixed step of pid 1 or of the payload failed.
+    InitFailed {
+        step: InitStep,
         errno: i32,
     },
     /// The command could not be executed (`not_found` picks 127 over 126).
@@ -34,22 +41,98 @@ pub enum Outcome {
         errno: i32,
         not_found: bool,
     },
-    /// pid 1 could not fork or wait for the payload.
-    InitFailed {
-        what: &'static str,
-        errno: i32,
-    },
+}
+
+/// The fixed steps of pid 1 and the payload, outside the mount plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitStep {
+    CloseInherited,
+    NewSession,
+    DropBoundingSet,
+    ClearAmbient,
+    NoNewPrivs,
+    ClearCapabilities,
+    NotDumpable,
+    StartCommand,
+    CloseOwn,
+    WatchSignals,
+    Wait,
+    PayloadSession,
+    CopyStdio,
+    MoveStdio,
+    KeepStdio,
+    ControllingTerminal,
+    KeepFd,
+    CloseOthers,
+}
+
+const INIT_STEPS: &[InitStep] = &[
+    InitStep::CloseInherited,
+    InitStep::NewSession,
+    InitStep::DropBoundingSet,
+    InitStep::ClearAmbient,
+    InitStep::NoNewPrivs,
+    InitStep::ClearCapabilities,
+    InitStep::NotDumpable,
+    InitStep::StartCommand,
+    InitStep::CloseOwn,
+    InitStep::WatchSignals,
+    InitStep::Wait,
+    InitStep::PayloadSession,
+    InitStep::CopyStdio,
+    InitStep::MoveStdio,
+    InitStep::KeepStdio,
+    InitStep::ControllingTerminal,
+    InitStep::KeepFd,
+    InitStep::CloseOthers,
+];
+
+impl InitStep {
+    /// Completes "cannot …" in the error message.
+    pub fn what(self) -> &'static str {
+        match self {
+            InitStep::CloseInherited => "close the caller's descriptors in the stage",
+            InitStep::NewSession => "give the stage a session of its own",
+            InitStep::DropBoundingSet => "empty the capability bounding set",
+            InitStep::ClearAmbient => "clear the ambient capabilities",
+            InitStep::NoNewPrivs => "set no_new_privs",
+            InitStep::ClearCapabilities => "drop every capability",
+            InitStep::NotDumpable => "make the stage's pid 1 non-dumpable",
+            InitStep::StartCommand => "start the command",
+            InitStep::CloseOwn => "close pid 1's descriptors",
+            InitStep::WatchSignals => "watch signals in pid 1",
+            InitStep::Wait => "wait for the command",
+            InitStep::PayloadSession => "give the command a session of its own",
+            InitStep::CopyStdio => "copy a descriptor for stdin, stdout or stderr",
+            InitStep::MoveStdio => "move a descriptor onto stdin, stdout or stderr",
+            InitStep::KeepStdio => "keep stdin, stdout or stderr open across exec",
+            InitStep::ControllingTerminal => "make the stage's terminal its controlling terminal",
+            InitStep::KeepFd => "pass a --fd descriptor",
+            InitStep::CloseOthers => "close every other descriptor at exec",
+        }
+    }
+
+    fn code(self) -> i32 {
+        INIT_STEPS
+            .iter()
+            .position(|s| *s == self)
+            .expect("every step is listed") as i32
+    }
 }
 
 pub struct Prepared {
     pub clone_flags: libc::c_ulong,
-    pub steps: Vec<Step>,
+    pub plan: Plan,
     pub argv: Vec<CString>,
     pub env: Vec<CString>,
     /// Paths execve tries in order (the PATH search, done inside the new root).
     pub exec_candidates: Vec<CString>,
-    /// Caller descriptors that become the payload's 0, 1 and 2.
+    /// Caller descriptors that become the payload's 0, 1 and 2; -1 leaves
+    /// that one closed.
     pub stdio: [RawFd; 3],
+    /// Which of 0, 1, 2 is the stage's own terminal, to make it the
+    /// payload's controlling terminal.
+    pub terminal_slot: Option<usize>,
     /// Descriptors passed through at their own number (sorted, all > 2).
     pub keep_fds: Vec<RawFd>,
     /// Signals left ignored in the payload; every other one is reset.
@@ -57,13 +140,14 @@ pub struct Prepared {
     pub last_capability: c_int,
 }
 
-const REPORT_SETUP: i32 = 1;
-const REPORT_EXEC: i32 = 2;
-const REPORT_SIGNAL: i32 = 3;
-const REPORT_FORK: i32 = 4;
-const REPORT_WAIT: i32 = 5;
+const REPORT_STEP: i32 = 1;
+const REPORT_INIT: i32 = 2;
+const REPORT_EXEC: i32 = 3;
+const REPORT_SIGNAL: i32 = 4;
 
-/// Signals pid 1 passes on to the payload when another process sends them.
+type Record = [i32; 4];
+
+/// Signals pid 1 passes on to the payload, and the executable to pid 1.
 pub const FORWARDED_SIGNALS: &[c_int] = &[
     libc::SIGINT,
     libc::SIGTERM,
@@ -73,16 +157,17 @@ pub const FORWARDED_SIGNALS: &[c_int] = &[
     libc::SIGUSR2,
 ];
 
-fn errno() -> i32 {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
-}
-
-fn report(fd: RawFd, record: [i32; 3]) {
-    // SAFETY: writes 12 bytes from a stack array; a short write cannot
-    // happen for a pipe write below PIPE_BUF.
-    unsafe { libc::write(fd, record.as_ptr().cast(), std::mem::size_of_val(&record)) };
+fn report(fd: RawFd, record: Record) {
+    // SAFETY: sends 16 bytes from a stack array as one packet; MSG_NOSIGNAL
+    // because a caller that is gone must not kill us with SIGPIPE.
+    unsafe {
+        libc::send(
+            fd,
+            record.as_ptr().cast(),
+            std::mem::size_of_val(&record),
+            libc::MSG_NOSIGNAL,
+        )
+    };
 }
 
 /// Null-terminated pointer arrays for execve, built before cloning.
@@ -125,215 +210,662 @@ fn clone_hint(err: &std::io::Error) -> &'static str {
     }
 }
 
-/// Clones the stage's pid 1 and waits for it. Returns how it ended.
-pub fn spawn_and_wait(prepared: &Prepared) -> Result<(Outcome, i32), SpawnError> {
-    let argv = pointers(&prepared.argv);
-    let envp = pointers(&prepared.env);
-    let mut pipe = [0 as c_int; 2];
-    // SAFETY: `pipe` has room for two descriptors.
-    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(spawn_error("create the report pipe"));
-    }
-    let [report_read, report_write] = pipe;
-    // The exit signal is 0, not SIGCHLD: bash's SIGCHLD handler reaps any
-    // child with waitpid(-1), which would steal our status. waitpid(-1)
-    // without __WALL never sees a child that exits with no signal.
-    // SAFETY: a fork-like clone (no new stack); the child only runs
-    // async-signal-safe code and never returns from `stage_init`.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            prepared.clone_flags,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    if pid < 0 {
-        let err = spawn_error(CREATE_NAMESPACES);
-        // SAFETY: both ends were opened above.
-        unsafe {
-            libc::close(report_read);
-            libc::close(report_write);
-        }
-        return Err(err);
-    }
-    if pid == 0 {
-        stage_init(prepared, &argv, &envp, report_write);
-    }
-    let pid = pid as libc::pid_t;
-    // SAFETY: the write end belongs to the child now.
-    unsafe { libc::close(report_write) };
-    STAGE_PID.store(pid, Ordering::SeqCst);
-    let mut status = 0;
-    loop {
-        // SAFETY: `status` is a valid out-pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
-        if r == pid {
-            break;
-        }
-        if r < 0 && errno() != libc::EINTR {
-            let err = spawn_error("wait for the sandbox");
-            // SAFETY: opened above.
-            unsafe { libc::close(report_read) };
-            return Err(err);
-        }
-    }
-    STAGE_PID.store(0, Ordering::SeqCst);
-    let mut record = [0i32; 3];
-    let mut outcome = None;
-    loop {
-        // SAFETY: reads at most 12 bytes into `record`.
-        let n = unsafe {
-            libc::read(
-                report_read,
-                record.as_mut_ptr().cast(),
-                std::mem::size_of_val(&record),
-            )
-        };
-        if n < 0 && errno() == libc::EINTR {
-            continue;
-        }
-        if n != std::mem::size_of_val(&record) as isize {
-            break;
-        }
-        // The first record explains the failure; later ones are consequences.
-        outcome.get_or_insert(match record {
-            [REPORT_SETUP, step, errno] => Outcome::SetupFailed {
-                step: step as usize,
-                errno,
-            },
-            [REPORT_EXEC, errno, not_found] => Outcome::ExecFailed {
-                errno,
-                not_found: not_found != 0,
-            },
-            [REPORT_SIGNAL, signal, _] => Outcome::Signaled(signal),
-            [_, _, errno] => Outcome::SetupFailed {
-                step: usize::MAX,
-                errno,
-            },
-        });
-    }
-    // SAFETY: opened above.
-    unsafe { libc::close(report_read) };
-    let outcome = outcome.unwrap_or(if libc::WIFSIGNALED(status) {
-        Outcome::Signaled(libc::WTERMSIG(status))
-    } else {
-        Outcome::Exited(libc::WEXITSTATUS(status))
-    });
-    Ok((outcome, pid))
+/// What the caller's host tells the wait loop about signals it received
+/// itself (bash's own handlers), to be passed on to the stage.
+pub trait HostSignals {
+    /// The next signal to forward, if one arrived since the last call.
+    fn pending(&mut self) -> Option<c_int>;
+    /// Called once the stage is over.
+    fn finish(&mut self) {}
 }
 
-/// The pid of the running stage's pid 1, for the executable's signal
-/// forwarding; 0 when none runs.
-pub static STAGE_PID: AtomicI32 = AtomicI32::new(0);
-static PAYLOAD_PID: AtomicI32 = AtomicI32::new(0);
+/// The pidfd of the running stage's pid 1, for the executable's signal
+/// forwarding; -1 when none runs.
+static STAGE_PIDFD: AtomicI32 = AtomicI32::new(-1);
 
-/// Installs handlers that pass signals sent by other processes on to
-/// `target`. Kernel-generated ones (a terminal's ^C) are not passed on:
-/// they already reach the whole foreground process group.
-pub fn forward_signals(target: &'static AtomicI32) {
-    FORWARD_TARGET.store(target as *const AtomicI32 as usize, Ordering::SeqCst);
+fn send_signal(pidfd: RawFd, signal: c_int) {
+    // SAFETY: pidfd_send_signal with a NULL siginfo is async-signal-safe;
+    // a pidfd names one process even after its pid is reused.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+}
+
+/// The executable's handlers: a signal sent to the executable goes to the
+/// stage while one runs; otherwise it does what it would by default, so
+/// one sent before the stage exists (say, while the store lock is being
+/// waited for) still ends the command.
+pub fn forward_signals_to_stage() {
     for &signal in FORWARDED_SIGNALS {
         // SAFETY: a zeroed sigaction is valid; the handler is async-signal-safe.
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = forward_handler as *const () as usize;
-            action.sa_flags = libc::SA_SIGINFO;
             libc::sigemptyset(&mut action.sa_mask);
             libc::sigaction(signal, &action, std::ptr::null_mut());
         }
     }
 }
 
-static FORWARD_TARGET: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-extern "C" fn forward_handler(signal: c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
-    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
-    let code = unsafe { (*info).si_code };
-    if code > 0 {
-        return; // from the kernel, e.g. the terminal
-    }
-    let target = FORWARD_TARGET.load(Ordering::SeqCst) as *const AtomicI32;
-    if target.is_null() {
+extern "C" fn forward_handler(signal: c_int) {
+    let pidfd = STAGE_PIDFD.load(Ordering::SeqCst);
+    if pidfd >= 0 {
+        send_signal(pidfd, signal);
         return;
     }
-    // SAFETY: FORWARD_TARGET only ever holds the address of a static.
-    let pid = unsafe { &*target }.load(Ordering::SeqCst);
-    if pid > 0 {
-        // SAFETY: kill is async-signal-safe.
-        unsafe { libc::kill(pid, signal) };
+    // SAFETY: signal() and raise() are async-signal-safe; the raised signal
+    // is blocked until this handler returns, then takes its default action.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+        libc::raise(signal);
     }
 }
 
-/// The child: set up the namespaces' view, then act as pid 1.
-fn stage_init(p: &Prepared, argv: &[*const c_char], envp: &[*const c_char], report_fd: RawFd) -> ! {
-    // SAFETY (whole function): only async-signal-safe libc calls on data
-    // prepared before the clone; every path ends in _exit.
+pub(crate) fn sigset(signals: &[c_int]) -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the set; sigaddset with valid signals.
     unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &signal in signals {
+            libc::sigaddset(&mut set, signal);
+        }
+        set
+    }
+}
+
+fn full_sigset() -> libc::sigset_t {
+    // SAFETY: sigfillset initialises the set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        set
+    }
+}
+
+fn set_signal_mask(how: c_int, set: &libc::sigset_t) -> libc::sigset_t {
+    // SAFETY: both sets are valid for the call.
+    unsafe {
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(how, set, &mut old);
+        old
+    }
+}
+
+/// Moves a descriptor the caller made for the stage above 0, 1 and 2, so
+/// it can never be mistaken for stdio when the caller runs with one of
+/// them closed.
+pub(crate) fn above_stdio(fd: RawFd) -> std::io::Result<RawFd> {
+    if fd > 2 {
+        return Ok(fd);
+    }
+    // SAFETY: fcntl and close on a descriptor this module owns.
+    unsafe {
+        let moved = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3);
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        if moved < 0 {
+            return Err(err);
+        }
+        Ok(moved)
+    }
+}
+
+/// The caller's argument area `[arg_start, arg_end)`, which pid 1, a
+/// clone of the caller, blanks so /proc/1/cmdline inside the stage does not
+/// show the caller's command line. Read once per process.
+fn argument_area() -> Option<(usize, usize)> {
+    static AREA: OnceLock<Option<(usize, usize)>> = OnceLock::new();
+    *AREA.get_or_init(|| {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name (which may hold spaces) start at 3.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let start = fields.get(48 - 3)?.parse().ok()?;
+        let end = fields.get(49 - 3)?.parse().ok()?;
+        (start < end).then_some((start, end))
+    })
+}
+
+/// The name pid 1 shows in `ps` inside the stage.
+const INIT_NAME: &[u8] = b"slicebox-init";
+
+/// Starts the stage and waits for it. `terminal` relays a terminal the
+/// stage got in place of the caller's; `host` reports signals the caller's
+/// host received itself.
+pub fn spawn_and_wait(
+    prepared: &Prepared,
+    mut terminal: Option<&mut Terminal>,
+    mut host: Option<&mut (dyn HostSignals + 'static)>,
+) -> Result<Outcome, SpawnError> {
+    let argv = pointers(&prepared.argv);
+    let envp = pointers(&prepared.env);
+    let mut pair = [0 as c_int; 2];
+    // SAFETY: `pair` has room for two descriptors.
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            pair.as_mut_ptr(),
+        )
+    } < 0
+    {
+        return Err(spawn_error("create the report socket"));
+    }
+    let close_pair = |a: RawFd, b: RawFd| {
+        // SAFETY: both ends were opened above and are owned here.
+        unsafe {
+            libc::close(a);
+            libc::close(b);
+        }
+    };
+    let parent_end = pair[0];
+    let child_end = match above_stdio(pair[1]) {
+        Ok(fd) => fd,
+        Err(_) => {
+            let err = spawn_error("create the report socket");
+            close_pair(parent_end, -1);
+            return Err(err);
+        }
+    };
+    let mut keep: Vec<u32> = prepared
+        .stdio
+        .iter()
+        .chain(&prepared.keep_fds)
+        .chain(std::iter::once(&child_end))
+        .filter(|fd| **fd >= 0)
+        .map(|fd| *fd as u32)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut slots = vec![-1; prepared.plan.slots];
+    let mut walk = vec![-1; prepared.plan.depth];
+    let child = Child {
+        p: prepared,
+        argv: &argv,
+        envp: &envp,
+        report_fd: child_end,
+        keep: &keep,
+        argument_area: argument_area(),
+    };
+
+    // No handler of the caller (bash's) may run in the child before it has
+    // reset them all: every signal stays blocked across the clone.
+    let old_mask = set_signal_mask(libc::SIG_SETMASK, &full_sigset());
+    let mut pidfd: c_int = -1;
+    // The exit signal is 0, not SIGCHLD: bash's SIGCHLD handler reaps any
+    // child with waitpid(-1), which would steal our status. waitpid(-1)
+    // without __WALL never sees a child that exits with no signal.
+    // SAFETY: a fork-like clone (no new stack); CLONE_PIDFD stores the
+    // pidfd at the parent_tid pointer. The child only runs async-signal-safe
+    // code and never returns from `child.run`.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            prepared.clone_flags | libc::CLONE_PIDFD as libc::c_ulong,
+            0usize,
+            &mut pidfd as *mut c_int,
+            0usize,
+            0usize,
+        )
+    };
+    if pid == 0 {
+        child.run(&mut slots, &mut walk);
+    }
+    if pid < 0 {
+        let err = spawn_error(CREATE_NAMESPACES);
+        set_signal_mask(libc::SIG_SETMASK, &old_mask);
+        close_pair(parent_end, child_end);
+        return Err(err);
+    }
+    STAGE_PIDFD.store(pidfd, Ordering::SeqCst);
+    set_signal_mask(libc::SIG_SETMASK, &old_mask);
+    // SAFETY: the child holds its own copy of this end now.
+    unsafe { libc::close(child_end) };
+
+    if let Some(t) = terminal.as_deref_mut() {
+        t.start();
+    }
+    let waited = wait_for(pidfd, terminal.as_deref_mut(), host.as_deref_mut());
+    let relayed_keyboard = terminal.map(|t| t.finish());
+    if let Some(h) = host {
+        h.finish();
+    }
+    // No forwarded signal may reach a closed (or reused) pidfd number.
+    let forwarded = sigset(FORWARDED_SIGNALS);
+    let before = set_signal_mask(libc::SIG_BLOCK, &forwarded);
+    STAGE_PIDFD.store(-1, Ordering::SeqCst);
+    // SAFETY: the pidfd was returned by clone and is owned here.
+    unsafe { libc::close(pidfd) };
+    set_signal_mask(libc::SIG_SETMASK, &before);
+
+    let status = match waited {
+        Ok(status) => status,
+        Err(err) => {
+            close_pair(parent_end, -1);
+            return Err(err);
+        }
+    };
+    let outcome = read_reports(parent_end).unwrap_or(status);
+    close_pair(parent_end, -1);
+    // The stage had the keyboard in raw mode, so a ^C that killed it never
+    // reached the caller's process group as it would have without a
+    // terminal of its own: deliver it now, as the terminal would have.
+    if let (Some(Some(isig)), Outcome::Signaled(signal)) = (relayed_keyboard, outcome) {
+        if isig && (signal == libc::SIGINT || signal == libc::SIGQUIT) {
+            // SAFETY: kill(0) signals our own process group.
+            unsafe { libc::kill(0, signal) };
+        }
+    }
+    Ok(outcome)
+}
+
+/// Polls until pid 1 exits, relaying the terminal and the host's signals
+/// meanwhile, then reaps it.
+fn wait_for(
+    pidfd: RawFd,
+    mut terminal: Option<&mut Terminal>,
+    mut host: Option<&mut (dyn HostSignals + 'static)>,
+) -> Result<Outcome, SpawnError> {
+    let mut fds: Vec<libc::pollfd> = Vec::with_capacity(5);
+    loop {
+        fds.clear();
+        fds.push(libc::pollfd {
+            fd: pidfd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        if let Some(t) = terminal.as_deref_mut() {
+            t.poll_fds(&mut fds);
+        }
+        // SAFETY: `fds` is a valid array of pollfd for the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if n < 0 {
+            if errno() != libc::EINTR {
+                return Err(spawn_error("wait for the sandbox"));
+            }
+            if let Some(h) = host.as_deref_mut() {
+                while let Some(signal) = h.pending() {
+                    send_signal(pidfd, signal);
+                }
+            }
+            continue;
+        }
+        if fds[0].revents != 0 {
+            break;
+        }
+        if let Some(t) = terminal.as_deref_mut() {
+            t.service(&fds[1..]);
+        }
+    }
+    loop {
+        // SAFETY: siginfo_t is plain data; waitid writes it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: P_PIDFD with the pidfd from clone; `info` is valid.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PIDFD,
+                pidfd as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::__WALL,
+            )
+        };
+        if r < 0 {
+            if errno() == libc::EINTR {
+                continue;
+            }
+            return Err(spawn_error("wait for the sandbox"));
+        }
+        // SAFETY: waitid filled a SIGCHLD-style siginfo.
+        let status = unsafe { info.si_status() };
+        return Ok(match info.si_code {
+            libc::CLD_EXITED => Outcome::Exited(status),
+            _ => Outcome::Signaled(status),
+        });
+    }
+}
+
+/// The first record explains the failure; later ones are consequences.
+fn read_reports(fd: RawFd) -> Option<Outcome> {
+    let mut record: Record = [0; 4];
+    // SAFETY: receives at most 16 bytes into `record`; non-blocking, as
+    // every writer is gone once pid 1 has been reaped.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            record.as_mut_ptr().cast(),
+            std::mem::size_of_val(&record),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n != std::mem::size_of_val(&record) as isize {
+        return None;
+    }
+    Some(match record {
+        [REPORT_STEP, step, errno, component] => Outcome::SetupFailed(StepFailure {
+            step: step as usize,
+            errno,
+            component,
+        }),
+        [REPORT_INIT, step, errno, _] => Outcome::InitFailed {
+            step: INIT_STEPS
+                .get(step as usize)
+                .copied()
+                .unwrap_or(InitStep::StartCommand),
+            errno,
+        },
+        [REPORT_EXEC, errno, not_found, _] => Outcome::ExecFailed {
+            errno,
+            not_found: not_found != 0,
+        },
+        [REPORT_SIGNAL, signal, _, _] => Outcome::Signaled(signal),
+        [_, _, errno, _] => Outcome::InitFailed {
+            step: InitStep::StartCommand,
+            errno,
+        },
+    })
+}
+
+/// Why the child stopped before exec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildFailure {
+    Step(StepFailure),
+    Init(InitStep, Errno),
+}
+
+impl ChildFailure {
+    fn record(self) -> Record {
+        match self {
+            ChildFailure::Step(f) => [REPORT_STEP, f.step as i32, f.errno, f.component],
+            ChildFailure::Init(step, errno) => [REPORT_INIT, step.code(), errno, 0],
+        }
+    }
+}
+
+fn init(step: InitStep) -> impl Fn(Errno) -> ChildFailure {
+    move |errno| ChildFailure::Init(step, errno)
+}
+
+/// Closes every descriptor except the sorted `keep` ones, with `flags`
+/// (0, or CLOSE_RANGE_CLOEXEC to close them at exec).
+fn close_all_but(
+    sys: &dyn Syscall,
+    keep: impl IntoIterator<Item = u32>,
+    flags: libc::c_uint,
+) -> Result<(), Errno> {
+    let mut from = 0u32;
+    for fd in keep {
+        if fd > from {
+            sys.close_range(from, fd - 1, flags)?;
+        }
+        from = fd + 1;
+    }
+    sys.close_range(from, u32::MAX, flags)
+}
+
+/// pid 1 before it starts the command: first let go of everything of the
+/// caller's (descriptors, session), then assemble the stage, then give up
+/// every privilege. Async-signal-safe.
+pub fn prepare_init(
+    sys: &dyn Syscall,
+    p: &Prepared,
+    keep: &[u32],
+    slots: &mut [RawFd],
+    walk: &mut [RawFd],
+) -> Result<(), ChildFailure> {
+    // Before any path from the user is used: a descriptor of the caller's
+    // (a directory, /dev/fd/N) must not be reachable during setup.
+    close_all_but(sys, keep.iter().copied(), 0).map_err(init(InitStep::CloseInherited))?;
+    // kill(0, …) in the stage must not reach the caller's process group,
+    // nor a terminal's signals the stage.
+    sys.setsid().map_err(init(InitStep::NewSession))?;
+    // Before the plan: its Landlock step needs it, and nothing in the
+    // stage ever gains privileges by exec.
+    sys.set_no_new_privs().map_err(init(InitStep::NoNewPrivs))?;
+    execute(sys, &p.plan.steps, slots, walk).map_err(ChildFailure::Step)?;
+    for capability in 0..=p.last_capability {
+        sys.drop_bounding_capability(capability)
+            .map_err(init(InitStep::DropBoundingSet))?;
+    }
+    sys.clear_ambient_capabilities()
+        .map_err(init(InitStep::ClearAmbient))?;
+    sys.clear_capabilities()
+        .map_err(init(InitStep::ClearCapabilities))?;
+    // With no capabilities left, non-dumpable is what keeps the payload
+    // from ptracing pid 1 or reading its memory and descriptors.
+    sys.set_dumpable(false)
+        .map_err(init(InitStep::NotDumpable))?;
+    Ok(())
+}
+
+/// The payload before exec: its own session (and controlling terminal),
+/// stdio in place, `--fd`s kept, every other descriptor closed at exec.
+/// Async-signal-safe.
+pub fn prepare_payload(sys: &dyn Syscall, p: &Prepared) -> Result<(), ChildFailure> {
+    sys.setsid().map_err(init(InitStep::PayloadSession))?;
+    // Copies first, so that overlapping sources and targets cannot
+    // clobber each other; the copies are close-on-exec.
+    let mut copies = [-1; 3];
+    for (slot, &fd) in p.stdio.iter().enumerate() {
+        if fd >= 0 && fd != slot as RawFd {
+            copies[slot] = sys.dup_at_least(fd, 3).map_err(init(InitStep::CopyStdio))?;
+        }
+    }
+    for (slot, copy) in copies.into_iter().enumerate() {
+        let target = slot as RawFd;
+        if copy >= 0 {
+            sys.dup2(copy, target).map_err(init(InitStep::MoveStdio))?;
+        } else if p.stdio[slot] < 0 {
+            sys.close(target);
+        } else {
+            sys.set_inheritable(target)
+                .map_err(init(InitStep::KeepStdio))?;
+        }
+    }
+    if let Some(slot) = p.terminal_slot {
+        sys.set_controlling_terminal(slot as RawFd)
+            .map_err(init(InitStep::ControllingTerminal))?;
+    }
+    for &fd in &p.keep_fds {
+        sys.set_inheritable(fd).map_err(init(InitStep::KeepFd))?;
+    }
+    // The report socket must stay open until exec: close-on-exec, not closed.
+    let keep = [0u32, 1, 2]
+        .into_iter()
+        .chain(p.keep_fds.iter().map(|fd| *fd as u32));
+    close_all_but(sys, keep, libc::CLOSE_RANGE_CLOEXEC).map_err(init(InitStep::CloseOthers))
+}
+
+/// Everything the cloned child reads, prepared by the parent.
+struct Child<'a> {
+    p: &'a Prepared,
+    argv: &'a [*const c_char],
+    envp: &'a [*const c_char],
+    report_fd: RawFd,
+    keep: &'a [u32],
+    argument_area: Option<(usize, usize)>,
+}
+
+impl Child<'_> {
+    /// pid 1: set up the stage, start the payload, reap until it ends.
+    fn run(&self, slots: &mut [RawFd], walk: &mut [RawFd]) -> ! {
+        // Every signal is still blocked (the caller blocked them across
+        // the clone). pid 1 keeps them blocked and reads them from a
+        // signalfd; no handler of the caller's survives.
         for signal in 1..libc::SIGRTMIN() {
             if signal != libc::SIGKILL && signal != libc::SIGSTOP {
-                libc::signal(signal, libc::SIG_DFL);
+                // SAFETY: resetting a disposition is async-signal-safe.
+                unsafe { libc::signal(signal, libc::SIG_DFL) };
             }
         }
-        let mut none: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        if let Err((step, err)) = execute(&Linux, &p.steps) {
-            report(report_fd, [REPORT_SETUP, step as i32, err]);
-            libc::_exit(125);
+        if let Err(failure) = prepare_init(&Linux, self.p, self.keep, slots, walk) {
+            self.fail(failure);
         }
-        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-        let payload = libc::fork();
+        self.blank_argument_area();
+        let mut payload_pidfd: c_int = -1;
+        // A raw clone, not glibc's fork: no atfork handlers, no malloc or
+        // stdio locks that another thread of the caller may have held.
+        // SAFETY: a fork-like clone; the child only execs or _exits.
+        let payload = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                (libc::SIGCHLD | libc::CLONE_PIDFD) as libc::c_ulong,
+                0usize,
+                &mut payload_pidfd as *mut c_int,
+                0usize,
+                0usize,
+            )
+        };
         if payload < 0 {
-            report(report_fd, [REPORT_FORK, 0, errno()]);
-            libc::_exit(125);
+            self.fail(ChildFailure::Init(InitStep::StartCommand, errno()));
         }
         if payload == 0 {
-            exec_payload(p, argv, envp, report_fd);
+            self.exec_payload();
         }
-        PAYLOAD_PID.store(payload, Ordering::SeqCst);
-        forward_signals(&PAYLOAD_PID);
-        // pid 1 holds nothing open but the report pipe, so the pipeline
-        // sees EOF exactly when the payload closes its ends.
-        libc::syscall(libc::SYS_close_range, 0u32, (report_fd - 1) as u32, 0u32);
-        libc::syscall(
-            libc::SYS_close_range,
-            (report_fd + 1) as u32,
-            u32::MAX,
-            0u32,
-        );
-        let mut status = 0;
+        self.reap(payload as libc::pid_t, payload_pidfd)
+    }
+
+    fn fail(&self, failure: ChildFailure) -> ! {
+        report(self.report_fd, failure.record());
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(125) }
+    }
+
+    /// pid 1 is a copy of the caller: its argument area still holds the
+    /// caller's command line, which /proc/1/cmdline would show inside. It
+    /// is overwritten with our name, a NUL, and zeros. A non-NUL last byte
+    /// makes the kernel read it as a rewritten title (as setproctitle
+    /// does), up to the first NUL: `slicebox-init` and nothing else.
+    fn blank_argument_area(&self) {
+        if let Some((start, end)) = self.argument_area {
+            let len = end - start;
+            let titled = len > INIT_NAME.len() + 1;
+            // SAFETY: the kernel reports [arg_start, arg_end) as this
+            // process's argument strings: writable memory (the stack, or
+            // where setproctitle-style code moved them) that only this
+            // copy-on-write clone of the caller will see changed.
+            unsafe {
+                let area = std::slice::from_raw_parts_mut(start as *mut u8, len);
+                for (i, byte) in area.iter_mut().enumerate() {
+                    let value = if titled && i + 1 == len {
+                        b' '
+                    } else if i + 1 < len {
+                        INIT_NAME.get(i).copied().unwrap_or(0)
+                    } else {
+                        0
+                    };
+                    std::ptr::write_volatile(byte, value);
+                }
+            }
+        }
+        let mut name = [0u8; 16];
+        name[..INIT_NAME.len()].copy_from_slice(INIT_NAME);
+        // SAFETY: PR_SET_NAME reads a NUL-terminated buffer of up to 16 bytes.
+        unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) };
+    }
+
+    fn reap(&self, payload: libc::pid_t, payload_pidfd: RawFd) -> ! {
+        let kill_and_fail = |step: InitStep, errno: Errno| -> ! {
+            send_signal(payload_pidfd, libc::SIGKILL);
+            self.fail(ChildFailure::Init(step, errno))
+        };
+        // pid 1 holds nothing open but the report socket and the payload's
+        // pidfd, so the pipeline sees EOF exactly when the payload closes
+        // its ends.
+        let mut keep = [self.report_fd as u32, payload_pidfd as u32];
+        keep.sort_unstable();
+        if let Err(errno) = close_all_but(&Linux, keep, 0) {
+            kill_and_fail(InitStep::CloseOwn, errno);
+        }
+        let mut watched = [libc::SIGCHLD; 7];
+        watched[1..].copy_from_slice(FORWARDED_SIGNALS);
+        let mask = sigset(&watched);
+        // SAFETY: a new signalfd for signals that stay blocked in pid 1.
+        let signals = unsafe { libc::signalfd(-1, &mask, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+        if signals < 0 {
+            kill_and_fail(InitStep::WatchSignals, errno());
+        }
         loop {
-            let r = libc::waitpid(-1, &mut status, 0);
-            if r == payload {
-                break;
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.report_fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: signals,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: `fds` is a valid array for the call.
+            if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+                if errno() == libc::EINTR {
+                    continue;
+                }
+                kill_and_fail(InitStep::Wait, errno());
             }
-            if r < 0 && errno() != libc::EINTR {
-                report(report_fd, [REPORT_WAIT, 0, errno()]);
-                libc::_exit(125);
+            if fds[0].revents != 0 {
+                // The caller never writes: this is its end closing. The
+                // stage dies with its caller; the kernel kills every other
+                // process of the pid namespace when pid 1 exits.
+                // SAFETY: _exit is async-signal-safe.
+                unsafe { libc::_exit(125) };
+            }
+            loop {
+                // SAFETY: signalfd_siginfo is plain data.
+                let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+                // SAFETY: reads one record into `info`.
+                let n = unsafe {
+                    libc::read(
+                        signals,
+                        (&mut info as *mut libc::signalfd_siginfo).cast(),
+                        std::mem::size_of::<libc::signalfd_siginfo>(),
+                    )
+                };
+                if n != std::mem::size_of::<libc::signalfd_siginfo>() as isize {
+                    break;
+                }
+                let signal = info.ssi_signo as c_int;
+                if signal != libc::SIGCHLD {
+                    send_signal(payload_pidfd, signal);
+                    continue;
+                }
+                // Reap every child that exited, orphans included.
+                loop {
+                    let mut status = 0;
+                    // SAFETY: `status` is a valid out-pointer.
+                    let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+                    if r == payload {
+                        self.exit_like(status);
+                    }
+                    if r <= 0 {
+                        break;
+                    }
+                }
             }
         }
+    }
+
+    fn exit_like(&self, status: c_int) -> ! {
         if libc::WIFSIGNALED(status) {
             let signal = libc::WTERMSIG(status);
-            report(report_fd, [REPORT_SIGNAL, signal, 0]);
-            libc::_exit(128 + signal);
+            report(self.report_fd, [REPORT_SIGNAL, signal, 0, 0]);
+            // SAFETY: _exit is async-signal-safe.
+            unsafe { libc::_exit(128 + signal) };
         }
-        libc::_exit(libc::WEXITSTATUS(status));
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(libc::WEXITSTATUS(status)) }
     }
-}
 
-fn exec_payload(
-    p: &Prepared,
-    argv: &[*const c_char],
-    envp: &[*const c_char],
-    report_fd: RawFd,
-) -> ! {
-    // SAFETY (whole function): async-signal-safe calls on prepared data;
-    // every path ends in execve or _exit.
-    unsafe {
+    fn exec_payload(&self) -> ! {
+        let p = self.p;
         for signal in 1..libc::SIGRTMIN() {
             if signal == libc::SIGKILL || signal == libc::SIGSTOP {
                 continue;
@@ -343,53 +875,24 @@ fn exec_payload(
             } else {
                 libc::SIG_DFL
             };
-            libc::signal(signal, disposition);
+            // SAFETY: setting a disposition is async-signal-safe.
+            unsafe { libc::signal(signal, disposition) };
         }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-
-        // Move the caller's descriptors onto 0, 1, 2 via high copies, so
-        // that overlapping sources and targets cannot clobber each other.
-        let mut copies = [-1; 3];
-        for (i, &fd) in p.stdio.iter().enumerate() {
-            if fd != i as RawFd {
-                copies[i] = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
-            }
+        // SAFETY: an empty set unblocks every signal.
+        unsafe {
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         }
-        for (i, &copy) in copies.iter().enumerate() {
-            if copy >= 0 {
-                libc::dup2(copy, i as RawFd);
-            }
+        if let Err(failure) = prepare_payload(&Linux, p) {
+            self.fail(failure);
         }
-        // Only stdio and --fd survive the exec: everything else is marked
-        // close-on-exec (the report pipe must stay open until exec).
-        let mut from: u32 = 3;
-        for &fd in &p.keep_fds {
-            if fd as u32 > from {
-                libc::syscall(
-                    libc::SYS_close_range,
-                    from,
-                    fd as u32 - 1,
-                    libc::CLOSE_RANGE_CLOEXEC,
-                );
-            }
-            libc::fcntl(fd, libc::F_SETFD, 0);
-            from = fd as u32 + 1;
-        }
-        libc::syscall(
-            libc::SYS_close_range,
-            from,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        );
-
-        drop_capabilities(p.last_capability);
-
         let mut saw_permission_denied = false;
         let mut last_error = libc::ENOENT;
         for candidate in &p.exec_candidates {
-            libc::execve(candidate.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            // SAFETY: argv and envp are NULL-terminated arrays of C strings
+            // that live in this (copied) address space.
+            unsafe { libc::execve(candidate.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr()) };
             last_error = errno();
             match last_error {
                 libc::ENOENT | libc::ENOTDIR => {}
@@ -401,57 +904,21 @@ fn exec_payload(
             last_error = libc::EACCES;
         }
         let not_found = matches!(last_error, libc::ENOENT | libc::ENOTDIR);
-        report(report_fd, [REPORT_EXEC, last_error, not_found as i32]);
-        libc::_exit(if not_found { 127 } else { 126 });
+        report(
+            self.report_fd,
+            [REPORT_EXEC, last_error, not_found as i32, 0],
+        );
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(if not_found { 127 } else { 126 }) }
     }
-}
-
-/// Empties the bounding, ambient, effective, permitted and inheritable
-/// sets. A uid-0 payload therefore holds no capability over the mount
-/// namespace and cannot remount a slice writable.
-unsafe fn drop_capabilities(last_capability: c_int) {
-    for cap in 0..=last_capability {
-        // SAFETY: prctl with plain integers.
-        unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
-    }
-    // SAFETY: prctl with plain integers.
-    unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
-        )
-    };
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: c_int,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    let header = Header {
-        version: 0x2008_0522,
-        pid: 0,
-    };
-    let data = [Data {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
-    // SAFETY: capset v3 takes a header and two data structs, both valid here.
-    unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) };
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::plan::{plan, HostEntry, PlanInput};
+    use super::super::syscall::recording::Recorder;
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn a_refused_clone_explains_what_to_check() {
@@ -462,5 +929,142 @@ mod tests {
             clone_hint(&std::io::Error::from_raw_os_error(libc::ENOMEM)),
             ""
         );
+    }
+
+    fn prepared() -> Prepared {
+        let plan = plan(&PlanInput {
+            outer_uid: 1000,
+            outer_gid: 1000,
+            base: vec![(PathBuf::from("/usr"), HostEntry::Dir)],
+            slices: Vec::new(),
+            workdir: None,
+            start_dir: PathBuf::from("/"),
+            isolate_net: false,
+            binds: Vec::new(),
+            landlock_abi: 0,
+            terminal: None,
+        })
+        .unwrap();
+        Prepared {
+            clone_flags: 0,
+            plan,
+            argv: vec![c"true".to_owned()],
+            env: Vec::new(),
+            exec_candidates: vec![c"/bin/true".to_owned()],
+            stdio: [7, 1, 9],
+            terminal_slot: Some(0),
+            keep_fds: vec![5, 12],
+            ignored_signals: Vec::new(),
+            last_capability: 40,
+        }
+    }
+
+    fn init_calls(sys: &Recorder) -> Result<(), ChildFailure> {
+        let p = prepared();
+        let mut slots = vec![-1; p.plan.slots];
+        let mut walk = vec![-1; p.plan.depth];
+        prepare_init(sys, &p, &[1, 5, 7, 9, 12, 20], &mut slots, &mut walk)
+    }
+
+    #[test]
+    fn pid_1_closes_the_callers_fds_first_and_drops_every_privilege_last() {
+        let sys = Recorder::default();
+        init_calls(&sys).unwrap();
+        let calls = sys.calls.into_inner();
+        assert_eq!(
+            &calls[..7],
+            [
+                "close_range 0 0 0x0",
+                "close_range 2 4 0x0",
+                "close_range 6 6 0x0",
+                "close_range 8 8 0x0",
+                "close_range 10 11 0x0",
+                "close_range 13 19 0x0",
+                "close_range 21 4294967295 0x0",
+            ]
+        );
+        assert_eq!(calls[7], "setsid");
+        assert_eq!(calls[8], "no_new_privs");
+        let bounding = calls
+            .iter()
+            .filter(|c| c.starts_with("capbset_drop"))
+            .count();
+        assert_eq!(bounding, 41);
+        assert_eq!(
+            &calls[calls.len() - 3..],
+            ["ambient clear", "capset 0", "dumpable 0"]
+        );
+    }
+
+    #[test]
+    fn payload_moves_stdio_without_clobbering_and_marks_the_rest_cloexec() {
+        let sys = Recorder::default();
+        prepare_payload(&sys, &prepared()).unwrap();
+        let calls = sys.calls.into_inner();
+        assert_eq!(
+            calls,
+            [
+                "setsid",
+                "dup 7 >= 3",
+                "dup 9 >= 3",
+                "dup2 101 0",
+                "inheritable 1",
+                "dup2 102 2",
+                "ctty 0",
+                "inheritable 5",
+                "inheritable 12",
+                "close_range 3 4 0x4",
+                "close_range 6 11 0x4",
+                "close_range 13 4294967295 0x4",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_failing_call_of_pid_1_and_the_payload_ends_the_stage_there() {
+        for (name, total) in [
+            ("init", {
+                let sys = Recorder::default();
+                init_calls(&sys).unwrap();
+                sys.calls.into_inner().len()
+            }),
+            ("payload", {
+                let sys = Recorder::default();
+                prepare_payload(&sys, &prepared()).unwrap();
+                sys.calls.into_inner().len()
+            }),
+        ] {
+            for call in 0..total {
+                let sys = Recorder::failing(call, libc::EMFILE);
+                let result = if name == "init" {
+                    init_calls(&sys)
+                } else {
+                    prepare_payload(&sys, &prepared())
+                };
+                let failure = result.expect_err("fails closed");
+                let errno = match failure {
+                    ChildFailure::Step(s) => s.errno,
+                    ChildFailure::Init(step, errno) => {
+                        assert!(!step.what().is_empty());
+                        errno
+                    }
+                };
+                assert_eq!(errno, libc::EMFILE);
+                assert_eq!(sys.calls.into_inner().len(), call + 1, "{name} call {call}");
+            }
+        }
+    }
+
+    #[test]
+    fn init_step_codes_round_trip() {
+        for step in INIT_STEPS {
+            assert_eq!(INIT_STEPS[step.code() as usize], *step);
+        }
+    }
+
+    #[test]
+    fn the_argument_area_is_found() {
+        let (start, end) = argument_area().expect("readable /proc/self/stat");
+        assert!(end > start);
     }
 }

@@ -1,0 +1,78 @@
+# Kernel keyrings: each stage has a session keyring of its own, so the
+# caller's keys can be neither found, read, revoked nor added to.
+## compare_shells: bash dash mksh zsh busybox
+
+#### the caller's session and user keys are out of reach; keys added inside stay inside
+cat > keys.py <<'EOF'
+import ctypes, os, sys, subprocess
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+SESSION, USER = -3, -4
+def keyctl(*args):
+    r = libc.syscall(250, *[ctypes.c_long(a) if isinstance(a, int) else a for a in args])
+    if r < 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    return r
+def add(desc, data, ring):
+    r = libc.syscall(248, b"user", desc, data, ctypes.c_size_t(len(data)), ctypes.c_long(ring))
+    if r < 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    return r
+def attempt(what, f):
+    try:
+        f(); print(what, "ok")
+    except OSError as e:
+        print(what, "refused:", e.strerror)
+mode = sys.argv[1]
+if mode == "outside":
+    keyctl(1, b"slicebox-spec")                       # join a fresh session keyring
+    s = add(b"spec-secret", b"s3cret", SESSION)
+    u = add(b"spec-user-secret", b"u3cret", USER)
+    env = dict(os.environ, SKEY=str(s), UKEY=str(u))
+    subprocess.run(sys.argv[2:] + ["python3", "keys.py", "inside"], env=env)
+    buf = ctypes.create_string_buffer(64)
+    attempt("outside: session key still readable", lambda: keyctl(11, s, buf, 64))
+    attempt("outside: a key added inside is in our session keyring",
+            lambda: keyctl(10, SESSION, b"user", b"spec-planted", 0))
+else:
+    s, u = int(os.environ["SKEY"]), int(os.environ["UKEY"])
+    buf = ctypes.create_string_buffer(64)
+    attempt("search session", lambda: keyctl(10, SESSION, b"user", b"spec-secret", 0))
+    attempt("search user", lambda: keyctl(10, USER, b"user", b"spec-user-secret", 0))
+    attempt("read session key", lambda: keyctl(11, s, buf, 64))
+    attempt("read user key", lambda: keyctl(11, u, buf, 64))
+    attempt("revoke session key", lambda: keyctl(3, s))
+    attempt("add to session", lambda: add(b"spec-planted", b"x", SESSION))
+EOF
+python3 keys.py outside sandbox --
+## STDOUT:
+search session refused: Required key not available
+search user refused: Required key not available
+read session key refused: Permission denied
+read user key refused: Permission denied
+revoke session key refused: Permission denied
+add to session ok
+outside: session key still readable ok
+outside: a key added inside is in our session keyring refused: Required key not available
+## END
+
+#### every stage gets a fresh session keyring, not the previous stage's
+cat > ring.py <<'EOF'
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+print(libc.syscall(250, ctypes.c_long(0), ctypes.c_long(-3), ctypes.c_long(0)))
+EOF
+a=$(sandbox -- python3 ring.py)
+b=$(sandbox -- python3 ring.py)
+out=$(python3 ring.py)
+test "$a" -gt 0 && test "$a" != "$b" && test "$a" != "$out" && test "$b" != "$out" && echo three-keyrings
+## STDOUT:
+three-keyrings
+## END
+
+#### /proc/keys, which would list the user's keys by name, is empty inside
+sandbox -- cat /proc/keys | wc -c | tr -d ' '
+## STDOUT:
+0
+## END
