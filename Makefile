@@ -16,7 +16,7 @@ DOCS      := README.md docs/builtins.md docs/c-api.md docs/design.md docs/format
 SLICEBOX_TEST_USER ?= sbx
 export SLICEBOX_TOOLCHAIN_CACHE ?= $(if $(ROOT),/var/cache/slicebox-toolchains,$(HOME)/.cache/slicebox-toolchains)
 
-.PHONY: all build install uninstall demo test check-header lint unit-tests shell-tests install-check bench bench-store clean
+.PHONY: all build install uninstall demo test check-header lint unit-tests shell-tests install-check bench bench-compare bench-store clean
 
 all: build
 
@@ -69,6 +69,10 @@ test: check-header lint unit-tests shell-tests install-check
 
 bench: build
 	bash bench/startup.sh target/release
+
+# A/B of this build against another one: make bench-compare OLD=/path/to/old/target/release
+bench-compare: build
+	bash bench/compare.sh target/release $(OLD)
 
 # Needs a big real tree (default: a pyenv CPython) and ostree; ~20 minutes.
 bench-store: build

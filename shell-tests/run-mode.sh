@@ -5,9 +5,25 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$SLICEBOX_TEST_WORK"
 
+# Whatever a test does, the host's mount table must be the same afterwards
+# and no process of a stage may outlive the suite.
+mounts_before=$(cat /proc/self/mountinfo | wc -l)
+
 python3 "$here/../spec/run.py" "$here"/../spec/*.test.sh
 
 for t in "$here"/t-*.sh; do
     echo "--- $(basename "$t") ($SLICEBOX_TEST_MODE)"
     SLICEBOX_STORE="$SLICEBOX_TEST_WORK/store-$(basename "$t" .sh)" bash "$t"
 done
+
+mounts_after=$(cat /proc/self/mountinfo | wc -l)
+if [ "$mounts_before" != "$mounts_after" ]; then
+    echo "FAIL: the host's mount table changed during the suite: $mounts_before -> $mounts_after lines" >&2
+    exit 1
+fi
+if leftovers=$(pgrep -a -u "$(id -u)" -x slicebox-init); then
+    echo "FAIL: stages outlived the suite:" >&2
+    echo "$leftovers" >&2
+    exit 1
+fi
+echo "ok: the host's mount table is unchanged and no stage outlived the suite ($SLICEBOX_TEST_MODE)"

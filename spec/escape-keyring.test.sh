@@ -70,9 +70,3 @@ test "$a" -gt 0 && test "$a" != "$b" && test "$a" != "$out" && test "$b" != "$ou
 ## STDOUT:
 three-keyrings
 ## END
-
-#### /proc/keys, which would list the user's keys by name, is empty inside
-sandbox -- cat /proc/keys | wc -c | tr -d ' '
-## STDOUT:
-0
-## END

@@ -125,10 +125,11 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         })
         .map(|(writable, value)| planned_bind(value, writable, &cwd))
         .collect::<Result<Vec<_>, _>>()?;
+    let base = runtime::host_base();
     let workdir = if parsed.has("no-cwd") {
         None
     } else {
-        match runtime::workdir_view(&cwd, &runtime::host_base()) {
+        match runtime::workdir_view(&cwd, &base) {
             WorkdirView::Hidden(why) => {
                 if chdir.is_none() {
                     ctx.err(&format!(
@@ -149,6 +150,7 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         argv: parsed.operands.clone(),
         env,
         slices,
+        base,
         workdir,
         start_dir,
         isolate_net,

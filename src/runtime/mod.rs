@@ -24,6 +24,8 @@ pub struct Stage {
     /// `NAME=VALUE` entries, the payload's whole environment.
     pub env: Vec<OsString>,
     pub slices: Vec<PlannedSlice>,
+    /// How the host's base dirs look (`host_base()`).
+    pub base: Vec<(PathBuf, HostEntry)>,
     /// The caller's working directory (absolute), shown read-only at its
     /// own path; `None` hides it.
     pub workdir: Option<PathBuf>,
@@ -84,13 +86,6 @@ pub fn host_base() -> Vec<(PathBuf, HostEntry)> {
         .collect()
 }
 
-fn last_capability() -> i32 {
-    fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(63)
-}
-
 /// Where execve looks for `command`: as given when it holds a slash, else
 /// in each PATH entry of the payload's environment.
 fn exec_candidates(command: &OsString, env: &[OsString]) -> Result<Vec<CString>, Error> {
@@ -140,7 +135,7 @@ pub fn run(stage: &Stage, host: Option<&mut (dyn HostSignals + 'static)>) -> Res
     let plan = plan::plan(&PlanInput {
         outer_uid: nix::unistd::geteuid().as_raw(),
         outer_gid: nix::unistd::getegid().as_raw(),
-        base: host_base(),
+        base: stage.base.clone(),
         slices: stage.slices.clone(),
         workdir: stage.workdir.clone(),
         start_dir: stage.start_dir.clone(),
@@ -171,7 +166,6 @@ pub fn run(stage: &Stage, host: Option<&mut (dyn HostSignals + 'static)>) -> Res
         terminal_slot,
         keep_fds,
         ignored_signals: stage.ignored_signals.clone(),
-        last_capability: last_capability(),
     };
     let outcome =
         process::spawn_and_wait(&prepared, terminal.as_mut(), host).map_err(|e| Error::Spawn {
@@ -221,7 +215,7 @@ fn setup_message(plan: &plan::Plan, failure: plan::StepFailure) -> String {
         ),
         _ => strerror(failure.errno),
     };
-    format!("cannot {}: {cause}", step.what)
+    format!("cannot {}: {cause}", step.what())
 }
 
 pub fn strerror(errno: i32) -> String {

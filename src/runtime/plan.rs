@@ -57,6 +57,9 @@ pub struct Target {
     /// Whether missing dirs on the way may be made. Not inside a writable
     /// bind of a host dir: setup never creates anything on the host.
     create: bool,
+    /// Components from this index on are known not to exist yet (new dirs
+    /// of the stage's own tmpfs): the walk makes them without looking first.
+    fresh_from: usize,
 }
 
 impl Target {
@@ -76,6 +79,7 @@ impl Target {
             path: path.to_path_buf(),
             components,
             create: true,
+            fresh_from: usize::MAX,
         })
     }
 
@@ -173,6 +177,17 @@ pub enum Op {
 }
 
 impl Op {
+    fn target_mut(&mut self) -> Option<&mut Target> {
+        match self {
+            Op::MountFs { target, .. }
+            | Op::Attach { target, .. }
+            | Op::AttachFromStore { target, .. }
+            | Op::MakeReadOnly { target }
+            | Op::Symlink { link: target, .. } => Some(target),
+            _ => None,
+        }
+    }
+
     pub fn target(&self) -> Option<&Target> {
         match self {
             Op::MountFs { target, .. }
@@ -188,8 +203,68 @@ impl Op {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
     pub op: Op,
+    what: What,
+}
+
+/// What a step does, in words, rendered only when it fails: most of it is
+/// in the op already, and a stage plans dozens of steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum What {
+    Text(&'static str),
+    OpenHost,
+    OpenStore,
+    OpenSlice(String),
+    MountFs,
+    BindNode,
+    BindTerminal,
+    Symlink,
+    MountBase,
+    MountWorkdir,
+    MountSlice(String),
+    Bind(PathBuf),
+    Chdir,
+}
+
+impl Step {
     /// Completes "cannot …" in the error message.
-    pub what: String,
+    pub fn what(&self) -> String {
+        let target = || {
+            self.op
+                .target()
+                .map_or(PathBuf::new(), |t| t.path.clone())
+                .display()
+                .to_string()
+        };
+        let text = |c: &CString| String::from_utf8_lossy(c.as_bytes()).into_owned();
+        match (&self.what, &self.op) {
+            (What::Text(text), _) => text.to_string(),
+            (What::OpenHost, Op::CloneHostTree { path, .. }) => {
+                format!("open '{}' on the host", text(path))
+            }
+            (What::OpenStore, Op::OpenStore { path, .. }) => {
+                format!("open the slice store '{}' read-only", text(path))
+            }
+            (What::OpenSlice(label), _) => format!("open slice '{label}'"),
+            (What::MountFs, Op::MountFs { fstype, .. }) => {
+                format!("mount {} on {}", fstype.to_string_lossy(), target())
+            }
+            (What::BindNode, _) => format!("bind {}", target()),
+            (What::BindTerminal, _) => format!("bind the stage's terminal {}", target()),
+            (What::Symlink, _) => format!("create symlink '{}'", target()),
+            (What::MountBase, _) => format!("mount {} read-only", target()),
+            (What::MountWorkdir, _) => {
+                format!("mount the working directory '{}' read-only", target())
+            }
+            (What::MountSlice(label), _) => format!("mount slice '{label}' at '{}'", target()),
+            (What::Bind(source), _) => {
+                format!("bind '{}' at '{}'", source.display(), target())
+            }
+            (What::Chdir, Op::Chdir { path }) => {
+                format!("change directory to '{}'", text(path))
+            }
+            _ => "set up the stage".to_string(),
+        }
+    }
 }
 
 /// The steps and the scratch space the child needs to run them.
@@ -353,11 +428,8 @@ struct Planner {
 }
 
 impl Planner {
-    fn push(&mut self, op: Op, what: impl Into<String>) {
-        self.steps.push(Step {
-            op,
-            what: what.into(),
-        });
+    fn push(&mut self, op: Op, what: What) {
+        self.steps.push(Step { op, what });
     }
 
     fn slot(&mut self) -> usize {
@@ -374,7 +446,7 @@ impl Planner {
                 attr,
                 recursive,
             },
-            format!("open '{}' on the host", path.display()),
+            What::OpenHost,
         );
         Ok(slot)
     }
@@ -393,7 +465,7 @@ impl Planner {
                 attr,
                 target: Target::new(Path::new(at))?,
             },
-            format!("mount {} on {at}", fstype.to_string_lossy()),
+            What::MountFs,
         );
         Ok(())
     }
@@ -404,7 +476,7 @@ impl Planner {
                 text: c(text)?,
                 link: Target::new(link)?,
             },
-            format!("create symlink '{}'", link.display()),
+            What::Symlink,
         );
         Ok(())
     }
@@ -423,24 +495,30 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             path: c("/proc/self/setgroups")?,
             data: b"deny".to_vec(),
         },
-        "write /proc/self/setgroups",
+        What::Text("write /proc/self/setgroups"),
     );
     p.push(
         Op::WriteFile {
             path: c("/proc/self/uid_map")?,
             data: format!("{0} {0} 1\n", input.outer_uid).into_bytes(),
         },
-        "write /proc/self/uid_map",
+        What::Text("write /proc/self/uid_map"),
     );
     p.push(
         Op::WriteFile {
             path: c("/proc/self/gid_map")?,
             data: format!("{0} {0} 1\n", input.outer_gid).into_bytes(),
         },
-        "write /proc/self/gid_map",
+        What::Text("write /proc/self/gid_map"),
     );
-    p.push(Op::NewSessionKeyring, "create the stage's session keyring");
-    p.push(Op::MakeMountsSlave, "make the mount namespace private");
+    p.push(
+        Op::NewSessionKeyring,
+        What::Text("create the stage's session keyring"),
+    );
+    p.push(
+        Op::MakeMountsSlave,
+        What::Text("make the mount namespace private"),
+    );
 
     // Host sources, opened while the host's tree is still the one we see.
     let dev_slots: Vec<usize> = DEV_NODES
@@ -454,13 +532,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         })
         .collect::<Result<_, _>>()?;
     let first_source = dev_slots.first().copied().unwrap_or(p.slots);
-    // /proc/keys would list the descriptions of the caller's keys (all the
-    // user's keys the user may view); it is covered by an empty file.
-    let keys_mask = p.clone_host(
-        Path::new("/dev/null"),
-        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
-        false,
-    )?;
+
     let terminal = match input.terminal {
         Some(number) => {
             let path = PathBuf::from(format!("/dev/pts/{number}"));
@@ -505,7 +577,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                         clone_slot,
                         path_slot,
                     },
-                    format!("open the slice store '{}' read-only", dir.display()),
+                    What::OpenStore,
                 );
                 stores.push((dir, clone_slot, path_slot));
             }
@@ -525,7 +597,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         mounts.push(Mount::Bind { bind, slot });
     }
 
-    p.push(Op::MountRoot, "mount the stage's root tmpfs");
+    p.push(Op::MountRoot, What::Text("mount the stage's root tmpfs"));
     // The stage's own dirs come first, into a root nothing foreign has
     // touched yet.
     p.mount_fs(
@@ -542,7 +614,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                 kind: Kind::File,
                 target: Target::new(&path)?,
             },
-            format!("bind {}", path.display()),
+            What::BindNode,
         );
     }
     if let Some((path, slot)) = terminal {
@@ -552,7 +624,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                 kind: Kind::File,
                 target: Target::new(&path)?,
             },
-            format!("bind the stage's terminal {}", path.display()),
+            What::BindTerminal,
         );
     }
     for (link, text) in [
@@ -579,18 +651,9 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         Op::MakeReadOnly {
             target: Target::new(Path::new("/proc/sys"))?,
         },
-        "make /proc/sys read-only",
+        What::Text("make /proc/sys read-only"),
     );
-    let mut keys = Target::new(Path::new("/proc/keys"))?;
-    keys.create = false;
-    p.push(
-        Op::Attach {
-            slot: keys_mask,
-            kind: Kind::File,
-            target: keys,
-        },
-        "hide /proc/keys",
-    );
+
     p.mount_fs(
         c"tmpfs",
         vec![(c"mode", c"1777")],
@@ -629,8 +692,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                 let mut target = Target::new(path)?;
                 target.create = !under_writable_bind(path);
                 let what = match mount {
-                    Mount::Base { .. } => format!("mount {} read-only", path.display()),
-                    _ => format!("mount the working directory '{}' read-only", path.display()),
+                    Mount::Base { .. } => What::MountBase,
+                    _ => What::MountWorkdir,
                 };
                 p.push(
                     Op::Attach {
@@ -650,19 +713,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                         kind: if bind.is_dir { Kind::Dir } else { Kind::File },
                         target,
                     },
-                    format!(
-                        "bind '{}' at '{}'",
-                        bind.source.display(),
-                        bind.target.display()
-                    ),
+                    What::Bind(bind.source.clone()),
                 )
             }
             Mount::Slice(slice) => {
-                let what = format!(
-                    "mount slice '{}' at '{}'",
-                    slice.label,
-                    slice.mount_point.display()
-                );
+                let what = What::MountSlice(slice.label.clone());
                 let mut target = Target::new(&slice.mount_point)?;
                 target.create = !under_writable_bind(&slice.mount_point);
                 match source_of(&slice.tree).and_then(|(dir, relative)| {
@@ -698,7 +753,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                                     attr: READ_ONLY,
                                     recursive: true,
                                 },
-                                what: format!("open slice '{}'", slice.label),
+                                what: What::OpenSlice(slice.label.clone()),
                             },
                         );
                         p.push(
@@ -715,15 +770,18 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         }
     }
     if input.isolate_net {
-        p.push(Op::LoopbackUp, "bring up the loopback interface");
+        p.push(
+            Op::LoopbackUp,
+            What::Text("bring up the loopback interface"),
+        );
     }
     p.push(
         Op::CloseSources {
             first: first_source,
         },
-        "close the host sources",
+        What::Text("close the host sources"),
     );
-    p.push(Op::EnterRoot, "enter the stage's root");
+    p.push(Op::EnterRoot, What::Text("enter the stage's root"));
     if input.isolate_net && input.landlock_abi >= LANDLOCK_ABI_UNIX_SOCKETS {
         p.push(
             Op::RestrictUnixSockets {
@@ -737,16 +795,17 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                     })
                     .collect::<Result<_, PlanError>>()?,
             },
-            "restrict Unix sockets to --bind paths (Landlock)",
+            What::Text("restrict Unix sockets to --bind paths (Landlock)"),
         );
     }
     p.push(
         Op::Chdir {
             path: c(&input.start_dir)?,
         },
-        format!("change directory to '{}'", input.start_dir.display()),
+        What::Chdir,
     );
 
+    mark_fresh_dirs(&mut p.steps);
     let depth = p
         .steps
         .iter()
@@ -759,6 +818,40 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         slots: p.slots,
         depth,
     })
+}
+
+/// Finds, for each target, where its dirs start to be new in the stage's
+/// own tmpfs: below no mount, and not made by an earlier target.
+fn mark_fresh_dirs(steps: &mut [Step]) {
+    let mut seen: HashSet<Vec<CString>> = HashSet::new();
+    let mut mounted: Vec<Vec<CString>> = Vec::new();
+    for step in steps.iter_mut() {
+        let is_mount = !matches!(step.op, Op::Symlink { .. } | Op::RestrictUnixSockets { .. });
+        let Some(target) = step.op.target_mut() else {
+            continue;
+        };
+        if target.create {
+            for i in 0..target.components.len() {
+                let prefix = &target.components[..=i];
+                if seen.contains(prefix) {
+                    continue;
+                }
+                if !mounted
+                    .iter()
+                    .any(|m| prefix.starts_with(m) && m.len() < prefix.len())
+                {
+                    target.fresh_from = i;
+                }
+                break;
+            }
+        }
+        for i in 0..target.components.len() {
+            seen.insert(target.components[..=i].to_vec());
+        }
+        if is_mount {
+            mounted.push(target.components.clone());
+        }
+    }
 }
 
 /// Why a step failed: its index, the errno, and for a walk the index of
@@ -804,8 +897,7 @@ impl<'s> Walk<'_, 's> {
         self.path = &target.components;
         while self.len < want {
             let dir = self.dir(root);
-            let fd = open_dir_at(sys, dir, &target.components[self.len], target.create)
-                .map_err(|e| (e, self.len as i32))?;
+            let fd = open_dir_at(sys, dir, target, self.len).map_err(|e| (e, self.len as i32))?;
             self.fds[self.len] = fd;
             self.len += 1;
         }
@@ -832,7 +924,7 @@ impl<'s> Walk<'_, 's> {
         let parent = self.parent(sys, root, target)?;
         let last = target.parent_len() as i32;
         match kind {
-            Kind::Dir => open_dir_at(sys, parent, target.last(), target.create),
+            Kind::Dir => open_dir_at(sys, parent, target, target.parent_len()),
             Kind::File => match sys.open_resolved(parent, target.last(), libc::O_PATH, WALK) {
                 Err(libc::ENOENT) if target.create => sys.create_file_at(parent, target.last()),
                 other => other,
@@ -842,11 +934,53 @@ impl<'s> Walk<'_, 's> {
     }
 }
 
-/// One component below `dir`, made when missing and `create` allows.
-fn open_dir_at(sys: &dyn Syscall, dir: RawFd, name: &CStr, create: bool) -> Result<RawFd, Errno> {
+/// Where a mount goes: an fd of the mount point, or, for a dir this setup
+/// has just made, its parent and name (a fresh dir cannot be a symlink, so
+/// the lookup and close of an fd are saved).
+enum At<'s> {
+    Fd(RawFd),
+    Made(RawFd, &'s CStr),
+}
+
+impl<'s> Walk<'_, 's> {
+    fn mount_point(
+        &mut self,
+        sys: &dyn Syscall,
+        root: RawFd,
+        target: &'s Target,
+        kind: Kind,
+    ) -> Result<At<'s>, (Errno, i32)> {
+        let index = target.parent_len();
+        if kind == Kind::Dir && index >= target.fresh_from {
+            let parent = self.parent(sys, root, target)?;
+            match sys.mkdirat(parent, target.last(), 0o755) {
+                Ok(()) => return Ok(At::Made(parent, target.last())),
+                Err(libc::EEXIST) => {}
+                Err(errno) => return Err((errno, index as i32)),
+            }
+        }
+        self.open(sys, root, target, kind).map(At::Fd)
+    }
+}
+
+/// Component `index` of `target`, below `dir`: made when missing (and the
+/// target allows it), made without looking first when known to be new.
+fn open_dir_at(
+    sys: &dyn Syscall,
+    dir: RawFd,
+    target: &Target,
+    index: usize,
+) -> Result<RawFd, Errno> {
+    let name = &target.components[index];
     let flags = libc::O_PATH | libc::O_DIRECTORY;
+    if index >= target.fresh_from {
+        match sys.mkdirat(dir, name, 0o755) {
+            Ok(()) | Err(libc::EEXIST) => return sys.open_resolved(dir, name, flags, WALK),
+            Err(e) => return Err(e),
+        }
+    }
     match sys.open_resolved(dir, name, flags, WALK) {
-        Err(libc::ENOENT) if create => {
+        Err(libc::ENOENT) if target.create => {
             match sys.mkdirat(dir, name, 0o755) {
                 Ok(()) | Err(libc::EEXIST) => {}
                 Err(e) => return Err(e),
@@ -896,12 +1030,24 @@ fn no_component(errno: Errno) -> (Errno, i32) {
     (errno, -1)
 }
 
-/// Attaches the detached mount `source` at `target`, closing both fds.
-fn attach(sys: &dyn Syscall, source: RawFd, target: RawFd) -> Result<(), Errno> {
-    let result = sys.move_mount(source, target);
+/// Attaches the detached mount `source` at `at`, closing the fds it owns.
+fn attach(sys: &dyn Syscall, source: RawFd, at: At<'_>) -> Result<(), Errno> {
+    let result = match at {
+        At::Fd(target) => {
+            let result = sys.move_mount(source, target);
+            sys.close(target);
+            result
+        }
+        At::Made(dir, name) => sys.move_mount_at(source, dir, name),
+    };
     sys.close(source);
-    sys.close(target);
     result
+}
+
+fn close_at(sys: &dyn Syscall, at: At<'_>) {
+    if let At::Fd(fd) = at {
+        sys.close(fd);
+    }
 }
 
 fn run_op<'s>(
@@ -972,13 +1118,11 @@ fn run_op<'s>(
             attr,
             target,
         } => {
-            let at = walk.open(sys, root, target, Kind::Dir)?;
-            let result = mount_fs(sys, fstype, options, *attr, at);
-            sys.close(at);
-            result.map_err(no_component)
+            let at = walk.mount_point(sys, root, target, Kind::Dir)?;
+            mount_fs(sys, fstype, options, *attr, at).map_err(no_component)
         }
         Op::Attach { slot, kind, target } => {
-            let at = walk.open(sys, root, target, *kind)?;
+            let at = walk.mount_point(sys, root, target, *kind)?;
             let source = std::mem::replace(&mut slots[*slot], -1);
             attach(sys, source, at).map_err(no_component)
         }
@@ -988,7 +1132,7 @@ fn run_op<'s>(
             relative,
             target,
         } => {
-            let at = walk.open(sys, root, target, Kind::Dir)?;
+            let at = walk.mount_point(sys, root, target, Kind::Dir)?;
             let source = match sys.open_tree(slots[*clone_slot], relative, clone_flags) {
                 Err(libc::EINVAL) => clone_read_only(sys, slots[*path_slot], relative, clone_flags),
                 other => other,
@@ -996,7 +1140,7 @@ fn run_op<'s>(
             match source {
                 Ok(source) => attach(sys, source, at).map_err(no_component),
                 Err(errno) => {
-                    sys.close(at);
+                    close_at(sys, at);
                     Err(no_component(errno))
                 }
             }
@@ -1005,7 +1149,7 @@ fn run_op<'s>(
             let at = walk.open(sys, root, target, Kind::Dir)?;
             let empty = libc::AT_EMPTY_PATH as libc::c_uint;
             match clone_read_only(sys, at, c"", clone_flags | empty) {
-                Ok(source) => attach(sys, source, at).map_err(no_component),
+                Ok(source) => attach(sys, source, At::Fd(at)).map_err(no_component),
                 Err(errno) => {
                     sys.close(at);
                     Err(no_component(errno))
@@ -1104,19 +1248,28 @@ fn mount_fs(
     fstype: &CStr,
     options: &[(&CStr, &CStr)],
     attr: u64,
-    at: RawFd,
+    at: At<'_>,
 ) -> Result<(), Errno> {
-    let context = sys.fsopen(fstype)?;
+    let context = match sys.fsopen(fstype) {
+        Ok(fd) => fd,
+        Err(errno) => {
+            close_at(sys, at);
+            return Err(errno);
+        }
+    };
     let mounted = options
         .iter()
         .try_for_each(|(key, value)| sys.fsconfig_set(context, key, value))
         .and_then(|()| sys.fsconfig_create(context))
         .and_then(|()| sys.fsmount(context, attr));
     sys.close(context);
-    let mount = mounted?;
-    let result = sys.move_mount(mount, at);
-    sys.close(mount);
-    result
+    match mounted {
+        Ok(mount) => attach(sys, mount, at),
+        Err(errno) => {
+            close_at(sys, at);
+            Err(errno)
+        }
+    }
 }
 
 /// Makes the assembled root read-only and private, moves into it, and
@@ -1261,6 +1414,10 @@ mod tests {
         let outer = slice_mounted(&calls, "outer");
         let inner = slice_mounted(&calls, "inner");
         assert!(outer < inner);
+        // Inside the outer slice nothing is known: the mount point is
+        // looked up, never through a symlink, and mounted on by its fd.
+        assert_eq!(calls[inner - 2], format!("open b resolve {WALK:#x}"));
+        assert_eq!(calls[inner], "move_mount");
         // The child's walk re-opens /opt/a after the mount, so it goes
         // into the slice, not the dir it covers.
         assert!(calls[outer..inner].contains(&format!("open a resolve {WALK:#x}")));
@@ -1282,8 +1439,10 @@ mod tests {
         let store = position(&calls, "open_tree /store/slices");
         assert_eq!(calls[store + 1], "setattr 0x7 propagation 0x0 recursive");
         let mv = slice_mounted(&calls, "py");
-        assert_eq!(calls[mv], "move_mount");
-        assert_eq!(calls[mv - 2], format!("open python resolve {WALK:#x}"));
+        // /opt/python is new in the stage's own tmpfs: made, then mounted
+        // on by name, with no lookup in between.
+        assert_eq!(calls[mv], "move_mount_at python");
+        assert_eq!(calls[mv - 2], "mkdir python");
     }
 
     #[test]
@@ -1459,6 +1618,45 @@ mod tests {
             ]
         );
         assert!(position(&calls, "pivot_root . .") < position(&calls, "landlock restrict"));
+    }
+
+    #[test]
+    fn every_step_says_what_it_does() {
+        let mut i = input(&[("py", "/opt/python")]);
+        i.binds = vec![bind("/host/log", "/dev-log", false)];
+        i.isolate_net = true;
+        i.landlock_abi = 9;
+        i.terminal = Some(4);
+        i.slices.push(PlannedSlice {
+            label: "loose".into(),
+            tree: PathBuf::from("/elsewhere"),
+            mount_point: PathBuf::from("/opt/loose"),
+        });
+        for step in plan(&i).unwrap().steps {
+            let what = step.what();
+            assert!(what != "set up the stage" && !what.is_empty(), "{step:?}");
+        }
+        let steps = plan(&i).unwrap().steps;
+        let words: Vec<String> = steps.iter().map(Step::what).collect();
+        for expected in [
+            "open '/usr' on the host",
+            "open the slice store '/store/slices' read-only",
+            "open slice 'loose'",
+            "mount tmpfs on /dev",
+            "bind /dev/null",
+            "bind the stage's terminal /dev/pts/4",
+            "create symlink '/dev/fd'",
+            "mount /usr read-only",
+            "mount the working directory '/home/u/project' read-only",
+            "mount slice 'py' at '/opt/python'",
+            "bind '/host/log' at '/dev-log'",
+            "change directory to '/home/u/project'",
+        ] {
+            assert!(
+                words.iter().any(|w| w == expected),
+                "{expected} in {words:#?}"
+            );
+        }
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub trait Syscall {
     fn mount_setattr(&self, fd: RawFd, flags: c_uint, attr: MountAttr) -> SysResult;
     /// Attaches the detached mount `from` on the object `to` refers to.
     fn move_mount(&self, from: RawFd, to: RawFd) -> SysResult;
+    /// Attaches `from` on `name` below the dir `dir`, not following a
+    /// symlink there.
+    fn move_mount_at(&self, from: RawFd, dir: RawFd, name: &CStr) -> SysResult;
     fn fsopen(&self, fstype: &CStr) -> SysResult<RawFd>;
     fn fsconfig_set(&self, fd: RawFd, key: &CStr, value: &CStr) -> SysResult;
     fn fsconfig_create(&self, fd: RawFd) -> SysResult;
@@ -60,6 +63,8 @@ pub trait Syscall {
     fn join_new_session_keyring(&self) -> SysResult;
     fn close_range(&self, first: u32, last: u32, flags: c_uint) -> SysResult;
     fn setsid(&self) -> SysResult;
+    /// setpgid(0, 0).
+    fn set_own_process_group(&self) -> SysResult;
     fn drop_bounding_capability(&self, capability: c_int) -> SysResult;
     fn clear_ambient_capabilities(&self) -> SysResult;
     fn set_no_new_privs(&self) -> SysResult;
@@ -249,6 +254,22 @@ impl Syscall for Linux {
         .map(drop)
     }
 
+    fn move_mount_at(&self, from: RawFd, dir: RawFd, name: &CStr) -> SysResult {
+        // SAFETY: valid C strings; without MOVE_MOUNT_T_SYMLINKS a symlink
+        // at `name` is not followed.
+        check_fd(unsafe {
+            libc::syscall(
+                libc::SYS_move_mount,
+                from,
+                c"".as_ptr(),
+                dir,
+                name.as_ptr(),
+                libc::MOVE_MOUNT_F_EMPTY_PATH,
+            )
+        })
+        .map(drop)
+    }
+
     fn fsopen(&self, fstype: &CStr) -> SysResult<RawFd> {
         // SAFETY: valid C string and flags.
         check_fd(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })
@@ -409,6 +430,11 @@ impl Syscall for Linux {
     fn setsid(&self) -> SysResult {
         // SAFETY: no arguments.
         check(unsafe { libc::setsid() })
+    }
+
+    fn set_own_process_group(&self) -> SysResult {
+        // SAFETY: plain integers.
+        check(unsafe { libc::setpgid(0, 0) })
     }
 
     fn drop_bounding_capability(&self, capability: c_int) -> SysResult {
@@ -629,6 +655,9 @@ pub mod recording {
         fn move_mount(&self, _from: RawFd, _to: RawFd) -> SysResult {
             self.log("move_mount".into())
         }
+        fn move_mount_at(&self, _from: RawFd, _dir: RawFd, name: &CStr) -> SysResult {
+            self.log(format!("move_mount_at {}", s(name)))
+        }
         fn fsopen(&self, fstype: &CStr) -> SysResult<RawFd> {
             self.fd(format!("fsopen {}", s(fstype)))
         }
@@ -680,6 +709,9 @@ pub mod recording {
         }
         fn setsid(&self) -> SysResult {
             self.log("setsid".into())
+        }
+        fn set_own_process_group(&self) -> SysResult {
+            self.log("setpgid 0 0".into())
         }
         fn drop_bounding_capability(&self, capability: c_int) -> SysResult {
             self.log(format!("capbset_drop {capability}"))
