@@ -9,8 +9,13 @@ pid, fd = pty.fork()
 if pid == 0:
     os.execvp("bash", ["bash", "--norc", "--noprofile", "-i"])
 
+pending = b""
+
 def read_until(token, timeout=20):
-    buf, end = b"", time.time() + timeout
+    """Returns the terminal's output up to and including `token`; what
+    came after it in the same read is kept for the next call."""
+    global pending
+    buf, end = pending, time.time() + timeout
     while token.encode() not in buf:
         left = end - time.time()
         if left <= 0:
@@ -21,7 +26,9 @@ def read_until(token, timeout=20):
                 buf += os.read(fd, 4096)
             except OSError:
                 break
-    return buf.decode(errors="replace")
+    cut = buf.find(token.encode()) + len(token.encode()) if token.encode() in buf else len(buf)
+    pending = buf[cut:]
+    return buf[:cut].decode(errors="replace")
 
 def answer(command):
     """Runs command; returns its output, tagged so the terminal's echo of
