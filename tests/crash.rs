@@ -1,13 +1,15 @@
 //! Killing `slice-add` or `slice-gc` at any instant leaves the old state
 //! or the new one: after each kill, slice-verify finds nothing wrong and
 //! every name resolves to a complete slice; a later gc removes leftovers.
-//! Kill points are randomised; the seed is printed so a failure replays
-//! with SLICEBOX_CRASH_SEED.
+//! Kill points are randomised over the command's own progress (objects
+//! staged by an add, objects removed by gc), watched in the store, so every
+//! kill lands in a running command; the seed is printed so a failure
+//! replays with SLICEBOX_CRASH_SEED.
 
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_slicebox");
 
@@ -82,8 +84,34 @@ fn make_tree(dir: &Path, variant: u32) {
     }
 }
 
-/// Kills `args` after `delay`; returns whether it was still running.
-fn run_and_kill(store: &Path, args: &[&str], delay: Duration) -> bool {
+/// Objects in the store's fan-out dirs.
+fn stored_objects(store: &Path) -> usize {
+    fs::read_dir(store.join("objects"))
+        .map(|fans| {
+            fans.flatten()
+                .filter_map(|fan| fs::read_dir(fan.path()).ok())
+                .map(|objects| objects.count())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Objects the running add has staged so far (in `tmp/stage-*/objects`).
+fn staged_objects(store: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(store.join("tmp")) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| fs::read_dir(e.path().join("objects")).ok())
+        .map(|objects| objects.count())
+        .sum()
+}
+
+/// Starts `args`, waits until `progress` says it has got far enough (a
+/// handshake on its progress, not a guess at timing), then kills it.
+/// Returns whether it was still running when killed.
+fn run_and_kill_when(store: &Path, args: &[&str], progress: impl Fn() -> bool) -> bool {
     let mut child = Command::new(BIN)
         .args(args)
         .env("SLICEBOX_STORE", store)
@@ -92,7 +120,12 @@ fn run_and_kill(store: &Path, args: &[&str], delay: Duration) -> bool {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(delay);
+    while !progress() {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
     let was_running = child.try_wait().unwrap().is_none();
     child.kill().unwrap_or(());
     child.wait().unwrap();
@@ -125,12 +158,6 @@ fn two_trees(tmp: &Path) -> (String, String) {
     (a.to_str().unwrap().into(), b.to_str().unwrap().into())
 }
 
-fn timed(store: &Path, args: &[&str]) -> Duration {
-    let start = Instant::now();
-    ok(store, args);
-    start.elapsed()
-}
-
 #[test]
 fn killing_slice_add_at_random_points_leaves_old_or_new_state() {
     let mut rng = Rng(seed());
@@ -147,9 +174,11 @@ fn killing_slice_add_at_random_points_leaves_old_or_new_state() {
         .to_string();
     ok(&store, &["slice-rm", "probe"]);
     ok(&store, &["slice-gc"]);
-    // Random kills land mostly while files are hashed and written; the
-    // commit steps are covered by the crash points of the test below.
-    let full = timed(&store, &["slice-add", "--at", AT, "victim", a]);
+    // Kills land while files are hashed and written, after a random
+    // number of staged objects (the commit steps are covered by the crash
+    // points of the test below).
+    ok(&store, &["slice-add", "--at", AT, "victim", a]);
+    let objects_a = stored_objects(&store);
     ok(&store, &["slice-rm", "victim"]);
     ok(&store, &["slice-gc"]);
     let allowed = vec![digest_a.clone(), digest_b.clone()];
@@ -159,16 +188,19 @@ fn killing_slice_add_at_random_points_leaves_old_or_new_state() {
         // every round is a real add, not a fast re-add of stored content.
         ok(&store, &["slice-gc"]);
         let source = if round % 2 == 0 { a } else { b };
-        let delay = Duration::from_micros(rng.below(full.as_micros() as u64 * 12 / 10));
-        if run_and_kill(&store, &["slice-add", "--at", AT, "victim", source], delay) {
+        // The store keeps what both trees share, so fewer than half of a
+        // tree's objects are certain to be written anew.
+        let after = rng.below(objects_a as u64 / 2) as usize;
+        let args = ["slice-add", "--at", AT, "victim", source];
+        if run_and_kill_when(&store, &args, || staged_objects(&store) >= after) {
             interrupted += 1;
         }
         assert_consistent(&store, &allowed);
     }
     eprintln!("{interrupted} of 40 kills hit a running slice-add");
-    assert!(
-        interrupted >= 15,
-        "only {interrupted} of 40 kills hit a running add"
+    assert_eq!(
+        interrupted, 40,
+        "every kill waits until the add has staged objects, so each must hit it"
     );
     // A complete add and gc leave exactly one slice and no garbage.
     ok(&store, &["slice-add", "--at", AT, "victim", a]);
@@ -194,29 +226,29 @@ fn killing_slice_gc_at_random_points_keeps_every_named_slice() {
     let keep = ok(&store, &["slice-add", "--at", AT, "keep", a])
         .trim()
         .to_string();
+    let keep_objects = stored_objects(&store);
     let mut interrupted = 0;
     for _ in 0..12 {
         // Garbage to collect: a second slice, unnamed again.
         ok(&store, &["slice-add", "--at", AT, "garbage", b]);
         ok(&store, &["slice-rm", "garbage"]);
-        let full = {
-            let probe = tmp.path().join("probe-store");
-            let _ = fs::remove_dir_all(&probe);
-            ok(&probe, &["slice-add", "--at", AT, "x", b]);
-            ok(&probe, &["slice-rm", "x"]);
-            timed(&probe, &["slice-gc"])
-        };
-        let delay = Duration::from_micros(rng.below(full.as_micros() as u64 * 12 / 10));
-        if run_and_kill(&store, &["slice-gc"], delay) {
+        // Kill once gc has removed a random number of the garbage's
+        // objects (those it shares with `keep` stay).
+        let before = stored_objects(&store);
+        let garbage = before - keep_objects;
+        let removed = rng.below(garbage as u64 / 2) as usize;
+        if run_and_kill_when(&store, &["slice-gc"], || {
+            stored_objects(&store) <= before - removed
+        }) {
             interrupted += 1;
         }
         assert_consistent(&store, std::slice::from_ref(&keep));
         assert!(ok(&store, &["slice-show", "--json", "keep"]).contains(&keep));
     }
     eprintln!("{interrupted} of 12 kills hit a running slice-gc");
-    assert!(
-        interrupted >= 4,
-        "only {interrupted} of 12 kills hit a running gc"
+    assert_eq!(
+        interrupted, 12,
+        "every kill waits until gc has removed objects, so each must hit it"
     );
     ok(&store, &["slice-gc"]);
     let stats: serde_json::Value =
