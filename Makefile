@@ -11,7 +11,7 @@ LOADABLES := $(PREFIX)/lib/bash
 INCDIR    := $(PREFIX)/include
 DOCDIR    := $(PREFIX)/share/doc/slicebox
 BUILTINS  := sandbox slice-add slice-list slice-show slice-rm slice-tag slice-gc slice-verify slice-diff store-stats
-DOCS      := README.md docs/builtins.md docs/c-api.md docs/design.md docs/formats.md docs/performance.md
+DOCS      := README.md docs/builtins.md docs/c-api.md docs/design.md docs/formats.md docs/performance.md docs/reliability.md
 # The unprivileged user the rootless tests run as when `make test` runs as root.
 SLICEBOX_TEST_USER ?= sbx
 export SLICEBOX_TOOLCHAIN_CACHE ?= $(if $(ROOT),/var/cache/slicebox-toolchains,$(HOME)/.cache/slicebox-toolchains)

@@ -19,6 +19,7 @@ builtins=$("$build/slicebox" --commands | tr '\n' ' ')
 for b in $builtins; do ln -s slicebox "$stage/bin/$b"; done
 install -m 0644 "$build/libslicebox.so" "$stage/lib/libslicebox.so"
 cp -r "$top/spec" "$top/shell-tests" "$stage/"
+mkdir -p "$stage/tests" && cp -r "$top/tests/hostile" "$stage/tests/"
 chmod -R a+rX "$stage"
 
 # Real toolchains (two Node.js versions from PyPI wheels), cached.

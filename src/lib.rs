@@ -8,5 +8,8 @@
 pub mod cli;
 pub mod digest;
 pub mod ffi;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod runtime;
 pub mod store;
+pub mod text;

@@ -5,13 +5,13 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use slicebox::store::{Error, IngestOptions, SliceInfo, Source, Store, DEFAULT_MAX_FILE_SIZE};
+use slicebox::store::{Error, IngestOptions, Limits, SliceInfo, Source, Store};
 
 fn options(at: &str) -> IngestOptions {
     IngestOptions {
         mount_point: at.into(),
         env: vec![],
-        max_file_size: DEFAULT_MAX_FILE_SIZE,
+        limits: Limits::default(),
         progress_fd: None,
     }
 }
@@ -277,7 +277,7 @@ fn absurd_sizes_are_refused_before_reading() {
     assert_rejected(
         &[Entry::HugeFile("big")],
         "big",
-        "claims 1125899906842624 bytes",
+        "holds 1125899906842624 bytes, more than the limit of 68719476736 bytes for one file",
     );
 }
 
@@ -384,8 +384,8 @@ fn re_adding_a_name_keeps_history_until_gc() {
     let changes = store.diff(&v1.digest, &v2.digest).unwrap();
     assert_eq!(changes.len(), 1);
     assert_eq!(
-        (changes[0].kind, changes[0].path.as_str()),
-        ("changed", "share/readme")
+        (changes[0].kind, changes[0].path.as_slice()),
+        ("changed", &b"share/readme"[..])
     );
     let report = store.gc().unwrap();
     assert_eq!(report.slices_removed, 1);

@@ -60,7 +60,7 @@ pub fn parse(spec: &CommandSpec, args: &[OsString]) -> Result<Parsed, UsageError
         }
         let Some(body) = bytes.strip_prefix(b"--") else {
             if bytes.len() > 1 && bytes[0] == b'-' {
-                return Err(UsageError::Unknown(arg.to_string_lossy().into_owned()));
+                return Err(UsageError::Unknown(crate::text::printable(bytes)));
             }
             parsed.operands.push(arg.clone());
             if spec.options_end_at_operand {
@@ -80,7 +80,7 @@ pub fn parse(spec: &CommandSpec, args: &[OsString]) -> Result<Parsed, UsageError
             .options
             .iter()
             .find(|o| o.long.as_bytes() == name)
-            .ok_or_else(|| UsageError::Unknown(arg.to_string_lossy().into_owned()))?;
+            .ok_or_else(|| UsageError::Unknown(crate::text::printable(bytes)))?;
         let value = match (option.value, inline) {
             (Some(_), Some(v)) => Some(v),
             (Some(_), None) => Some(

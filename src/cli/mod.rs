@@ -49,8 +49,11 @@ impl Context {
         write_fd(self.stdio[1], text.as_bytes());
     }
 
+    /// Messages are escaped once more here: whatever untrusted text a
+    /// message still holds, no control character but a newline reaches the
+    /// user's terminal.
     pub fn err(&self, text: &str) {
-        write_fd(self.stdio[2], text.as_bytes());
+        write_fd(self.stdio[2], crate::text::escape_controls(text).as_bytes());
     }
 }
 
@@ -123,7 +126,10 @@ pub fn write_fd(fd: RawFd, mut bytes: &[u8]) {
 /// Runs the command `name` with `args` (argv without the command name).
 pub fn run(name: &str, args: &[OsString], ctx: &Context) -> Exit {
     let Some(spec) = spec::find(name) else {
-        ctx.err(&format!("slicebox: unknown command '{name}'\n"));
+        ctx.err(&format!(
+            "slicebox: unknown command '{}'\n",
+            crate::text::printable(name.as_bytes())
+        ));
         return Exit::USAGE;
     };
     let parsed = match parse(spec, args) {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use super::{is_open, open_store, Context, Exit, Failure, Parsed};
 use crate::runtime::{self, Outcome, PlannedSlice, Stage, WorkdirView};
+use crate::text::{printable, printable_path};
 
 fn setup_failure(message: String) -> Failure {
     Failure {
@@ -25,7 +26,7 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         Some(other) => {
             return Err(Failure::usage(format!(
                 "--net must be 'host' or 'none', not '{}'",
-                String::from_utf8_lossy(other)
+                printable(other)
             )))
         }
     };
@@ -38,7 +39,7 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
             .ok_or_else(|| {
                 Failure::usage(format!(
                     "--fd needs a descriptor number above 2, not '{}'",
-                    value.to_string_lossy()
+                    printable(value.as_bytes())
                 ))
             })?;
         if !is_open(fd) {
@@ -78,8 +79,12 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
                 }
                 _ => (text.to_string(), None),
             };
-            let failure =
-                |e: crate::store::Error| setup_failure(format!("cannot use slice '{name}': {e}"));
+            let failure = |e: crate::store::Error| {
+                setup_failure(format!(
+                    "cannot use slice '{}': {e}",
+                    printable(name.as_bytes())
+                ))
+            };
             let digest = store.resolve(&name).map_err(failure)?;
             let manifest = store.manifest(&digest).map_err(failure)?;
             let mount_point = match at {
@@ -104,7 +109,7 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         if !entry.as_bytes().contains(&b'=') {
             return Err(Failure::usage(format!(
                 "--env needs NAME=VALUE, not '{}'",
-                entry.to_string_lossy()
+                printable(entry.as_bytes())
             )));
         }
         set_env(&mut env, entry.to_os_string());
@@ -135,7 +140,7 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
                     ctx.err(&format!(
                         "sandbox: note: the working directory '{}' is not shown inside: {why}; \
                          the command starts in / (--no-cwd says so quietly)\n",
-                        cwd.display()
+                        printable_path(&cwd)
                     ));
                 }
                 None
@@ -201,7 +206,7 @@ fn planned_bind(
     let resolved = std::fs::canonicalize(&source).map_err(|e| {
         setup_failure(format!(
             "cannot bind '{}' ({option}): {}",
-            source.display(),
+            printable_path(&source),
             runtime::strerror(e.raw_os_error().unwrap_or(libc::EIO))
         ))
     })?;

@@ -1,9 +1,11 @@
 //! slice-add, slice-list, slice-show.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use super::{open_store, Context, Exit, Failure, Parsed};
-use crate::store::{IngestOptions, Source};
+use crate::store::{IngestOptions, Limits, Source};
+use crate::text::{json_bytes, printable, printable_path};
 
 fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -57,7 +59,7 @@ pub fn add(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
                 return Err(Failure {
                     message: format!(
                         "cannot read '{}': {}",
-                        path.display(),
+                        printable_path(&path),
                         crate::runtime::strerror(e.raw_os_error().unwrap_or(libc::EIO))
                     ),
                     exit: Exit::FAILURE,
@@ -65,6 +67,13 @@ pub fn add(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
             }
         }
     };
+    let limits = Limits::from_settings(
+        ctx.var("SLICEBOX_LIMITS").as_deref(),
+        parsed
+            .values("limit")
+            .map(|v| v.to_str().unwrap_or("(not UTF-8)")),
+    )
+    .map_err(|e| Failure::usage(printable(e.as_bytes())))?;
     let store = open_store(ctx)?;
     let added = store.add_slice(
         &name,
@@ -72,10 +81,27 @@ pub fn add(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         &IngestOptions {
             mount_point,
             env,
-            max_file_size: crate::store::DEFAULT_MAX_FILE_SIZE,
+            limits,
             progress_fd: Some(ctx.stdio[2]),
         },
     )?;
+    let mut repairs = Vec::new();
+    if added.healed_objects > 0 {
+        repairs.push(format!(
+            "replaced {} damaged object{}",
+            added.healed_objects,
+            if added.healed_objects == 1 { "" } else { "s" }
+        ));
+    }
+    if added.healed_slice {
+        repairs.push("replaced the stored slice, whose tree or metadata was damaged".into());
+    }
+    if !repairs.is_empty() {
+        ctx.err(&format!(
+            "slice-add: repaired the store: {}\n",
+            repairs.join(" and ")
+        ));
+    }
     ctx.out(&format!("{}\n", added.info.digest));
     Ok(Exit::SUCCESS)
 }
@@ -86,10 +112,23 @@ pub fn list(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     }
     let store = open_store(ctx)?;
     let named = store.list_named()?;
+    let mut damaged = 0;
+    let mut readable = Vec::new();
+    for (name, digest, manifest) in named {
+        match manifest {
+            Ok(manifest) => readable.push((name, digest, manifest)),
+            Err(e) => {
+                damaged += 1;
+                ctx.err(&format!(
+                    "slice-list: slice '{name}' is damaged: {e} (re-adding its source repairs it)\n"
+                ));
+            }
+        }
+    }
     if parsed.has("json") {
-        let rows: Vec<_> = named
+        let rows: Vec<_> = readable
             .iter()
-            .map(|(name, manifest, digest)| {
+            .map(|(name, digest, manifest)| {
                 serde_json::json!({
                     "name": name,
                     "digest": digest,
@@ -100,19 +139,23 @@ pub fn list(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
             })
             .collect();
         print_json(ctx, &serde_json::Value::Array(rows));
-        return Ok(Exit::SUCCESS);
+    } else {
+        let mut text = String::new();
+        for (name, digest, manifest) in &readable {
+            text.push_str(&format!(
+                "{name}\t{digest}\t{}\t{} files\t{}\n",
+                manifest.mount_point,
+                manifest.files,
+                human_bytes(manifest.bytes)
+            ));
+        }
+        ctx.out(&text);
     }
-    let mut text = String::new();
-    for (name, manifest, digest) in &named {
-        text.push_str(&format!(
-            "{name}\t{digest}\t{}\t{} files\t{}\n",
-            manifest.mount_point,
-            manifest.files,
-            human_bytes(manifest.bytes)
-        ));
-    }
-    ctx.out(&text);
-    Ok(Exit::SUCCESS)
+    Ok(if damaged > 0 {
+        Exit::FAILURE
+    } else {
+        Exit::SUCCESS
+    })
 }
 
 pub fn show(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
@@ -127,7 +170,13 @@ pub fn show(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         let mut value = serde_json::to_value(&info).expect("slice info always serialises");
         value["shared_bytes"] = usage.shared_bytes.into();
         value["unique_bytes"] = usage.unique_bytes.into();
-        value["path"] = store.slice_tree(&digest).display().to_string().into();
+        if let Some(map) = value.as_object_mut() {
+            json_bytes(
+                map,
+                "path",
+                store.slice_tree(&digest).as_os_str().as_bytes(),
+            );
+        }
         print_json(ctx, &value);
         return Ok(Exit::SUCCESS);
     }
@@ -143,7 +192,7 @@ pub fn show(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         human_bytes(m.bytes),
     );
     for entry in &m.env {
-        text.push_str(&format!("env:         {entry}\n"));
+        text.push_str(&format!("env:         {}\n", printable(entry.as_bytes())));
     }
     text.push_str(&format!(
         "shared:      {} ({}) also in other slices\nunique:      {} ({}) only in this slice\n",
@@ -154,7 +203,7 @@ pub fn show(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     ));
     text.push_str(&format!(
         "path:        {}\n",
-        store.slice_tree(&digest).display()
+        printable_path(&store.slice_tree(&digest))
     ));
     ctx.out(&text);
     Ok(Exit::SUCCESS)
@@ -185,7 +234,8 @@ pub fn remove(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     if removed.is_empty() {
         return Err(Failure {
             message: format!(
-                "cannot remove '{reference}': no name points at it (history entries such as NAME@1 go at the next slice-gc)"
+                "cannot remove '{}': no name points at it (history entries such as NAME@1 go at the next slice-gc)",
+                printable(reference.as_bytes())
             ),
             exit: Exit::FAILURE,
         });
@@ -228,11 +278,20 @@ pub fn verify(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     };
     let damage = store.verify(slice.as_ref())?;
     if parsed.has("json") {
-        print_json(ctx, &damage);
+        let rows: Vec<serde_json::Value> = damage
+            .iter()
+            .map(|d| {
+                let mut row = serde_json::Map::new();
+                json_bytes(&mut row, "path", d.path.as_os_str().as_bytes());
+                row.insert("problem".into(), d.problem.clone().into());
+                row.into()
+            })
+            .collect();
+        print_json(ctx, &rows);
     } else {
         let text: String = damage
             .iter()
-            .map(|d| format!("damaged: {}: {}\n", d.path, d.problem))
+            .map(|d| format!("damaged: {}: {}\n", printable_path(&d.path), d.problem))
             .collect();
         ctx.out(&text);
     }
@@ -251,7 +310,16 @@ pub fn diff(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     let store = open_store(ctx)?;
     let changes = store.diff(&store.resolve(&a)?, &store.resolve(&b)?)?;
     if parsed.has("json") {
-        print_json(ctx, &changes);
+        let rows: Vec<serde_json::Value> = changes
+            .iter()
+            .map(|c| {
+                let mut row = serde_json::Map::new();
+                row.insert("kind".into(), c.kind.into());
+                json_bytes(&mut row, "path", &c.path);
+                row.into()
+            })
+            .collect();
+        print_json(ctx, &rows);
     } else {
         let text: String = changes
             .iter()
@@ -261,7 +329,7 @@ pub fn diff(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
                     "removed" => '-',
                     _ => 'M',
                 };
-                format!("{mark} {}\n", c.path)
+                format!("{mark} {}\n", printable(&c.path))
             })
             .collect();
         ctx.out(&text);

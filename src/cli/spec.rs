@@ -128,17 +128,44 @@ pub const SLICE_ADD: CommandSpec = CommandSpec {
             value: Some("NAME=VALUE"),
             help: "set this variable in every stage that mounts the slice; repeatable",
         },
+        OptionSpec {
+            long: "limit",
+            value: Some("KEY=VALUE"),
+            help: "raise or lower one limit of what SOURCE may hold (below); repeatable",
+        },
         HELP,
     ],
     options_end_at_operand: false,
     details: "\
 SOURCE is a directory, a .tar, .tar.gz or .tar.zst file, or - for a tar
 stream (plain, gzip or zstd) on stdin. Re-adding a name keeps its previous
-target reachable as NAME@1 (then NAME@2, ...) until slice-gc. Entries that would escape the slice (.., absolute paths, anything
-below a symlink), hardlinks to files outside the archive, device nodes,
-fifos and duplicate entries are refused and nothing is added. Setuid and
-setgid bits are dropped: only the executable bit is kept. Prints the new
-slice's digest.",
+target reachable as NAME@1 (then NAME@2, ...) until slice-gc. Prints the
+new slice's digest.
+
+Refused, and nothing is added: entries that would escape the slice (..,
+absolute paths, anything below a symlink or a file), hardlinks to
+anything but an earlier file of the archive, device nodes, fifos,
+sockets, sparse files, duplicate entries, names or link targets with a
+NUL byte, and archives that tools could read two ways (a pax size that
+disagrees with its header). Setuid, setgid and sticky bits are dropped:
+only the executable bit is kept. A directory that changes while it is
+added is refused, naming the entry.
+
+Limits, each checked before the bytes it guards are read (KEY=VALUE for
+--limit, or comma-separated in SLICEBOX_LIMITS; sizes take K, M, G, T):
+  bytes    all files, each hardlink counted again (default 64G)
+  file     one file (default 64G)
+  entries  files, directories, symlinks, hardlinks (default 4M)
+  depth    directories a path goes down (default 512)
+  name     bytes of one path component (default 255)
+  path     bytes of one whole path (default 4095)
+name and path can be lowered, not raised: the defaults are the most
+Linux takes. A symlink's target counts as a path.
+
+Re-adding a source repairs what it covers: stored objects it relies on
+are re-hashed, damaged ones are replaced, and a damaged stored copy of
+the same slice is swapped for a good one (a running stage keeps the
+copy it mounted).",
 };
 
 pub const SLICE_LIST: CommandSpec = CommandSpec {
@@ -147,7 +174,8 @@ pub const SLICE_LIST: CommandSpec = CommandSpec {
     summary: "List named slices: name, digest, mount point, files, bytes.",
     options: &[JSON, HELP],
     options_end_at_operand: false,
-    details: "",
+    details: "A slice whose manifest is damaged is named on stderr; the others are
+still listed, and the status is 1.",
 };
 
 pub const SLICE_SHOW: CommandSpec = CommandSpec {
@@ -159,7 +187,9 @@ pub const SLICE_SHOW: CommandSpec = CommandSpec {
     options_end_at_operand: false,
     details: "\
 REF, everywhere a slice is named: a name, NAME@N (the Nth previous target
-of NAME), a full sha256: digest, or a unique prefix of at least 4 hex digits.",
+of NAME), a full sha256: digest, or a unique prefix of at least 4 hex
+digits. Commands that change the store (slice-rm, slice-tag) take no
+prefixes.",
 };
 
 pub const SLICE_RM: CommandSpec = CommandSpec {
@@ -168,7 +198,7 @@ pub const SLICE_RM: CommandSpec = CommandSpec {
     summary: "Remove a name (and its history), or every name of a digest; slice-gc frees the data.",
     options: &[HELP],
     options_end_at_operand: false,
-    details: "",
+    details: "REF is a name or a full sha256: digest, never a prefix: a typo must not\nremove another slice.",
 };
 
 pub const SLICE_TAG: CommandSpec = CommandSpec {
@@ -177,7 +207,7 @@ pub const SLICE_TAG: CommandSpec = CommandSpec {
     summary: "Point NAME at the slice REF resolves to (NAME's previous target becomes NAME@1).",
     options: &[HELP],
     options_end_at_operand: false,
-    details: "",
+    details: "REF is a name, NAME@N or a full sha256: digest, never a prefix.",
 };
 
 pub const SLICE_GC: CommandSpec = CommandSpec {
@@ -199,7 +229,10 @@ pub const SLICE_VERIFY: CommandSpec = CommandSpec {
     summary: "Re-hash a slice (or every slice and object) and name every damaged path.",
     options: &[JSON, HELP],
     options_end_at_operand: false,
-    details: "Exit status 0 when nothing is damaged, 1 when something is.",
+    details: "\
+Exit status 0 when nothing is damaged, 1 when something is. Runs under the
+store's shared lock, so a gc does not run meanwhile. Re-adding a slice's
+source repairs what slice-verify finds in it.",
 };
 
 pub const SLICE_DIFF: CommandSpec = CommandSpec {

@@ -14,6 +14,7 @@ use std::os::fd::RawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
+use crate::text::printable_path;
 pub use plan::{workdir_view, HostEntry, PlanInput, PlannedBind, PlannedSlice, WorkdirView};
 pub use process::{HostSignals, InitStep, Outcome};
 
@@ -180,7 +181,7 @@ pub fn run(stage: &Stage, host: Option<&mut (dyn HostSignals + 'static)>) -> Res
         }
         Outcome::ExecFailed { errno, not_found } => Some(format!(
             "cannot execute '{}': {}",
-            stage.argv[0].to_string_lossy(),
+            crate::text::printable(stage.argv[0].as_bytes()),
             if not_found {
                 "command not found".to_string()
             } else {
@@ -203,12 +204,17 @@ fn setup_message(plan: &plan::Plan, failure: plan::StepFailure) -> String {
             match failure.errno {
                 libc::ELOOP => format!(
                     "'{}' is a symbolic link, and mount points are never resolved through one",
-                    at.display()
+                    printable_path(&at)
                 ),
-                libc::ENOTDIR => format!("'{}' is not a directory", at.display()),
-                errno => format!("'{}': {}", at.display(), strerror(errno)),
+                libc::ENOTDIR => format!("'{}' is not a directory", printable_path(&at)),
+                errno => format!("'{}': {}", printable_path(&at), strerror(errno)),
             }
         }
+        (_, plan::SOURCE_FAILED) => format!(
+            "'{}': {}",
+            step.source().map_or(String::new(), printable_path),
+            strerror(failure.errno)
+        ),
         _ if matches!(step.op, plan::Op::Chdir { .. }) && failure.errno == libc::ELOOP => format!(
             "{} (links to a process's descriptors, cwd or root are not followed)",
             strerror(failure.errno)

@@ -20,6 +20,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::syscall::{Errno, MountAttr, Syscall};
+use crate::text::{printable, printable_path};
 
 pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
@@ -69,11 +70,11 @@ impl Target {
             match part {
                 Component::RootDir => {}
                 Component::Normal(name) => components.push(c(name)?),
-                _ => return Err(PlanError::NotNormal(path.display().to_string())),
+                _ => return Err(PlanError::NotNormal(printable_path(path))),
             }
         }
         if components.is_empty() || !path.is_absolute() {
-            return Err(PlanError::NotNormal(path.display().to_string()));
+            return Err(PlanError::NotNormal(printable_path(path)));
         }
         Ok(Target {
             path: path.to_path_buf(),
@@ -220,7 +221,9 @@ enum What {
     Symlink,
     MountBase,
     MountWorkdir,
-    MountSlice(String),
+    /// The slice's label and its tree on the host, which a damaged store
+    /// may have lost.
+    MountSlice(String, PathBuf),
     Bind(PathBuf),
     Chdir,
 }
@@ -231,11 +234,9 @@ impl Step {
         let target = || {
             self.op
                 .target()
-                .map_or(PathBuf::new(), |t| t.path.clone())
-                .display()
-                .to_string()
+                .map_or(String::new(), |t| printable_path(&t.path))
         };
-        let text = |c: &CString| String::from_utf8_lossy(c.as_bytes()).into_owned();
+        let text = |c: &CString| printable(c.as_bytes());
         match (&self.what, &self.op) {
             (What::Text(text), _) => text.to_string(),
             (What::OpenHost, Op::CloneHostTree { path, .. }) => {
@@ -244,7 +245,7 @@ impl Step {
             (What::OpenStore, Op::OpenStore { path, .. }) => {
                 format!("open the slice store '{}' read-only", text(path))
             }
-            (What::OpenSlice(label), _) => format!("open slice '{label}'"),
+            (What::OpenSlice(label), _) => format!("open slice '{}'", printable(label.as_bytes())),
             (What::MountFs, Op::MountFs { fstype, .. }) => {
                 format!("mount {} on {}", fstype.to_string_lossy(), target())
             }
@@ -255,14 +256,30 @@ impl Step {
             (What::MountWorkdir, _) => {
                 format!("mount the working directory '{}' read-only", target())
             }
-            (What::MountSlice(label), _) => format!("mount slice '{label}' at '{}'", target()),
+            (What::MountSlice(label, _), _) => {
+                format!(
+                    "mount slice '{}' at '{}'",
+                    printable(label.as_bytes()),
+                    target()
+                )
+            }
             (What::Bind(source), _) => {
-                format!("bind '{}' at '{}'", source.display(), target())
+                format!("bind '{}' at '{}'", printable_path(source), target())
             }
             (What::Chdir, Op::Chdir { path }) => {
                 format!("change directory to '{}'", text(path))
             }
             _ => "set up the stage".to_string(),
+        }
+    }
+}
+
+impl Step {
+    /// Where the step's source is on the host, for a failure to open it.
+    pub fn source(&self) -> Option<&Path> {
+        match &self.what {
+            What::MountSlice(_, tree) => Some(tree),
+            _ => None,
         }
     }
 }
@@ -339,7 +356,7 @@ pub enum PlanError {
 
 fn c(path: impl AsRef<OsStr>) -> Result<CString, PlanError> {
     let bytes = path.as_ref().as_bytes();
-    CString::new(bytes).map_err(|_| PlanError::Nul(String::from_utf8_lossy(bytes).into_owned()))
+    CString::new(bytes).map_err(|_| PlanError::Nul(printable(bytes)))
 }
 
 /// Directories every stage gets fresh; foreign content may not cover them.
@@ -350,11 +367,11 @@ const STAGE_DIRS: &[(&str, &str)] = &[("/proc", "/proc"), ("/dev", "/dev")];
 fn check_foreign_target(path: &Path, may_cover_tmp: bool) -> Result<(), PlanError> {
     for (dir, name) in STAGE_DIRS {
         if path.starts_with(dir) {
-            return Err(PlanError::Reserved(path.display().to_string(), name));
+            return Err(PlanError::Reserved(printable_path(path), name));
         }
     }
     if path == Path::new("/tmp") && !may_cover_tmp {
-        return Err(PlanError::Reserved(path.display().to_string(), "/tmp"));
+        return Err(PlanError::Reserved(printable_path(path), "/tmp"));
     }
     Ok(())
 }
@@ -564,9 +581,9 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         Target::new(&slice.mount_point)?;
         check_foreign_target(&slice.mount_point, false)?;
         if !taken.insert(&slice.mount_point) {
-            return Err(PlanError::MountPointTaken(
-                slice.mount_point.display().to_string(),
-            ));
+            return Err(PlanError::MountPointTaken(printable_path(
+                &slice.mount_point,
+            )));
         }
         if let Some((dir, _)) = source_of(&slice.tree) {
             if !stores.iter().any(|(d, _, _)| *d == dir) {
@@ -717,7 +734,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                 )
             }
             Mount::Slice(slice) => {
-                let what = What::MountSlice(slice.label.clone());
+                let what = What::MountSlice(slice.label.clone(), slice.tree.clone());
                 let mut target = Target::new(&slice.mount_point)?;
                 target.create = !under_writable_bind(&slice.mount_point);
                 match source_of(&slice.tree).and_then(|(dir, relative)| {
@@ -1030,6 +1047,10 @@ fn no_component(errno: Errno) -> (Errno, i32) {
     (errno, -1)
 }
 
+/// In place of a component: opening the step's source failed (a slice
+/// tree a damaged store lost).
+pub const SOURCE_FAILED: i32 = -2;
+
 /// Attaches the detached mount `source` at `at`, closing the fds it owns.
 fn attach(sys: &dyn Syscall, source: RawFd, at: At<'_>) -> Result<(), Errno> {
     let result = match at {
@@ -1141,7 +1162,7 @@ fn run_op<'s>(
                 Ok(source) => attach(sys, source, at).map_err(no_component),
                 Err(errno) => {
                     close_at(sys, at);
-                    Err(no_component(errno))
+                    Err((errno, SOURCE_FAILED))
                 }
             }
         }
@@ -1578,6 +1599,20 @@ mod tests {
         let sys = Recorder::failing_on(&format!("open sub resolve {WALK:#x}"), libc::ENOENT);
         let _ = run(&planned, &sys);
         assert!(sys.calls.into_inner().iter().any(|c| c == "mkdir sub"));
+    }
+
+    #[test]
+    fn a_slice_tree_the_store_lost_is_named_as_the_source() {
+        let planned = plan(&input(&[("py", "/opt/python")])).unwrap();
+        let sys = Recorder::failing_on("open_tree_at py/tree", libc::ENOENT);
+        let failure = run(&planned, &sys).unwrap_err();
+        assert_eq!(
+            (failure.errno, failure.component),
+            (libc::ENOENT, SOURCE_FAILED)
+        );
+        let step = &planned.steps[failure.step];
+        assert_eq!(step.source(), Some(Path::new("/store/slices/py/tree")));
+        assert_eq!(step.what(), "mount slice 'py' at '/opt/python'");
     }
 
     #[test]

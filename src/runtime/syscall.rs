@@ -115,6 +115,32 @@ fn check(ret: c_int) -> SysResult {
     }
 }
 
+/// openat2 with O_CLOEXEC added, retried on EAGAIN (a racing rename, as
+/// the kernel asks) and EINTR: the one way anything here opens a path
+/// under resolve rules, the stage's setup and the store's walks alike.
+pub fn openat2(dirfd: RawFd, path: &CStr, flags: c_int, resolve: u64) -> SysResult<RawFd> {
+    // SAFETY: open_how is plain data; zeroed is valid.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = resolve;
+    loop {
+        // SAFETY: `how` lives across the call and its size is passed along.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dirfd,
+                path.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        match check_fd(fd) {
+            Err(libc::EAGAIN) | Err(libc::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
 fn check_fd(ret: libc::c_long) -> SysResult<RawFd> {
     if ret < 0 {
         Err(errno())
@@ -317,27 +343,7 @@ impl Syscall for Linux {
         flags: c_int,
         resolve: u64,
     ) -> SysResult<RawFd> {
-        // SAFETY: open_how is plain data; zeroed is valid.
-        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-        how.flags = (flags | libc::O_CLOEXEC) as u64;
-        how.resolve = resolve;
-        loop {
-            // SAFETY: `how` lives across the call and its size is passed along.
-            let fd = unsafe {
-                libc::syscall(
-                    libc::SYS_openat2,
-                    dirfd,
-                    path.as_ptr(),
-                    &how as *const libc::open_how,
-                    std::mem::size_of::<libc::open_how>(),
-                )
-            };
-            // openat2 asks callers to retry EAGAIN (a racing rename).
-            match check_fd(fd) {
-                Err(libc::EAGAIN) | Err(libc::EINTR) => continue,
-                other => return other,
-            }
-        }
+        openat2(dirfd, path, flags, resolve)
     }
 
     fn mkdirat(&self, dirfd: RawFd, name: &CStr, mode: libc::mode_t) -> SysResult {

@@ -1,32 +1,36 @@
 //! `slice-add`: parse a source into an in-memory tree (rejecting anything
-//! hostile before it touches the store), materialise it in a private
-//! staging dir, then publish objects, slice and ref in that order.
+//! hostile, and anything beyond the limits, before it touches the store),
+//! materialise it in a private staging dir, then publish objects, slice and
+//! ref in that order.
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::ffi::CString;
+use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
-use super::objects::{copy_object, create_empty, ObjectWriter};
+use super::at;
+use super::limits::{Budget, Limits};
+use super::objects::{ObjectSink, ObjectWriter};
 use super::progress::Progress;
-use super::tree::{find, place, tree_digest, Node};
+use super::tarball::{Kind, TarError, TarReader};
+use super::tree::{find, for_each_path, place, tree_digest, Node};
 use super::{crash_point, listing, parallel};
 use super::{
     os, printable, printable_path, refs, Error, IoContext, Manifest, Result, SliceInfo, Store,
 };
+use crate::digest::Digest;
 
 /// Where a slice's files come from.
 #[derive(Debug, Clone)]
 pub enum Source {
     Directory(PathBuf),
-    /// A `.tar`, `.tar.gz` or `.tar.zst` file; the compression is detected from its
-    /// first bytes, not its name.
+    /// A `.tar`, `.tar.gz` or `.tar.zst` file; the compression is detected
+    /// from its first bytes, not its name.
     Archive(PathBuf),
-    /// A tar stream (possibly gzip-compressed) on an open descriptor.
+    /// A tar stream (possibly compressed) on an open descriptor.
     Stream(RawFd),
 }
 
@@ -43,14 +47,10 @@ impl Source {
 pub struct IngestOptions {
     pub mount_point: String,
     pub env: Vec<String>,
-    /// Larger regular files are refused before any byte is read, so a
-    /// header that claims petabytes cannot fill the disk.
-    pub max_file_size: u64,
+    pub limits: Limits,
     /// Where to draw a progress line (a terminal), if anywhere.
     pub progress_fd: Option<RawFd>,
 }
-
-pub const DEFAULT_MAX_FILE_SIZE: u64 = 64 << 30;
 
 /// What `add_slice` did.
 #[derive(Debug, Clone)]
@@ -58,6 +58,10 @@ pub struct Added {
     pub info: SliceInfo,
     /// Bytes of new object data written; 0 when every file was stored already.
     pub written_bytes: u64,
+    /// Stored objects found damaged and replaced by this add.
+    pub healed_objects: u64,
+    /// Whether the same slice was stored already, damaged, and replaced.
+    pub healed_slice: bool,
 }
 
 impl Store {
@@ -71,7 +75,7 @@ impl Store {
                 .is_some_and(|(k, _)| valid_env_name(k))
             {
                 return Err(Error::InvalidEnv {
-                    entry: entry.clone(),
+                    entry: printable(entry.as_bytes()),
                 });
             }
         }
@@ -83,21 +87,17 @@ impl Store {
         let source_name = source.describe();
         let progress = Progress::start(options.progress_fd, format!("adding {name}"));
         let root = match source {
-            Source::Directory(dir) => read_directory(dir, &objects, &progress)?,
+            Source::Directory(dir) => read_directory(dir, options.limits, &objects, &progress)?,
             Source::Archive(path) => {
                 let file = File::open(path).at("open", path)?;
-                read_archive(file, &source_name, options, &objects, &progress)?
+                read_archive(file, &source_name, options.limits, &objects, &progress)?
             }
             Source::Stream(fd) => {
-                // SAFETY: the caller owns `fd` and keeps it open for this call.
+                // SAFETY: the caller checked that `fd` is open and keeps it
+                // open for this call.
                 let borrowed = unsafe { BorrowedFd::borrow_raw(*fd) };
-                read_archive(
-                    FdReader(borrowed),
-                    &source_name,
-                    options,
-                    &objects,
-                    &progress,
-                )?
+                let input = FdReader(borrowed);
+                read_archive(input, &source_name, options.limits, &objects, &progress)?
             }
         };
         progress.finish();
@@ -113,11 +113,11 @@ impl Store {
 
         let staged_slice = stage.path.join("slice");
         fs::create_dir(&staged_slice).at("create staging directory", &staged_slice)?;
-        let tree_dir = staged_slice.join("tree");
-        materialise(&root, &tree_dir, &objects)?;
+        materialise(&root, &staged_slice.join("tree"), &objects)?;
         let listing_path = staged_slice.join("listing");
         fs::write(&listing_path, listing::write(&root)).at("write listing", &listing_path)?;
         manifest.write(&staged_slice.join("manifest.json"))?;
+        drop(root);
 
         // One syncfs for the whole batch (as ostree does) instead of an
         // fsync per file: objects and tree are durable before they become
@@ -125,16 +125,10 @@ impl Store {
         crash_point("add:staged");
         sync_filesystem(self.root())?;
         crash_point("add:synced");
-        objects.publish()?;
+        let healed_objects = objects.publish()?;
         crash_point("add:objects-published");
-        let final_dir = self.slice_dir(&slice_digest);
-        match fs::rename(&staged_slice, &final_dir) {
-            Ok(()) => {}
-            // An identical slice is already stored: ours was a copy.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {}
-            Err(e) => return Err(e).at("store slice", &final_dir),
-        }
-        sync_dir(&self.slices_dir())?;
+        let healed_slice =
+            self.publish_slice(&staged_slice, &slice_digest, &objects.trusted_inodes())?;
         crash_point("add:slice-published");
         refs::set(self, name, &slice_digest)?;
         crash_point("add:ref-written");
@@ -142,7 +136,47 @@ impl Store {
         Ok(Added {
             info: self.slice_info(&slice_digest)?,
             written_bytes: objects.written.load(Ordering::Relaxed),
+            healed_objects,
+            healed_slice,
         })
+    }
+
+    /// Moves a finished staged slice into `slices/`. When the same slice is
+    /// stored already it is checked, trusting the inodes this add has just
+    /// verified: a damaged one (content, metadata, tree) is swapped for the
+    /// staged one in one atomic step, and the old one is set aside under
+    /// `tmp/healed-…`, which gc keeps while a running stage pins the slice.
+    /// Returns whether a damaged slice was replaced.
+    fn publish_slice(
+        &self,
+        staged: &Path,
+        slice: &Digest,
+        trusted: &HashSet<(u64, u64)>,
+    ) -> Result<bool> {
+        let final_dir = self.slice_dir(slice);
+        match fs::rename(staged, &final_dir) {
+            Ok(()) => return sync_dir(&self.slices_dir()).map(|()| false),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {}
+            Err(e) => return Err(e).at("store slice", &final_dir),
+        }
+        if self.verify_slice(slice, Some(trusted))?.is_empty() {
+            return Ok(false);
+        }
+        nix::fcntl::renameat2(
+            None,
+            staged,
+            None,
+            &final_dir,
+            nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+        )
+        .map_err(io::Error::from)
+        .at("replace damaged slice", &final_dir)?;
+        sync_dir(&self.slices_dir())?;
+        let aside =
+            self.tmp_dir()
+                .join(format!("healed-{}-{}", slice.hex(), super::unique_suffix()));
+        fs::rename(staged, &aside).at("set aside damaged slice", &aside)?;
+        Ok(true)
     }
 }
 
@@ -186,15 +220,11 @@ struct Stage {
     path: PathBuf,
 }
 
-static STAGE_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 impl Stage {
     fn create(store: &Store) -> Result<Stage> {
-        let path = store.tmp_dir().join(format!(
-            "stage-{}-{}",
-            std::process::id(),
-            STAGE_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let path = store
+            .tmp_dir()
+            .join(format!("stage-{}", super::unique_suffix()));
         fs::create_dir(&path).at("create staging directory", &path)?;
         Ok(Stage { path })
     }
@@ -202,71 +232,152 @@ impl Stage {
 
 impl Drop for Stage {
     fn drop(&mut self) {
-        make_writable(&self.path);
-        let _ = fs::remove_dir_all(&self.path);
+        let _ = at::remove_tree(&self.path);
     }
 }
 
-/// Read-only staged dirs must become writable again before removal.
-pub(crate) fn make_writable(dir: &Path) {
-    let Ok(meta) = fs::symlink_metadata(dir) else {
-        return;
-    };
-    if !meta.is_dir() {
-        return;
-    }
-    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o755));
-    if let Ok(entries) = fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            make_writable(&entry.path());
-        }
+fn rejected(source_name: &str, entry: &[u8], reason: String) -> Error {
+    Error::Rejected {
+        source_name: source_name.to_string(),
+        entry: printable(entry),
+        reason,
     }
 }
 
-/// What the walk of a directory source found, before file contents are
-/// hashed (in parallel).
+/// A regular file the walk of a directory source found: where it is
+/// below the source, and what it was, to check it is the same when read.
+struct FoundFile {
+    relative: CString,
+    shown: Vec<u8>,
+    dev: u64,
+    ino: u64,
+}
+
 enum Found {
     Dir,
     Symlink(Vec<u8>),
-    File { path: PathBuf, executable: bool },
+    File(usize),
 }
 
-fn read_directory(dir: &Path, objects: &ObjectWriter<'_>, progress: &Progress) -> Result<Node> {
-    let meta = fs::metadata(dir).at("read", dir)?;
-    if !meta.is_dir() {
-        return Err(Error::BadSource {
-            source_name: printable_path(dir),
+fn changed(source_name: &str, entry: &[u8]) -> Error {
+    rejected(
+        source_name,
+        entry,
+        "changed while it was being added (add a tree that nobody writes to)".into(),
+    )
+}
+
+/// Walks a directory source below an fd: each level is opened with
+/// openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) and checked to be the
+/// directory the walk saw, every entry is lstat'ed relative to its parent's
+/// fd, and files are opened the same way and fstat'ed: what is checked is
+/// what is read. A tree changed during the add makes the add fail, naming
+/// the entry; it never makes it follow a link, leave the source or block
+/// on a fifo.
+fn read_directory(
+    dir: &Path,
+    limits: Limits,
+    objects: &ObjectWriter<'_>,
+    progress: &Progress,
+) -> Result<Node> {
+    let source_name = printable_path(dir);
+    let root = at::open_dir(dir).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOTDIR) => Error::BadSource {
+            source_name: source_name.clone(),
             reason: "not a directory".into(),
-        });
-    }
-    let mut found = Vec::new();
-    walk(dir, dir, &mut Vec::new(), &mut found)?;
-    let files: Vec<(&PathBuf, bool)> = found
-        .iter()
-        .filter_map(|(_, what)| match what {
-            Found::File { path, executable } => Some((path, *executable)),
-            _ => None,
-        })
-        .collect();
-    let results = parallel::map(&files, |(path, executable)| {
-        // O_NOFOLLOW: a file swapped for a symlink after the walk is refused.
-        let mut file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .at("open", path)?;
-        let result = objects.add_file(&mut file, *executable, path)?;
-        progress.advance(result.1);
-        Ok(result)
+        },
+        _ => Error::Io {
+            op: "open",
+            path: dir.to_path_buf(),
+            source: e,
+        },
     })?;
-    let mut root = Node::empty_dir();
-    let mut hashed = results.into_iter();
-    for (parts, what) in found {
+    let mut budget = Budget::new(limits);
+    let mut found: Vec<(Vec<u8>, Found)> = Vec::new();
+    let mut files: Vec<FoundFile> = Vec::new();
+    let walk_root = root.try_clone().at("read", dir)?;
+    at::walk(
+        walk_root,
+        |visit| {
+            let shown = visit.path;
+            let parts: Vec<&[u8]> = shown.split(|b| *b == b'/').collect();
+            let refuse = |reason| rejected(&source_name, shown, reason);
+            budget.entry(&parts).map_err(refuse)?;
+            let st = visit.stat;
+            let what = if at::is_dir(st) {
+                Found::Dir
+            } else if at::is_symlink(st) {
+                let target = at::read_link_at(visit.dir, visit.name)
+                    .map_err(|_| changed(&source_name, shown))?;
+                budget.symlink(&target).map_err(refuse)?;
+                Found::Symlink(target)
+            } else if at::is_file(st) {
+                budget.file(st.st_size as u64).map_err(refuse)?;
+                files.push(FoundFile {
+                    relative: at::cstring(shown).at("read", dir)?,
+                    shown: shown.to_vec(),
+                    dev: st.st_dev,
+                    ino: st.st_ino,
+                });
+                Found::File(files.len() - 1)
+            } else {
+                return Err(refuse(
+                    "is a device node, fifo or socket; slices hold only files, directories and symlinks"
+                        .into(),
+                ));
+            };
+            found.push((shown.to_vec(), what));
+            Ok(())
+        },
+        |_| Ok(()),
+        |path, _| changed(&source_name, path),
+    )?;
+    super::pause_point("add:walked");
+    let root_fd = root.as_raw_fd();
+    let first = std::sync::atomic::AtomicBool::new(true);
+    let results = parallel::map(&files, |file| {
+        let shown = PathBuf::from(os(&file.shown));
+        let opened = at::open_beneath(root_fd, &file.relative, libc::O_RDONLY | libc::O_NONBLOCK)
+            .map_err(|_| changed(&source_name, &file.shown))?;
+        let before = at::fstat(&opened).at("read", &shown)?;
+        if !at::is_file(&before) || before.st_dev != file.dev || before.st_ino != file.ino {
+            return Err(changed(&source_name, &file.shown));
+        }
+        let executable = before.st_mode & 0o111 != 0;
+        if first.swap(false, Ordering::Relaxed) {
+            super::pause_point("add:file-opened");
+        }
+        let mut reader = File::from(opened);
+        let (content, size) = objects.add_file(&mut reader, executable, &shown)?;
+        let after = at::fstat(&reader).at("read", &shown)?;
+        let same = |a: &libc::stat, b: &libc::stat| {
+            (
+                a.st_size,
+                a.st_mtime,
+                a.st_mtime_nsec,
+                a.st_ctime,
+                a.st_ctime_nsec,
+            ) == (
+                b.st_size,
+                b.st_mtime,
+                b.st_mtime_nsec,
+                b.st_ctime,
+                b.st_ctime_nsec,
+            )
+        };
+        if size != before.st_size as u64 || !same(&before, &after) {
+            return Err(changed(&source_name, &file.shown));
+        }
+        progress.advance(size);
+        Ok((content, executable, size))
+    })?;
+    let mut root_node = Node::empty_dir();
+    for (path, what) in found {
         let node = match what {
             Found::Dir => Node::empty_dir(),
             Found::Symlink(target) => Node::Symlink { target },
-            Found::File { executable, .. } => {
-                let (content, size) = hashed.next().expect("every file was hashed");
+            Found::File(index) => {
+                let (content, executable, size) = results[index];
                 Node::File {
                     content,
                     executable,
@@ -274,47 +385,10 @@ fn read_directory(dir: &Path, objects: &ObjectWriter<'_>, progress: &Progress) -
                 }
             }
         };
-        let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-        place(&mut root, &parts, node).expect("directory entries have unique names");
+        let parts: Vec<&[u8]> = path.split(|b| *b == b'/').collect();
+        place(&mut root_node, &parts, node).expect("directory entries have unique names");
     }
-    Ok(root)
-}
-
-fn walk(
-    top: &Path,
-    dir: &Path,
-    prefix: &mut Vec<Vec<u8>>,
-    found: &mut Vec<(Vec<Vec<u8>>, Found)>,
-) -> Result<()> {
-    for entry in fs::read_dir(dir).at("read directory", dir)? {
-        let entry = entry.at("read directory", dir)?;
-        let path = entry.path();
-        let kind = entry.file_type().at("read", &path)?;
-        prefix.push(entry.file_name().as_bytes().to_vec());
-        if kind.is_dir() {
-            found.push((prefix.clone(), Found::Dir));
-            walk(top, &path, prefix, found)?;
-        } else if kind.is_symlink() {
-            let target = fs::read_link(&path).at("read symlink", &path)?;
-            found.push((
-                prefix.clone(),
-                Found::Symlink(target.as_os_str().as_bytes().to_vec()),
-            ));
-        } else if kind.is_file() {
-            let meta = fs::symlink_metadata(&path).at("read", &path)?;
-            let executable = meta.permissions().mode() & 0o111 != 0;
-            found.push((prefix.clone(), Found::File { path, executable }));
-        } else {
-            return Err(Error::Rejected {
-                source_name: printable_path(top),
-                entry: printable_path(path.strip_prefix(top).unwrap_or(&path)),
-                reason: "is a device node, fifo or socket; slices hold only files, directories and symlinks"
-                    .into(),
-            });
-        }
-        prefix.pop();
-    }
-    Ok(())
+    Ok(root_node)
 }
 
 /// Splits a tar entry name into safe components: `.` and empty parts are
@@ -322,6 +396,9 @@ fn walk(
 fn normalise_entry_name(name: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
     if name.first() == Some(&b'/') {
         return Err("is an absolute path");
+    }
+    if name.contains(&0) {
+        return Err("has a NUL byte in its name, which no file name can hold");
     }
     let mut parts = Vec::new();
     for part in name.split(|c| *c == b'/') {
@@ -334,74 +411,103 @@ fn normalise_entry_name(name: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
     Ok(parts)
 }
 
+/// Parses a tar stream (plain, gzip or zstd) and hashes its files with the
+/// default limits, storing nothing: what the fuzz target runs.
+pub fn parse_archive_only(data: &[u8]) -> Result<Node> {
+    let progress = Progress::start(None, String::new());
+    let tree = read_archive(
+        data,
+        "-",
+        Limits::default(),
+        &super::objects::HashOnly,
+        &progress,
+    );
+    progress.finish();
+    tree
+}
+
+fn decompression_error(source_name: &str, format: &str, cause: &io::Error) -> Error {
+    Error::BadSource {
+        source_name: source_name.into(),
+        reason: format!("its {format} stream is damaged: {cause}"),
+    }
+}
+
 fn read_archive(
     input: impl Read,
     source_name: &str,
-    options: &IngestOptions,
-    objects: &ObjectWriter<'_>,
+    limits: Limits,
+    sink: &dyn ObjectSink,
     progress: &Progress,
 ) -> Result<Node> {
     let mut buffered = BufReader::with_capacity(256 * 1024, input);
-    let magic = buffered
-        .fill_buf()
-        .map_err(|e| bad_source(source_name, &e))?;
-    let decoded: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
-    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(
-            zstd::stream::read::Decoder::with_buffer(buffered)
-                .map_err(|e| bad_source(source_name, &e))?,
+    let magic = buffered.fill_buf().map_err(|e| Error::BadSource {
+        source_name: source_name.into(),
+        reason: format!("it cannot be read: {e}"),
+    })?;
+    let (decoded, format): (Box<dyn Read>, &str) = if magic.starts_with(&[0x1f, 0x8b]) {
+        (
+            Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+            "gzip",
         )
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        let decoder = zstd::stream::read::Decoder::with_buffer(buffered)
+            .map_err(|e| decompression_error(source_name, "zstd", &e))?;
+        (Box::new(decoder), "zstd")
     } else {
-        Box::new(buffered)
+        (Box::new(buffered), "tar")
     };
-    let mut archive = tar::Archive::new(decoded);
-    let entries = archive.entries().map_err(|e| bad_source(source_name, &e))?;
+    let mut reader = TarReader::new(decoded);
+    let tar_error = |e: TarError| match e.entry {
+        Some(entry) => rejected(source_name, &entry, e.reason),
+        None if format != "tar" && e.reason.starts_with("it cannot be read") => Error::BadSource {
+            source_name: source_name.into(),
+            reason: format!("its {format} stream is damaged ({})", e.reason),
+        },
+        None => Error::BadSource {
+            source_name: source_name.into(),
+            reason: format!("not a readable tar archive: {}", e.reason),
+        },
+    };
+    let mut budget = Budget::new(limits);
     let mut root = Node::empty_dir();
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
-    for entry in entries {
-        let mut entry = entry.map_err(|e| bad_source(source_name, &e))?;
-        let raw_name = entry.path_bytes().into_owned();
-        let reject = |reason: String| Error::Rejected {
-            source_name: source_name.into(),
-            entry: printable(&raw_name),
-            reason,
-        };
-        let kind = entry.header().entry_type();
-        if matches!(
-            kind,
-            tar::EntryType::XGlobalHeader
-                | tar::EntryType::XHeader
-                | tar::EntryType::GNULongName
-                | tar::EntryType::GNULongLink
-        ) {
-            continue;
-        }
+    while let Some(header) = reader.next_entry().map_err(tar_error)? {
+        let raw_name = header.path.clone();
+        let reject = |reason: String| rejected(source_name, &raw_name, reason);
         let parts = normalise_entry_name(&raw_name).map_err(|r| reject(r.into()))?;
         if parts.is_empty() {
-            if kind.is_dir() {
+            if header.kind == Kind::Dir {
                 continue;
             }
             return Err(reject("has an empty name".into()));
         }
+        budget.entry(&parts).map_err(reject)?;
         if !seen.insert(parts.join(&b'/')) {
             return Err(reject("appears twice in the archive".into()));
         }
-        let node = match kind {
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let declared = entry.header().size().map_err(|e| reject(e.to_string()))?;
-                if declared > options.max_file_size {
-                    return Err(reject(format!(
-                        "claims {declared} bytes, more than the limit of {} bytes",
-                        options.max_file_size
-                    )));
-                }
+        let node = match header.kind {
+            Kind::File => {
+                budget.file(header.size).map_err(reject)?;
                 // Only the executable bit survives: setuid, setgid and
                 // sticky bits are dropped, as are owners and mtimes.
-                let mode = entry.header().mode().map_err(|e| reject(e.to_string()))?;
-                let executable = mode & 0o111 != 0;
+                let executable = header.mode & 0o111 != 0;
                 let origin = PathBuf::from(os(&raw_name));
-                let (content, size) = objects.add_stream(&mut entry, executable, &origin)?;
+                let (content, size) = sink
+                    .add_stream(&mut reader.data(), executable, &origin)
+                    .map_err(|e| match e {
+                        // The tar reader's own reasons (truncation) name the entry.
+                        Error::Io { source, .. } if source.kind() == io::ErrorKind::InvalidData => {
+                            reject(format!("is cut short: {source}"))
+                        }
+                        other => other,
+                    })?;
+                if size != header.size {
+                    return Err(reject(format!(
+                        "delivered {size} bytes, not the {} its header claims",
+                        header.size
+                    )));
+                }
                 progress.advance(size);
                 Node::File {
                     content,
@@ -409,52 +515,57 @@ fn read_archive(
                     size,
                 }
             }
-            tar::EntryType::Directory => Node::empty_dir(),
-            tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| reject("is a symlink without a target".into()))?;
+            Kind::Dir => Node::empty_dir(),
+            Kind::Symlink => {
+                if header.link.is_empty() {
+                    return Err(reject("is a symlink without a target".into()));
+                }
+                budget.symlink(&header.link).map_err(reject)?;
                 Node::Symlink {
-                    target: target.into_owned(),
+                    target: header.link.clone(),
                 }
             }
-            tar::EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| reject("is a hardlink without a target".into()))?
-                    .into_owned();
-                let earlier = normalise_entry_name(&target)
+            Kind::Hardlink => {
+                let earlier = normalise_entry_name(&header.link)
                     .ok()
-                    .and_then(|t| find(&root, &t).cloned());
+                    .and_then(|t| find(&root, &t));
                 match earlier {
-                    Some(file @ Node::File { .. }) => file,
+                    Some(Node::File {
+                        content,
+                        executable,
+                        size,
+                    }) => {
+                        // A hardlink is as many bytes as its file: links to
+                        // one big file cannot multiply the data unbounded
+                        // (nor the copies made past the link limit).
+                        budget.file(*size).map_err(reject)?;
+                        Node::File {
+                            content: *content,
+                            executable: *executable,
+                            size: *size,
+                        }
+                    }
                     _ => {
                         return Err(reject(format!(
                             "is a hardlink to '{}', which is not an earlier regular file of this archive",
-                            printable(&target)
+                            printable(&header.link)
                         )))
                     }
                 }
             }
-            tar::EntryType::Char | tar::EntryType::Block => {
-                return Err(reject("is a device node".into()))
+            Kind::CharDevice | Kind::BlockDevice => return Err(reject("is a device node".into())),
+            Kind::Fifo => return Err(reject("is a fifo".into())),
+            Kind::Sparse => return Err(reject("is a sparse file, which is not supported".into())),
+            Kind::Other(byte) => {
+                return Err(reject(format!(
+                    "has the unsupported entry type '{}'",
+                    printable(&[byte])
+                )))
             }
-            tar::EntryType::Fifo => return Err(reject("is a fifo".into())),
-            tar::EntryType::GNUSparse => {
-                return Err(reject("is a sparse file, which is not supported".into()))
-            }
-            other => return Err(reject(format!("has unsupported type {other:?}"))),
         };
         place(&mut root, &parts, node).map_err(|e| reject(e.to_string()))?;
     }
     Ok(root)
-}
-
-fn bad_source(source_name: &str, cause: &io::Error) -> Error {
-    Error::BadSource {
-        source_name: source_name.into(),
-        reason: format!("not a readable tar archive: {cause}"),
-    }
 }
 
 struct FdReader<'fd>(BorrowedFd<'fd>);
@@ -470,39 +581,82 @@ impl Read for FdReader<'_> {
     }
 }
 
-/// Builds the staged tree: hardlinks to objects, with copies for empty
-/// files and for objects at the filesystem's link limit. Directories are
-/// made read-only once filled.
-fn materialise(node: &Node, path: &Path, objects: &ObjectWriter<'_>) -> Result<()> {
-    match node {
-        Node::Dir(entries) => {
-            fs::create_dir(path).at("create directory", path)?;
-            for (name, child) in entries {
-                materialise(child, &path.join(os(name)), objects)?;
+/// Builds the staged tree below `dir`: hardlinks to objects, with copies for
+/// empty files and for objects at the filesystem's link limit (bounded:
+/// every link counted against the source's byte limit). Every path is
+/// relative to the tree's fd and never followed through a symlink, and the
+/// walk is iterative. Directories are made read-only once filled.
+fn materialise(root: &Node, dir: &Path, objects: &ObjectWriter<'_>) -> Result<()> {
+    fs::create_dir(dir).at("create directory", dir)?;
+    let tree = at::open_dir(dir).at("open", dir)?;
+    let tree_fd = tree.as_raw_fd();
+    let Node::Dir(_) = root else {
+        return Err(Error::BadSource {
+            source_name: printable_path(dir),
+            reason: "the source is not a directory tree".into(),
+        });
+    };
+    let mut dirs: Vec<CString> = Vec::new();
+    for_each_path(root, |relative, node| {
+        let path = at::cstring(relative).at("create", dir)?;
+        let shown = dir.join(os(relative));
+        match node {
+            Node::Dir(_) => {
+                at::mkdir_at(tree_fd, &path, 0o755).at("create directory", &shown)?;
+                dirs.push(path);
             }
-            fs::set_permissions(path, fs::Permissions::from_mode(0o555)).at("set mode of", path)
-        }
-        Node::Symlink { target } => {
-            std::os::unix::fs::symlink(os(target), path).at("create symlink", path)
-        }
-        Node::File {
-            content,
-            executable,
-            size,
-        } => {
-            if *size == 0 {
-                return create_empty(path, *executable);
+            Node::Symlink { target } => {
+                let target = at::cstring(target).at("create symlink", &shown)?;
+                at::symlink_at(&target, tree_fd, &path).at("create symlink", &shown)?;
             }
-            let source = objects.source_of(content, *executable);
-            match fs::hard_link(&source, path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.raw_os_error() == Some(libc::EMLINK) => {
-                    copy_object(&source, path, *executable)
+            Node::File {
+                content,
+                executable,
+                size,
+            } => {
+                if *size == 0 {
+                    at::create_at(tree_fd, &path, object_mode(*executable))
+                        .at("create file", &shown)?;
+                } else {
+                    let source = objects.source_of(content, *executable);
+                    match at::link_to(&source, tree_fd, &path) {
+                        Ok(()) => {}
+                        Err(e) if e.raw_os_error() == Some(libc::EMLINK) => {
+                            copy_object(&source, tree_fd, &path, *executable, &shown)?
+                        }
+                        Err(e) => return Err(e).at("link object into", &shown),
+                    }
                 }
-                Err(e) => Err(e).at("link object into", path),
             }
         }
+        Ok(())
+    })?;
+    // Children before parents, so no directory is read-only while it fills.
+    for path in dirs.iter().rev() {
+        at::chmod_at(tree_fd, path, 0o555).at("set mode of", dir)?;
     }
+    Ok(())
+}
+
+fn object_mode(executable: bool) -> libc::mode_t {
+    if executable {
+        0o555
+    } else {
+        0o444
+    }
+}
+
+fn copy_object(
+    source: &Path,
+    tree_fd: RawFd,
+    path: &CString,
+    executable: bool,
+    shown: &Path,
+) -> Result<()> {
+    let mut from = File::open(source).at("open object", source)?;
+    let to = at::create_at(tree_fd, path, object_mode(executable)).at("create file", shown)?;
+    io::copy(&mut from, &mut File::from(to)).at("copy object to", shown)?;
+    Ok(())
 }
 
 pub(crate) fn sync_filesystem(path: &Path) -> Result<()> {

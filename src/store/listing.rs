@@ -7,9 +7,9 @@
 //! or `l`; PAYLOAD is the content hex for files, `LEN:TARGET` for
 //! symlinks and `-` for directories; SIZE is the file size (0 otherwise).
 
-use std::collections::BTreeMap;
+use std::convert::Infallible;
 
-use super::tree::Node;
+use super::tree::{for_each_path, Node};
 use crate::digest::Digest;
 
 /// One entry of a listing, with its path relative to the tree root.
@@ -25,21 +25,10 @@ fn length_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// Depth-first in name order.
 pub fn write(root: &Node) -> Vec<u8> {
     let mut out = Vec::new();
-    if let Node::Dir(entries) = root {
-        write_dir(&mut out, &mut Vec::new(), entries);
-    }
-    out
-}
-
-fn write_dir(out: &mut Vec<u8>, prefix: &mut Vec<u8>, entries: &BTreeMap<Vec<u8>, Node>) {
-    for (name, node) in entries {
-        let start = prefix.len();
-        if !prefix.is_empty() {
-            prefix.push(b'/');
-        }
-        prefix.extend_from_slice(name);
+    let written: Result<(), Infallible> = for_each_path(root, |path, node| {
         match node {
             Node::File {
                 content,
@@ -52,18 +41,17 @@ fn write_dir(out: &mut Vec<u8>, prefix: &mut Vec<u8>, entries: &BTreeMap<Vec<u8>
             }
             Node::Symlink { target } => {
                 out.extend_from_slice(b"l ");
-                length_prefixed(out, target);
+                length_prefixed(&mut out, target);
                 out.extend_from_slice(b" 0 ");
             }
             Node::Dir(_) => out.extend_from_slice(b"d - 0 "),
         }
-        length_prefixed(out, prefix);
+        length_prefixed(&mut out, path);
         out.push(b'\n');
-        if let Node::Dir(children) = node {
-            write_dir(out, prefix, children);
-        }
-        prefix.truncate(start);
-    }
+        Ok(())
+    });
+    let Ok(()) = written;
+    out
 }
 
 struct Cursor<'a> {

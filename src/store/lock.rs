@@ -8,7 +8,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Error, IoContext, Result, Store};
 use crate::digest::Digest;
@@ -45,8 +44,6 @@ impl Drop for Pin {
     }
 }
 
-static PIN_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 impl Store {
     fn lock(&self, operation: libc::c_int) -> Result<StoreLock> {
         let path = self.root.join("lock");
@@ -79,11 +76,7 @@ impl Store {
     /// shared lock, after resolving the refs, so gc cannot slip between.
     pub fn pin(&self, slices: &[Digest]) -> Result<Pin> {
         let dir = self.pins_dir();
-        let path = dir.join(format!(
-            "{}.{}",
-            std::process::id(),
-            PIN_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let path = dir.join(super::unique_suffix());
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)

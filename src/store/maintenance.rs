@@ -4,25 +4,34 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
-use super::ingest::{make_writable, sync_dir};
+use super::ingest::sync_dir;
 use super::listing::{self, Entry};
 use super::objects::hash_rest;
 use super::tree::{tree_digest, Node};
-use super::{os, parallel, printable, refs, Error, IoContext, Result, Store};
+use super::{at, os, parallel, refs, Error, IoContext, Result, Store};
 use crate::digest::Digest;
 
 /// One problem `slice-verify` found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Damage {
-    pub path: String,
+    pub path: PathBuf,
     pub problem: String,
+}
+
+impl Damage {
+    fn at(path: &Path, problem: String) -> Damage {
+        Damage {
+            path: path.to_path_buf(),
+            problem,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -33,11 +42,12 @@ pub struct GcReport {
     pub history_pruned: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     /// `added`, `removed` or `changed`.
     pub kind: &'static str,
-    pub path: String,
+    /// The entry's path below the slice root, as stored (raw bytes).
+    pub path: Vec<u8>,
 }
 
 /// Shared and unique bytes of one slice, among all stored slices.
@@ -97,8 +107,12 @@ fn object_key(fanout: &str, name: &str) -> Option<ObjectKey> {
 }
 
 fn hash_file(path: &Path) -> io::Result<Digest> {
+    hash_rest_of(File::open(path)?)
+}
+
+fn hash_rest_of(mut file: File) -> io::Result<Digest> {
     let mut hasher = Sha256::new();
-    hash_rest(&mut File::open(path)?, &mut hasher)?;
+    hash_rest(&mut file, &mut hasher)?;
     Ok(Digest::from_hasher(hasher))
 }
 
@@ -133,11 +147,13 @@ impl Store {
 
     /// Removes `reference`: a name (with its history), or every name that
     /// points at a digest. The slice's data goes at the next gc.
+    /// A digest prefix is never enough here: a typo must not fall through
+    /// to a slice whose digest happens to start with it.
     pub fn remove(&self, reference: &str) -> Result<Vec<String>> {
         if refs::validate_name(reference).is_ok() && refs::remove(self, reference)? {
             return Ok(vec![reference.to_string()]);
         }
-        let digest = self.resolve(reference)?;
+        let digest = self.resolve_exact(reference, "slice-rm")?;
         let mut removed = Vec::new();
         for (name, current) in refs::list(self)? {
             if current == digest && refs::remove(self, &name)? {
@@ -147,10 +163,11 @@ impl Store {
         Ok(removed)
     }
 
-    /// Points `name` at what `reference` resolves to.
+    /// Points `name` at what `reference` resolves to: a name, `NAME@N` or
+    /// a full digest, never a prefix (this repoints a name).
     pub fn tag(&self, reference: &str, name: &str) -> Result<Digest> {
         refs::validate_name(name)?;
-        let digest = self.resolve(reference)?;
+        let digest = self.resolve_exact(reference, "slice-tag")?;
         refs::set(self, name, &digest)?;
         Ok(digest)
     }
@@ -166,7 +183,8 @@ impl Store {
         report.history_pruned = true;
         super::crash_point("gc:history-pruned");
         let mut live: HashSet<Digest> = refs::list(self)?.into_iter().map(|(_, d)| d).collect();
-        live.extend(self.live_pins()?);
+        let pinned: HashSet<Digest> = self.live_pins()?.into_iter().collect();
+        live.extend(&pinned);
 
         let mut live_objects = HashSet::new();
         for slice in self.slice_digests()? {
@@ -177,7 +195,7 @@ impl Store {
             // Unique: an earlier, killed gc may have left the same slice's trash.
             let trash =
                 self.tmp_dir()
-                    .join(format!("trash-{}-{}", slice.hex(), std::process::id()));
+                    .join(format!("trash-{}-{}", slice.hex(), super::unique_suffix()));
             let dir = self.slice_dir(&slice);
             fs::rename(&dir, &trash).at("remove slice", &dir)?;
             super::crash_point("gc:one-slice-trashed");
@@ -193,17 +211,23 @@ impl Store {
             }
         }
         super::crash_point("gc:objects-swept");
-        // No add runs while gc holds the lock: all of tmp/ is garbage.
+        // No add runs while gc holds the lock: all of tmp/ is garbage, but
+        // for a damaged slice that an add replaced while a stage still
+        // mounts it (`healed-<hex>-…`): it goes once nothing pins <hex>.
         let tmp = self.tmp_dir();
         for entry in fs::read_dir(&tmp).at("read directory", &tmp)? {
-            let path = entry.at("read directory", &tmp)?.path();
-            make_writable(&path);
-            let removed = if path.is_dir() {
-                fs::remove_dir_all(&path)
-            } else {
-                fs::remove_file(&path)
-            };
-            removed.at("remove leftover", &path)?;
+            let entry = entry.at("read directory", &tmp)?;
+            let path = entry.path();
+            let still_mounted = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("healed-"))
+                .and_then(|rest| Digest::from_hex(rest.split('-').next()?))
+                .is_some_and(|d| pinned.contains(&d));
+            if still_mounted {
+                continue;
+            }
+            at::remove_tree(&path).at("remove leftover", &path)?;
         }
         Ok(report)
     }
@@ -211,13 +235,16 @@ impl Store {
     /// Re-hashes `slice` (or every slice and object) and names every
     /// damaged path. An empty result means nothing is wrong.
     pub fn verify(&self, slice: Option<&Digest>) -> Result<Vec<Damage>> {
+        // Shared: a gc removing slices and objects meanwhile would look
+        // like damage.
+        let _lock = self.lock_shared()?;
         let slices = match slice {
             Some(s) => vec![*s],
             None => self.slice_digests()?,
         };
         let mut damage = Vec::new();
         for slice in &slices {
-            damage.extend(self.verify_slice(slice)?);
+            damage.extend(self.verify_slice(slice, None)?);
         }
         if slice.is_none() {
             damage.extend(self.verify_objects()?);
@@ -225,12 +252,15 @@ impl Store {
         Ok(damage)
     }
 
-    fn verify_slice(&self, slice: &Digest) -> Result<Vec<Damage>> {
+    /// Checks one slice: manifest, listing, and the tree against the
+    /// listing, re-hashing every file whose inode is not in `trusted`.
+    pub(crate) fn verify_slice(
+        &self,
+        slice: &Digest,
+        trusted: Option<&HashSet<(u64, u64)>>,
+    ) -> Result<Vec<Damage>> {
         let dir = self.slice_dir(slice);
-        let broken = |path: &Path, problem: String| Damage {
-            path: path.display().to_string(),
-            problem,
-        };
+        let broken = |path: &Path, problem: String| Damage::at(path, problem);
         let manifest = match self.manifest(slice) {
             Ok(m) => m,
             Err(e) => return Ok(vec![broken(&dir.join("manifest.json"), e.to_string())]),
@@ -252,30 +282,35 @@ impl Store {
             .iter()
             .map(|e| (e.path.as_slice(), &e.node))
             .collect();
-        let mut on_disk = Vec::new();
-        collect_tree(&tree, &mut Vec::new(), &mut on_disk).at("read directory", &tree)?;
-        let seen: HashSet<&[u8]> = on_disk.iter().map(|(p, _)| p.as_slice()).collect();
+        let on_disk = match collect_tree(&tree) {
+            Ok(found) => found,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                damage.push(broken(&tree, "is missing".into()));
+                return Ok(damage);
+            }
+            Err(e) => return Err(e).at("read directory", &tree),
+        };
+        let seen: HashSet<&[u8]> = on_disk.iter().map(|e| e.path.as_slice()).collect();
         for path in expected.keys().filter(|p| !seen.contains(*p)) {
             damage.push(broken(&tree.join(os(path)), "is missing".into()));
         }
-        let files: Vec<(PathBuf, Digest, bool)> = on_disk
+        let files: Vec<(&[u8], Digest, bool, bool)> = on_disk
             .iter()
-            .filter_map(|(path, meta)| {
-                let full = tree.join(os(path));
-                let Some(node) = expected.get(path.as_slice()) else {
-                    damage.push(broken(&full, "is not in the slice's listing".into()));
+            .filter_map(|found| {
+                let full = || tree.join(os(&found.path));
+                let Some(node) = expected.get(found.path.as_slice()) else {
+                    damage.push(broken(&full(), "is not in the slice's listing".into()));
                     return None;
                 };
-                let kind = meta.file_type();
+                let st = &found.stat;
                 match node {
-                    Node::Dir(_) if kind.is_dir() => None,
-                    Node::Symlink { target } if kind.is_symlink() => {
-                        match fs::read_link(&full) {
-                            Ok(t) if t.as_os_str().as_bytes() == target.as_slice() => {}
-                            _ => damage.push(broken(
-                                &full,
+                    Node::Dir(_) if at::is_dir(st) => None,
+                    Node::Symlink { target } if at::is_symlink(st) => {
+                        if found.target.as_ref() != Some(target) {
+                            damage.push(broken(
+                                &full(),
                                 "symlink target differs from the listing".into(),
-                            )),
+                            ));
                         }
                         None
                     }
@@ -283,32 +318,44 @@ impl Store {
                         content,
                         executable,
                         ..
-                    } if kind.is_file() => Some((full, *content, *executable)),
+                    } if at::is_file(st) => {
+                        if (st.st_mode & 0o111 != 0) != *executable {
+                            damage.push(broken(
+                                &full(),
+                                "executable bit differs from the listing".into(),
+                            ));
+                        }
+                        let known = trusted.is_some_and(|t| t.contains(&(st.st_dev, st.st_ino)));
+                        Some((found.path.as_slice(), *content, *executable, known))
+                    }
                     _ => {
-                        damage.push(broken(&full, "has the wrong type".into()));
+                        damage.push(broken(&full(), "has the wrong type".into()));
                         None
                     }
                 }
             })
             .collect();
-        let checked = parallel::map(&files, |(path, content, executable)| {
-            let meta = fs::symlink_metadata(path).at("read", path)?;
-            let mut problems = Vec::new();
-            if (meta.permissions().mode() & 0o111 != 0) != *executable {
-                problems.push(broken(
-                    path,
-                    "executable bit differs from the listing".into(),
-                ));
+        // Opened below the tree's fd by their path in it, which the limits
+        // keep under PATH_MAX however long the store's own path is.
+        let tree_fd = at::open_dir(&tree).at("read directory", &tree)?;
+        let checked = parallel::map(&files, |(path, content, _, known)| {
+            if *known {
+                return Ok(None);
             }
-            match hash_file(path) {
-                Ok(actual) if actual == *content => {}
-                Ok(actual) => problems.push(broken(
-                    path,
-                    format!("content is {actual}, expected {content}"),
-                )),
-                Err(e) => problems.push(broken(path, format!("cannot be read: {e}"))),
-            }
-            Ok(problems)
+            let full = tree.join(os(path));
+            let opened = at::cstring(path).and_then(|relative| {
+                at::open_beneath(
+                    tree_fd.as_raw_fd(),
+                    &relative,
+                    libc::O_RDONLY | libc::O_NONBLOCK,
+                )
+            });
+            let problem = match opened.and_then(|fd| hash_rest_of(File::from(fd))) {
+                Ok(actual) if actual == *content => return Ok(None),
+                Ok(actual) => format!("content is {actual}, expected {content}"),
+                Err(e) => format!("cannot be read: {e}"),
+            };
+            Ok(Some(broken(&full, problem)))
         })?;
         damage.extend(checked.into_iter().flatten());
         Ok(damage)
@@ -320,10 +367,7 @@ impl Store {
             let (content, executable) = &object.key;
             let path = &object.path;
             let mut problems = Vec::new();
-            let broken = |problem: String| Damage {
-                path: path.display().to_string(),
-                problem,
-            };
+            let broken = |problem: String| Damage::at(path, problem);
             let meta = fs::symlink_metadata(path).at("read", path)?;
             if (meta.permissions().mode() & 0o111 != 0) != *executable {
                 problems.push(broken("executable bit differs from its name".into()));
@@ -361,7 +405,7 @@ impl Store {
                 };
                 Some(Change {
                     kind,
-                    path: printable(path),
+                    path: path.to_vec(),
                 })
             })
             .collect())
@@ -445,39 +489,52 @@ impl Store {
     }
 }
 
-/// (relative path, metadata) of everything below `dir`, parents first.
-fn collect_tree(
-    dir: &Path,
-    prefix: &mut Vec<u8>,
-    out: &mut Vec<(Vec<u8>, fs::Metadata)>,
-) -> io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let meta = fs::symlink_metadata(entry.path())?;
-        let start = prefix.len();
-        if !prefix.is_empty() {
-            prefix.push(b'/');
-        }
-        prefix.extend_from_slice(entry.file_name().as_bytes());
-        out.push((prefix.clone(), meta.clone()));
-        if meta.is_dir() {
-            collect_tree(&entry.path(), prefix, out)?;
-        }
-        prefix.truncate(start);
-    }
-    Ok(())
+/// What verify needs of each entry below a slice's tree: its path, its
+/// lstat, and a symlink's target (read while its directory is open).
+struct OnDisk {
+    path: Vec<u8>,
+    stat: libc::stat,
+    target: Option<Vec<u8>>,
 }
 
-fn disk_bytes(dir: &Path, inodes: &mut HashSet<(u64, u64)>) -> io::Result<u64> {
+fn collect_tree(top: &Path) -> io::Result<Vec<OnDisk>> {
+    let mut out = Vec::new();
+    at::walk(
+        at::open_dir(top)?,
+        |visit| {
+            let target = if at::is_symlink(visit.stat) {
+                Some(at::read_link_at(visit.dir, visit.name)?)
+            } else {
+                None
+            };
+            out.push(OnDisk {
+                path: visit.path.to_vec(),
+                stat: *visit.stat,
+                target,
+            });
+            Ok(())
+        },
+        |_| Ok(()),
+        |_, e| e,
+    )?;
+    Ok(out)
+}
+
+/// Bytes of the regular files below `top` whose inode is not yet in
+/// `inodes`: hardlinked objects count once.
+fn disk_bytes(top: &Path, inodes: &mut HashSet<(u64, u64)>) -> io::Result<u64> {
     let mut total = 0;
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let meta = fs::symlink_metadata(entry.path())?;
-        if meta.is_dir() {
-            total += disk_bytes(&entry.path(), inodes)?;
-        } else if meta.is_file() && inodes.insert((meta.dev(), meta.ino())) {
-            total += meta.len();
-        }
-    }
+    at::walk(
+        at::open_dir(top)?,
+        |visit| {
+            let st = visit.stat;
+            if at::is_file(st) && inodes.insert((st.st_dev, st.st_ino)) {
+                total += st.st_size as u64;
+            }
+            Ok(())
+        },
+        |_| Ok(()),
+        |_, e: io::Error| e,
+    )?;
     Ok(total)
 }

@@ -17,7 +17,9 @@
 //! and its ref is written last, so a crash leaves the old state or the new
 //! one (see docs/formats.md).
 
+mod at;
 mod ingest;
+mod limits;
 mod listing;
 mod lock;
 mod maintenance;
@@ -26,6 +28,7 @@ mod parallel;
 mod progress;
 mod refs;
 mod slice;
+mod tarball;
 mod tree;
 
 use std::ffi::OsStr;
@@ -34,13 +37,19 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-pub use ingest::{validate_mount_point, Added, IngestOptions, Source, DEFAULT_MAX_FILE_SIZE};
-pub use listing::Entry;
+pub use ingest::{parse_archive_only, validate_mount_point, Added, IngestOptions, Source};
+pub use limits::{Limits, LIMIT_KEYS};
+pub use listing::{parse as parse_listing, Entry};
 pub use lock::{Pin, StoreLock};
 pub use maintenance::{Change, Damage, GcReport, SliceUsage, StoreStats};
 pub use refs::validate_name;
 pub use slice::{Manifest, SliceInfo};
 pub use tree::{tree_digest, Node};
+
+/// The tree digest a listing describes, if it describes a tree at all.
+pub fn listing_tree_digest(entries: &[Entry]) -> Option<Digest> {
+    listing::to_tree(entries).map(|t| tree_digest(&t))
+}
 
 use crate::digest::Digest;
 
@@ -49,7 +58,7 @@ use crate::digest::Digest;
 /// `program: cannot <op> '<path>': <cause>` without knowing store internals.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot {op} '{}': {source}", .path.display())]
+    #[error("cannot {op} '{}': {source}", printable_path(.path))]
     Io {
         op: &'static str,
         path: PathBuf,
@@ -66,6 +75,11 @@ pub enum Error {
     BadSource { source_name: String, reason: String },
     #[error("no slice '{0}' in the store")]
     NotFound(String),
+    #[error(
+        "'{reference}' is neither a name nor a full sha256: digest; {command} changes the store, \
+         so it takes no digest prefixes (slice-show or slice-list gives the full digest)"
+    )]
+    NeedsExactRef { reference: String, command: String },
     #[error("slice reference '{reference}' is ambiguous; it matches: {}", .candidates.join(", "))]
     Ambiguous {
         reference: String,
@@ -77,7 +91,7 @@ pub enum Error {
     InvalidMountPoint { path: String, reason: &'static str },
     #[error("invalid environment entry '{entry}': expected NAME=VALUE")]
     InvalidEnv { entry: String },
-    #[error("store is damaged at '{}': {reason}", .path.display())]
+    #[error("store is damaged at '{}': {reason}", printable_path(.path))]
     Corrupt { path: PathBuf, reason: String },
 }
 
@@ -175,24 +189,7 @@ impl Store {
     }
 }
 
-/// Renders bytes from an untrusted source (a tar entry name, a file name) so
-/// that control characters cannot reach the user's terminal.
-pub fn printable(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-pub(crate) fn printable_path(path: &Path) -> String {
-    printable(path.as_os_str().as_bytes())
-}
+pub use crate::text::{printable, printable_path};
 
 /// Reads a small file (a ref, a manifest) with open, read and close only:
 /// `fs::read_to_string` also stats the file to size its buffer, which a
@@ -214,6 +211,29 @@ pub(crate) fn read_small(path: &Path) -> io::Result<String> {
     String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
+/// A name part for files under `tmp/`, `pins/` and `refs/` that no other
+/// process makes: pids repeat across pid namespaces sharing one store, so
+/// the pid and a per-process counter are joined by random bytes.
+pub(crate) fn unique_suffix() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut random = [0u8; 8];
+    // SAFETY: getrandom writes at most 8 bytes into the buffer.
+    let got = unsafe { libc::getrandom(random.as_mut_ptr().cast(), random.len(), 0) };
+    if got != random.len() as isize {
+        // Without randomness, the clock still separates namespaces.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        random = nanos.to_le_bytes();
+    }
+    format!(
+        "{}-{}-{:016x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        u64::from_le_bytes(random)
+    )
+}
+
 /// Crash points for tests: when `SLICEBOX_CRASH_AT` names this point, the
 /// process kills itself with SIGKILL right here, so a test can stop an add
 /// or a gc between any two of its durable steps. Costs one env lookup.
@@ -224,6 +244,16 @@ pub(crate) fn crash_point(name: &str) {
     }
 }
 
+/// Pause points for tests: when `SLICEBOX_PAUSE_AT` names this point, the
+/// process stops itself (SIGSTOP) right here, so a test can change the
+/// source under it and let it go on with SIGCONT. Costs one env lookup.
+pub(crate) fn pause_point(name: &str) {
+    if std::env::var_os("SLICEBOX_PAUSE_AT").is_some_and(|at| at == name) {
+        // SAFETY: raising a signal on ourselves.
+        unsafe { libc::raise(libc::SIGSTOP) };
+    }
+}
+
 pub(crate) fn os(bytes: &[u8]) -> &OsStr {
     OsStr::from_bytes(bytes)
 }
@@ -231,11 +261,6 @@ pub(crate) fn os(bytes: &[u8]) -> &OsStr {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn printable_escapes_terminal_control_characters() {
-        assert_eq!(printable(b"a\x1b[31mb\n"), "a\\u{1b}[31mb\\n");
-    }
 
     #[test]
     fn default_root_prefers_the_explicit_variable() {

@@ -5,9 +5,10 @@
 //! the slice commits, so a rejected source leaves the object set unchanged.
 //! Safe to share between ingest threads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +30,11 @@ pub(crate) struct ObjectWriter<'s> {
     next_temp: AtomicU64,
     /// Objects this ingest created, by (content, executable).
     new: Mutex<HashMap<(Digest, bool), PathBuf>>,
+    /// Stored objects this ingest re-hashed and found right, with their
+    /// inodes (a slice tree file with one of these inodes is right too).
+    verified: Mutex<HashMap<(Digest, bool), (u64, u64)>>,
+    /// Stored objects found damaged: ours replace them at publish.
+    damaged: Mutex<HashSet<(Digest, bool)>>,
     /// Bytes of object data this ingest wrote (for tests and reports).
     pub(crate) written: AtomicU64,
 }
@@ -81,6 +87,45 @@ pub(crate) fn hash_rest(reader: &mut dyn Read, hasher: &mut Sha256) -> io::Resul
     }
 }
 
+/// Where parsed file contents go: into the store, or (for fuzzing and
+/// checks) only through the hash.
+pub(crate) trait ObjectSink: Sync {
+    /// Reads `reader` to its end; returns the content digest and size.
+    fn add_stream(
+        &self,
+        reader: &mut dyn Read,
+        executable: bool,
+        origin: &Path,
+    ) -> Result<(Digest, u64)>;
+}
+
+impl ObjectSink for ObjectWriter<'_> {
+    fn add_stream(
+        &self,
+        reader: &mut dyn Read,
+        executable: bool,
+        origin: &Path,
+    ) -> Result<(Digest, u64)> {
+        ObjectWriter::add_stream(self, reader, executable, origin)
+    }
+}
+
+/// Hashes and forgets.
+pub(crate) struct HashOnly;
+
+impl ObjectSink for HashOnly {
+    fn add_stream(
+        &self,
+        reader: &mut dyn Read,
+        _executable: bool,
+        origin: &Path,
+    ) -> Result<(Digest, u64)> {
+        let mut hasher = Sha256::new();
+        let size = hash_rest(reader, &mut hasher).at("read", origin)?;
+        Ok((Digest::from_hasher(hasher), size))
+    }
+}
+
 impl<'s> ObjectWriter<'s> {
     pub(crate) fn new(store: &'s Store, stage: &Path) -> Result<ObjectWriter<'s>> {
         let incoming = stage.join("incoming");
@@ -93,16 +138,83 @@ impl<'s> ObjectWriter<'s> {
             staged,
             next_temp: AtomicU64::new(0),
             new: Mutex::new(HashMap::new()),
+            verified: Mutex::new(HashMap::new()),
+            damaged: Mutex::new(HashSet::new()),
             written: AtomicU64::new(0),
         })
     }
 
+    /// Whether the store (or this ingest) already holds this content
+    /// correctly. A stored object is re-hashed before it is relied on, once
+    /// per ingest: a damaged one is replaced by ours at publish (re-adding
+    /// a source heals what it covers), and no new slice links a damaged
+    /// inode.
     fn known(&self, content: &Digest, executable: bool) -> bool {
-        self.new
+        let key = (*content, executable);
+        if self
+            .new
             .lock()
             .expect("no panics while held")
-            .contains_key(&(*content, executable))
-            || self.store.object_path(content, executable).exists()
+            .contains_key(&key)
+            || self
+                .verified
+                .lock()
+                .expect("no panics while held")
+                .contains_key(&key)
+        {
+            return true;
+        }
+        let path = self.store.object_path(content, executable);
+        let Ok(mut file) = File::open(&path) else {
+            return false;
+        };
+        let mut hasher = Sha256::new();
+        let checked = file.metadata().and_then(|meta| {
+            hash_rest(&mut file, &mut hasher)?;
+            Ok(meta)
+        });
+        match checked {
+            Ok(meta)
+                if Digest::from_hasher(hasher) == *content
+                    && (meta.mode() & 0o111 != 0) == executable =>
+            {
+                self.verified
+                    .lock()
+                    .expect("no panics while held")
+                    .insert(key, (meta.dev(), meta.ino()));
+                true
+            }
+            _ => {
+                self.damaged
+                    .lock()
+                    .expect("no panics while held")
+                    .insert(key);
+                false
+            }
+        }
+    }
+
+    /// Inodes known to hold the right content: stored objects this ingest
+    /// verified, and the ones it wrote.
+    pub(crate) fn trusted_inodes(&self) -> HashSet<(u64, u64)> {
+        let mut out: HashSet<(u64, u64)> = self
+            .verified
+            .lock()
+            .expect("no panics while held")
+            .values()
+            .copied()
+            .collect();
+        for (key, staged) in self.new.lock().expect("no panics while held").iter() {
+            let path = if staged.exists() {
+                staged.clone()
+            } else {
+                self.store.object_path(&key.0, key.1)
+            };
+            if let Ok(meta) = fs::symlink_metadata(path) {
+                out.insert((meta.dev(), meta.ino()));
+            }
+        }
+        out
     }
 
     fn temp_file(&self) -> Result<(PathBuf, File)> {
@@ -283,15 +395,28 @@ impl<'s> ObjectWriter<'s> {
     }
 
     /// Moves the staged objects into the store's fan-out dirs. An object
-    /// another ingest stored meanwhile is left as it is.
-    pub(crate) fn publish(&self) -> Result<()> {
-        let mut made = std::collections::HashSet::new();
+    /// another ingest stored meanwhile is left as it is; a damaged one is
+    /// replaced, atomically: a running stage's tree still links the old
+    /// inode, so nothing changes under its feet. The fan-out dirs are
+    /// fsynced before anything can refer to what they hold. Returns how
+    /// many damaged objects were replaced.
+    pub(crate) fn publish(&self) -> Result<u64> {
+        let damaged = self.damaged.lock().expect("no panics while held");
+        let mut touched = HashSet::new();
+        let mut made_fanout = false;
+        let mut healed = 0;
         for ((content, executable), staged) in self.new.lock().expect("no panics while held").iter()
         {
             let target = self.store.object_path(content, *executable);
             let fanout = target.parent().expect("object paths have a fan-out dir");
-            if made.insert(fanout.to_path_buf()) {
+            if touched.insert(fanout.to_path_buf()) && !fanout.is_dir() {
                 fs::create_dir_all(fanout).at("create object directory", fanout)?;
+                made_fanout = true;
+            }
+            if damaged.contains(&(*content, *executable)) {
+                fs::rename(staged, &target).at("replace damaged object", &target)?;
+                healed += 1;
+                continue;
             }
             match rename_noreplace(staged, &target) {
                 Ok(()) => super::crash_point("add:one-object-published"),
@@ -299,31 +424,14 @@ impl<'s> ObjectWriter<'s> {
                 Err(e) => return Err(e).at("store object", &target),
             }
         }
-        Ok(())
+        for fanout in &touched {
+            super::ingest::sync_dir(fanout)?;
+        }
+        if made_fanout {
+            super::ingest::sync_dir(&self.store.objects_dir())?;
+        }
+        Ok(healed)
     }
-}
-
-/// Creates a copy when a hardlink is not possible.
-pub(crate) fn copy_object(source: &Path, dest: &Path, executable: bool) -> Result<()> {
-    let mut from = File::open(source).at("open object", source)?;
-    let mut to = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(object_mode(executable))
-        .open(dest)
-        .at("create file", dest)?;
-    io::copy(&mut from, &mut to).at("copy object to", dest)?;
-    Ok(())
-}
-
-pub(crate) fn create_empty(dest: &Path, executable: bool) -> Result<()> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(object_mode(executable))
-        .open(dest)
-        .at("create file", dest)?;
-    Ok(())
 }
 
 /// rename(2) that never replaces: two concurrent ingests of the same

@@ -4,6 +4,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 
 use super::ingest::sync_dir;
 use super::{Error, IoContext, Result, Store};
@@ -64,19 +65,25 @@ fn lock_refs(store: &Store) -> Result<File> {
 
 fn write(store: &Store, name: &str, history: &[Digest]) -> Result<()> {
     let dir = store.refs_dir();
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&temp)
-        .at("write ref", &temp)?;
-    let text: String = history.iter().map(|d| format!("{d}\n")).collect();
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .at("write ref", &temp)?;
-    let path = dir.join(name);
-    fs::rename(&temp, &path).at("update ref", &path)?;
+    let temp = dir.join(format!(".{name}.{}.tmp", super::unique_suffix()));
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .at("write ref", &temp)?;
+        let text: String = history.iter().map(|d| format!("{d}\n")).collect();
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .at("write ref", &temp)?;
+        let path = dir.join(name);
+        fs::rename(&temp, &path).at("update ref", &path)
+    })();
+    if written.is_err() {
+        // A temp file left behind would never be cleaned: not a ref name.
+        let _ = fs::remove_file(&temp);
+    }
+    written?;
     sync_dir(&dir)
 }
 
@@ -91,9 +98,21 @@ pub(crate) fn remove(store: &Store, name: &str) -> Result<bool> {
     }
 }
 
-/// Drops every ref's history, keeping only where each name points now.
+/// Drops every ref's history, keeping only where each name points now,
+/// and the temp files of ref writes killed before their rename (a write
+/// holds the refs lock from creating its temp file to renaming it).
 pub(crate) fn prune_history(store: &Store) -> Result<()> {
     let _guard = lock_refs(store)?;
+    let dir = store.refs_dir();
+    for entry in fs::read_dir(&dir).at("read directory", &dir)? {
+        let entry = entry.at("read directory", &dir)?;
+        let name = entry.file_name();
+        let name = name.as_bytes();
+        if name.starts_with(b".") && name.ends_with(b".tmp") {
+            let path = entry.path();
+            fs::remove_file(&path).at("remove leftover", &path)?;
+        }
+    }
     for name in names(store)? {
         let history = read(store, &name)?;
         if history.len() > 1 {
@@ -164,13 +183,8 @@ impl Store {
                 return Ok(*found);
             }
         }
-        if let Some((name, back)) = reference.rsplit_once('@') {
-            if let (Ok(()), Ok(back)) = (validate_name(name), back.parse::<usize>()) {
-                return read(self, name)?
-                    .get(back)
-                    .copied()
-                    .ok_or_else(|| Error::NotFound(super::printable(reference.as_bytes())));
-            }
+        if let Some(found) = self.resolve_history(reference) {
+            return found;
         }
         let hex = reference.strip_prefix(digest::PREFIX).unwrap_or(reference);
         if hex.len() < 4 || !digest::is_hex(hex) {
@@ -182,12 +196,59 @@ impl Store {
             .filter(|d| d.hex().starts_with(hex))
             .collect::<Vec<_>>();
         match matches.len() {
-            0 => Err(Error::NotFound(reference.to_string())),
+            0 => Err(Error::NotFound(super::printable(reference.as_bytes()))),
             1 => Ok(matches.remove(0)),
             _ => Err(Error::Ambiguous {
                 reference: reference.to_string(),
                 candidates: matches.iter().map(Digest::to_string).collect(),
             }),
+        }
+    }
+
+    /// `NAME@N`: where NAME pointed N changes ago; None for any other form.
+    fn resolve_history(&self, reference: &str) -> Option<Result<Digest>> {
+        let (name, back) = reference.rsplit_once('@')?;
+        let back = back.parse::<usize>().ok()?;
+        validate_name(name).ok()?;
+        Some(read(self, name).and_then(|history| {
+            history
+                .get(back)
+                .copied()
+                .ok_or_else(|| Error::NotFound(super::printable(reference.as_bytes())))
+        }))
+    }
+
+    /// For commands that delete or repoint: a name, `NAME@N` or a full
+    /// `sha256:` digest of a stored slice, never a prefix.
+    pub fn resolve_exact(&self, reference: &str, command: &str) -> Result<Digest> {
+        let needs_exact = || Error::NeedsExactRef {
+            reference: super::printable(reference.as_bytes()),
+            command: command.to_string(),
+        };
+        if validate_name(reference).is_ok() {
+            if let Some(found) = read(self, reference)?.first() {
+                return Ok(*found);
+            }
+            // Say why a digest prefix is not taken, rather than "no such
+            // slice", when it is one.
+            let hex = reference.strip_prefix(digest::PREFIX).unwrap_or(reference);
+            if digest::is_hex(hex)
+                && self
+                    .slice_digests()?
+                    .iter()
+                    .any(|d| d.hex().starts_with(hex))
+            {
+                return Err(needs_exact());
+            }
+            return Err(Error::NotFound(super::printable(reference.as_bytes())));
+        }
+        if let Some(found) = self.resolve_history(reference) {
+            return found;
+        }
+        match reference.parse::<Digest>() {
+            Ok(digest) if self.slice_dir(&digest).is_dir() => Ok(digest),
+            Ok(_) => Err(Error::NotFound(super::printable(reference.as_bytes()))),
+            Err(_) => Err(needs_exact()),
         }
     }
 
@@ -236,5 +297,31 @@ mod tests {
         for bad in ["", ".hidden", "-x", "a/b", "sha256:ab", "a b", "ä"] {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
+    }
+
+    fn leftovers(store: &Store) -> Vec<String> {
+        fs::read_dir(store.refs_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_ref_write_leaves_no_temp_file_and_gc_sweeps_killed_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("store")).unwrap();
+        let digest = Digest::from_hex(&"ab".repeat(32)).unwrap();
+        // A directory where the ref should go: the rename fails.
+        fs::create_dir_all(store.refs_dir().join("x/in-the-way")).unwrap();
+        assert!(write(&store, "x", &[digest]).is_err());
+        assert_eq!(leftovers(&store), Vec::<String>::new());
+        fs::remove_dir_all(store.refs_dir().join("x")).unwrap();
+        // What a write killed between create and rename leaves.
+        fs::write(store.refs_dir().join(".y.1-2-3.tmp"), "partial").unwrap();
+        write(&store, "y", &[digest]).unwrap();
+        prune_history(&store).unwrap();
+        assert_eq!(leftovers(&store), Vec::<String>::new());
+        assert_eq!(read(&store, "y").unwrap(), [digest]);
     }
 }

@@ -40,6 +40,15 @@ impl Manifest {
         }
     }
 
+    /// Parses a manifest.json; the caller checks it hashes to its slice.
+    pub fn parse(bytes: &[u8]) -> std::result::Result<Manifest, String> {
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if manifest.format != 1 {
+            return Err(format!("unknown manifest format {}", manifest.format));
+        }
+        Ok(manifest)
+    }
+
     pub fn slice_digest(&self) -> Digest {
         let mut text = format!(
             "slicebox-slice-v1\ntree {}\nmount {}\n",
@@ -81,9 +90,9 @@ impl Store {
     pub fn manifest(&self, slice: &Digest) -> Result<Manifest> {
         let path = self.slice_dir(slice).join("manifest.json");
         let text = super::read_small(&path).at("read manifest", &path)?;
-        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| Error::Corrupt {
+        let manifest = Manifest::parse(text.as_bytes()).map_err(|reason| Error::Corrupt {
             path: path.clone(),
-            reason: e.to_string(),
+            reason,
         })?;
         if manifest.slice_digest() != *slice {
             return Err(Error::Corrupt {
@@ -102,11 +111,17 @@ impl Store {
         })
     }
 
-    /// Every named slice, one entry per name, sorted by name.
-    pub fn list_named(&self) -> Result<Vec<(String, Manifest, Digest)>> {
-        refs::list(self)?
+    /// Every named slice, one entry per name, sorted by name, each with
+    /// its manifest or why it cannot be read: one damaged slice does not
+    /// hide the others.
+    #[allow(clippy::type_complexity)]
+    pub fn list_named(&self) -> Result<Vec<(String, Digest, Result<Manifest>)>> {
+        Ok(refs::list(self)?
             .into_iter()
-            .map(|(name, digest)| Ok((name, self.manifest(&digest)?, digest)))
-            .collect()
+            .map(|(name, digest)| {
+                let manifest = self.manifest(&digest);
+                (name, digest, manifest)
+            })
+            .collect())
     }
 }

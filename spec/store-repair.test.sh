@@ -1,0 +1,108 @@
+# Re-adding a source heals what it covers: damaged objects are replaced and
+# a damaged stored slice (content, manifest, listing) is swapped for a good
+# one, atomically and without disturbing a stage that still mounts it. A
+# stage refuses a slice whose metadata is damaged, naming it.
+## compare_shells: bash dash mksh zsh busybox
+
+#### a damaged object is replaced by re-adding the source
+mkdir src
+echo "hello from rep-obj" > src/f
+slice-add --at /opt/rep rep-obj src >/dev/null
+sum=$(sha256sum src/f | cut -c1-64)
+obj="$SLICEBOX_STORE/objects/$(echo "$sum" | cut -c1-2)/$(echo "$sum" | cut -c3-)"
+chmod u+w "$obj"
+printf 'HELLO FROM REP-OBJ\n' > "$obj"
+slice-verify rep-obj >/dev/null 2>&1; echo "verify=$?"
+slice-add --at /opt/rep rep-obj src 2>&1 >/dev/null
+slice-verify rep-obj; echo "verify=$?"
+sandbox --slice rep-obj -- cat /opt/rep/f
+## STDOUT:
+verify=1
+slice-add: repaired the store: replaced 1 damaged object and replaced the stored slice, whose tree or metadata was damaged
+verify=0
+hello from rep-obj
+## END
+
+#### a lost manifest or listing: the stage refuses the slice; re-adding rewrites them
+mkdir src
+echo hello > src/f
+d=$(slice-add --at /opt/rep rep-meta src)
+dir="$SLICEBOX_STORE/slices/${d#sha256:}"
+rm "$dir/manifest.json"
+hex=${d#sha256:}
+sandbox --slice rep-meta -- true 2>&1 | sed "s|$SLICEBOX_STORE|STORE|g; s|$hex|HEX|g"
+slice-add --at /opt/rep rep-meta src 2>&1 >/dev/null
+sandbox --slice rep-meta -- cat /opt/rep/f
+rm "$dir/listing"
+slice-verify rep-meta 2>&1 | sed "s|$SLICEBOX_STORE|STORE|g; s|$hex|HEX|g"
+slice-add --at /opt/rep rep-meta src 2>&1 >/dev/null
+slice-verify rep-meta; echo "verify=$?"
+## STDOUT:
+sandbox: cannot use slice 'rep-meta': cannot read manifest 'STORE/slices/HEX/manifest.json': No such file or directory (os error 2)
+slice-add: repaired the store: replaced the stored slice, whose tree or metadata was damaged
+hello
+damaged: STORE/slices/HEX/listing: cannot read listing 'STORE/slices/HEX/listing': No such file or directory (os error 2)
+slice-verify: 1 damaged paths
+slice-add: repaired the store: replaced the stored slice, whose tree or metadata was damaged
+verify=0
+## END
+
+#### a stage that mounts the damaged slice keeps its view while it is repaired and gc runs
+mkdir src
+echo hello > src/f
+echo "hello from rep-live" > src/f
+slice-add --at /opt/rep rep-live src >/dev/null
+sum=$(sha256sum src/f | cut -c1-64)
+obj="$SLICEBOX_STORE/objects/$(echo "$sum" | cut -c1-2)/$(echo "$sum" | cut -c3-)"
+chmod u+w "$obj"
+printf 'HELLO FROM REP-LIVE\n' > "$obj"
+mkfifo go
+sandbox --slice rep-live -- sh -c 'cat /opt/rep/f; read x; cat /opt/rep/f' <go >stage.out &
+exec 3>go
+while ! test -s stage.out; do sleep 0.01; done
+slice-add --at /opt/rep rep-live src 2>/dev/null >/dev/null
+slice-gc >/dev/null
+echo go >&3
+exec 3>&-
+wait
+cat stage.out
+sandbox --slice rep-live -- cat /opt/rep/f
+slice-gc >/dev/null
+healed=$(ls "$SLICEBOX_STORE/tmp" | grep -c healed); echo "$healed"
+## STDOUT:
+HELLO FROM REP-LIVE
+HELLO FROM REP-LIVE
+hello from rep-live
+0
+## END
+
+#### a lost tree: the stage names it, verify reports it, slice-list the rest, re-adding restores it
+SLICEBOX_STORE=$PWD/own-store
+export SLICEBOX_STORE
+mkdir src other
+echo hello > src/f
+echo other > other/f
+d=$(slice-add --at /opt/rep rep-tree src)
+slice-add --at /opt/rep rep-other other >/dev/null
+hex=${d#sha256:}
+dir="$SLICEBOX_STORE/slices/$hex"
+chmod -R u+w "$dir/tree"
+rm -r "$dir/tree"
+sandbox --slice rep-tree -- true 2>&1 | sed "s|$SLICEBOX_STORE|STORE|g; s|$hex|HEX|g"
+slice-verify rep-tree 2>&1 | sed "s|$SLICEBOX_STORE|STORE|g; s|$hex|HEX|g"
+slice-add --at /opt/rep rep-tree src 2>&1 >/dev/null
+sandbox --slice rep-tree -- cat /opt/rep/f
+echo '{}' > "$dir/manifest.json"
+slice-list >list.out 2>list.err; echo "status=$?"
+cut -f1 list.out
+sed "s|$SLICEBOX_STORE|STORE|g; s|$hex|HEX|g" list.err
+## STDOUT:
+sandbox: cannot mount slice 'rep-tree' at '/opt/rep': 'STORE/slices/HEX/tree': No such file or directory
+damaged: STORE/slices/HEX/tree: is missing
+slice-verify: 1 damaged paths
+slice-add: repaired the store: replaced the stored slice, whose tree or metadata was damaged
+hello
+status=1
+rep-other
+slice-list: slice 'rep-tree' is damaged: store is damaged at 'STORE/slices/HEX/manifest.json': missing field `format` at line 1 column 2 (re-adding its source repairs it)
+## END

@@ -1,0 +1,37 @@
+//! Entry points for the cargo-fuzz targets in `fuzz/`: each feeds
+//! untrusted bytes to one parser exactly as slicebox would, without a
+//! store on disk. Not part of the supported API.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+
+/// A tar stream (plain, gzip or zstd) parsed and hashed as `slice-add -`
+/// would, with the default limits; nothing is written.
+pub fn tar(data: &[u8]) {
+    let _ = crate::store::parse_archive_only(data);
+}
+
+/// A manifest.json as a stage or `slice-show` reads it.
+pub fn manifest(data: &[u8]) {
+    if let Ok(manifest) = crate::store::Manifest::parse(data) {
+        let _ = manifest.slice_digest();
+    }
+}
+
+/// A slice listing as gc, verify and diff read it.
+pub fn listing(data: &[u8]) {
+    if let Some(entries) = crate::store::parse_listing(data) {
+        let _ = crate::store::listing_tree_digest(&entries);
+    }
+}
+
+/// NUL-separated arguments for every command's parser.
+pub fn args(data: &[u8]) {
+    let args: Vec<OsString> = data
+        .split(|b| *b == 0)
+        .map(|a| OsString::from_vec(a.to_vec()))
+        .collect();
+    for command in crate::cli::spec::COMMANDS {
+        let _ = crate::cli::parse(command, &args);
+    }
+}

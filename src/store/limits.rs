@@ -1,0 +1,298 @@
+//! What one source may hold. Every limit is checked before the bytes it
+//! guards are read or stored, and every count is of what the reader
+//! actually delivers (pax sizes included), so a few bytes of compressed
+//! input cannot claim a disk's worth of files.
+
+/// The limits of one `slice-add`. The defaults pass real toolchains and
+/// Debian images with a wide margin; `--limit KEY=VALUE` or
+/// `SLICEBOX_LIMITS` raises (or lowers) them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of every file, counted once per path: a hardlink counts again.
+    pub bytes: u64,
+    /// Bytes of one file.
+    pub file: u64,
+    /// Entries: files, directories, symlinks and hardlinks.
+    pub entries: u64,
+    /// Path components below the slice root.
+    pub depth: u64,
+    /// Bytes of one path component.
+    pub name: u64,
+    /// Bytes of a whole path below the slice root.
+    pub path: u64,
+}
+
+/// The longest file name, and the longest path without its NUL, that
+/// Linux takes: limits above them could never be met.
+const NAME_MAX: u64 = 255;
+const PATH_MAX: u64 = 4095;
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            bytes: 64 << 30,
+            file: 64 << 30,
+            entries: 4 << 20,
+            depth: 512,
+            name: NAME_MAX,
+            path: PATH_MAX,
+        }
+    }
+}
+
+/// The keys `--limit` takes (docs: `slice-add --help`).
+pub const LIMIT_KEYS: [&str; 6] = ["bytes", "file", "entries", "depth", "name", "path"];
+
+/// `123`, or with a suffix K, M, G or T (powers of 1024).
+fn number(value: &str) -> Option<u64> {
+    let (digits, shift) = match value.as_bytes().last()? {
+        b'K' | b'k' => (&value[..value.len() - 1], 10),
+        b'M' | b'm' => (&value[..value.len() - 1], 20),
+        b'G' | b'g' => (&value[..value.len() - 1], 30),
+        b'T' | b't' => (&value[..value.len() - 1], 40),
+        _ => (value, 0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(1u64 << shift)
+}
+
+impl Limits {
+    /// Applies one `KEY=VALUE`.
+    pub fn set(&mut self, spec: &str) -> Result<(), String> {
+        let (key, value) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("--limit needs KEY=VALUE, not '{spec}'"))?;
+        let value = number(value).ok_or_else(|| {
+            format!("--limit {key}= needs a number (with K, M, G or T), not '{value}'")
+        })?;
+        let slot = match key {
+            "bytes" => &mut self.bytes,
+            "file" => &mut self.file,
+            "entries" => &mut self.entries,
+            "depth" => &mut self.depth,
+            "name" => &mut self.name,
+            "path" => &mut self.path,
+            _ => {
+                return Err(format!(
+                    "unknown limit '{key}'; the limits are {}",
+                    LIMIT_KEYS.join(", ")
+                ));
+            }
+        };
+        // A name or path longer than the kernel takes could pass the
+        // budget only to fail half-way through building the tree.
+        let most = match key {
+            "name" => Some((NAME_MAX, "name")),
+            "path" => Some((PATH_MAX, "path")),
+            _ => None,
+        };
+        if let Some((most, what)) = most {
+            if value > most {
+                return Err(format!(
+                    "--limit {key}={value} is more than {most}, the longest {what} Linux takes"
+                ));
+            }
+        }
+        *slot = value;
+        Ok(())
+    }
+
+    /// The defaults, then `SLICEBOX_LIMITS` (comma-separated), then each
+    /// `--limit`, later ones winning.
+    pub fn from_settings<'a>(
+        env: Option<&str>,
+        options: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Limits, String> {
+        let mut limits = Limits::default();
+        for spec in env.into_iter().flat_map(|e| e.split(',')) {
+            if !spec.trim().is_empty() {
+                limits
+                    .set(spec.trim())
+                    .map_err(|e| format!("SLICEBOX_LIMITS: {e}"))?;
+            }
+        }
+        for spec in options {
+            limits.set(spec)?;
+        }
+        Ok(limits)
+    }
+}
+
+/// What a source has used of its limits so far.
+pub(crate) struct Budget {
+    limits: Limits,
+    entries: u64,
+    bytes: u64,
+}
+
+impl Budget {
+    pub(crate) fn new(limits: Limits) -> Budget {
+        Budget {
+            limits,
+            entries: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Counts one entry at `parts` (a normalised path).
+    pub(crate) fn entry(&mut self, parts: &[&[u8]]) -> Result<(), String> {
+        let l = &self.limits;
+        self.entries += 1;
+        if self.entries > l.entries {
+            return Err(format!(
+                "is entry number {}, more than the limit of {} entries (--limit entries=N raises it)",
+                self.entries, l.entries
+            ));
+        }
+        if parts.len() as u64 > l.depth {
+            return Err(format!(
+                "is {} levels deep, more than the limit of {} (--limit depth=N raises it)",
+                parts.len(),
+                l.depth
+            ));
+        }
+        if let Some(long) = parts.iter().find(|p| p.len() as u64 > l.name) {
+            return Err(format!(
+                "has a name of {} bytes, more than the limit of {} (--limit name=N raises it)",
+                long.len(),
+                l.name
+            ));
+        }
+        let path = parts.iter().map(|p| p.len() as u64 + 1).sum::<u64>() - 1;
+        if path > l.path {
+            return Err(format!(
+                "has a path of {path} bytes, more than the limit of {} (--limit path=N raises it)",
+                l.path
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks a symlink's target: the kernel takes no NUL and no more
+    /// than a path's bytes.
+    pub(crate) fn symlink(&self, target: &[u8]) -> Result<(), String> {
+        if target.contains(&0) {
+            return Err("has a NUL byte in its link target, which no path can hold".into());
+        }
+        if target.len() as u64 > self.limits.path {
+            return Err(format!(
+                "is a symlink to a target of {} bytes, more than the limit of {} for a path",
+                target.len(),
+                self.limits.path
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts a file's bytes, before any of them is read.
+    pub(crate) fn file(&mut self, size: u64) -> Result<(), String> {
+        let l = &self.limits;
+        if size > l.file {
+            return Err(format!(
+                "holds {size} bytes, more than the limit of {} bytes for one file (--limit file=N raises it)",
+                l.file
+            ));
+        }
+        self.bytes = self.bytes.saturating_add(size);
+        if self.bytes > l.bytes {
+            return Err(format!(
+                "brings the files to {} bytes, more than the limit of {} bytes (--limit bytes=N raises it)",
+                self.bytes, l.bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `slice-add --help` (and docs/builtins.md) give the defaults.
+    #[test]
+    fn the_help_text_states_the_defaults() {
+        let shown = |v: u64| match v {
+            v if v % (1 << 30) == 0 => format!("{}G", v >> 30),
+            v if v % (1 << 20) == 0 => format!("{}M", v >> 20),
+            v => v.to_string(),
+        };
+        let d = Limits::default();
+        let details = crate::cli::spec::SLICE_ADD.details;
+        for (key, value) in LIMIT_KEYS
+            .iter()
+            .zip([d.bytes, d.file, d.entries, d.depth, d.name, d.path])
+        {
+            let line = details
+                .lines()
+                .find(|l| l.trim_start().starts_with(key))
+                .unwrap_or_else(|| panic!("{key} is not in slice-add --help"));
+            assert!(
+                line.ends_with(&format!("(default {})", shown(value))),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_parse_with_suffixes_and_later_settings_win() {
+        let limits =
+            Limits::from_settings(Some("bytes=1T, entries=10"), ["entries=2K", "file=3M"]).unwrap();
+        assert_eq!(limits.bytes, 1 << 40);
+        assert_eq!(limits.entries, 2048);
+        assert_eq!(limits.file, 3 << 20);
+        assert_eq!(limits.depth, Limits::default().depth);
+        for bad in [
+            "bytes",
+            "bytes=",
+            "bytes=1X",
+            "bytes=-1",
+            "colour=1",
+            "bytes=99999999999T",
+            "name=256",
+            "path=4096",
+        ] {
+            assert!(Limits::from_settings(None, [bad]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_budget_counts_entries_depth_names_paths_and_bytes() {
+        let mut b = Budget::new(Limits {
+            bytes: 10,
+            file: 6,
+            entries: 3,
+            depth: 2,
+            name: 3,
+            path: 6,
+        });
+        assert!(b.entry(&[b"a", b"bb"]).is_ok());
+        assert!(b
+            .entry(&[b"a", b"b", b"c"])
+            .unwrap_err()
+            .contains("levels deep"));
+        assert!(b.entry(&[b"long"]).unwrap_err().contains("name of 4 bytes"));
+        assert!(b.entry(&[b"x"]).unwrap_err().contains("entry number 4"));
+        let mut b = Budget::new(Limits {
+            path: 6,
+            ..Limits::default()
+        });
+        assert!(b.entry(&[b"abc", b"de"]).is_ok());
+        assert!(b
+            .entry(&[b"abc", b"def"])
+            .unwrap_err()
+            .contains("path of 7"));
+        let mut b = Budget::new(Limits {
+            bytes: 10,
+            file: 6,
+            ..Limits::default()
+        });
+        assert!(b.file(7).unwrap_err().contains("one file"));
+        assert!(b.file(6).is_ok());
+        assert!(b.file(5).unwrap_err().contains("11 bytes"));
+        assert!(b.symlink(b"t/t").is_ok());
+        assert!(b.symlink(b"t\0t").unwrap_err().contains("NUL"));
+        assert!(b.symlink(&[b't'; 4096]).unwrap_err().contains("4096 bytes"));
+    }
+}
