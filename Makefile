@@ -16,7 +16,7 @@ DOCS      := README.md docs/builtins.md docs/c-api.md docs/design.md docs/format
 SLICEBOX_TEST_USER ?= sbx
 export SLICEBOX_TOOLCHAIN_CACHE ?= $(if $(ROOT),/var/cache/slicebox-toolchains,$(HOME)/.cache/slicebox-toolchains)
 
-.PHONY: all build install uninstall demo test check-header lint unit-tests shell-tests install-check bench bench-compare bench-store clean
+.PHONY: all build install uninstall demo test check-header lint unit-tests shell-tests install-check fuzz-smoke bench bench-compare bench-store clean
 
 all: build
 
@@ -65,7 +65,11 @@ shell-tests: build
 install-check: build
 	bash shell-tests/install-check.sh
 
-test: check-header lint unit-tests shell-tests install-check
+# Each cargo-fuzz target for 60 s (docs/reliability.md, "Fuzzing").
+fuzz-smoke:
+	bash fuzz/run.sh 60
+
+test: check-header lint unit-tests shell-tests install-check fuzz-smoke
 
 bench: build
 	bash bench/startup.sh target/release

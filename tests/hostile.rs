@@ -67,6 +67,7 @@ const REQUIRED: &[&str] = &[
     "file-1TiB-no-data.tar",
     "dir-with-data.tar",
     "gzip-bomb-2GiB.tar.gz",
+    "zstd-bomb-200MiB.tar.zst",
     "hardlink-bomb.tar.gz",
     "entry-count-bomb.tar.gz",
     "control-chars-name.tar",

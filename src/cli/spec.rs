@@ -159,8 +159,10 @@ Limits, each checked before the bytes it guards are read (KEY=VALUE for
   depth    directories a path goes down (default 512)
   name     bytes of one path component (default 255)
   path     bytes of one whole path (default 4095)
+  ratio    times its size a gzip or zstd stream expands to (default 1000)
 name and path can be lowered, not raised: the defaults are the most
-Linux takes. A symlink's target counts as a path.
+Linux takes. A symlink's target counts as a path. ratio applies past the
+first 64M a stream expands to.
 
 Re-adding a source repairs what it covers: stored objects it relies on
 are re-hashed, damaged ones are replaced, and a damaged stored copy of

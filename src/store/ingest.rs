@@ -3,16 +3,18 @@
 //! materialise it in a private staging dir, then publish objects, slice and
 //! ref in that order.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
 use super::at;
-use super::limits::{Budget, Limits};
+use super::limits::{expansion_reason, Budget, Counted, ExpansionGuard, Limits};
 use super::objects::{ObjectSink, ObjectWriter};
 use super::progress::Progress;
 use super::tarball::{Kind, TarError, TarReader};
@@ -411,17 +413,11 @@ fn normalise_entry_name(name: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
     Ok(parts)
 }
 
-/// Parses a tar stream (plain, gzip or zstd) and hashes its files with the
-/// default limits, storing nothing: what the fuzz target runs.
-pub fn parse_archive_only(data: &[u8]) -> Result<Node> {
+/// Parses a tar stream (plain, gzip or zstd) and hashes its files within
+/// `limits`, storing nothing: what the fuzz target runs.
+pub fn parse_archive_only(data: &[u8], limits: Limits) -> Result<Node> {
     let progress = Progress::start(None, String::new());
-    let tree = read_archive(
-        data,
-        "-",
-        Limits::default(),
-        &super::objects::HashOnly,
-        &progress,
-    );
+    let tree = read_archive(data, "-", limits, &super::objects::HashOnly, &progress);
     progress.finish();
     tree
 }
@@ -440,7 +436,12 @@ fn read_archive(
     sink: &dyn ObjectSink,
     progress: &Progress,
 ) -> Result<Node> {
-    let mut buffered = BufReader::with_capacity(256 * 1024, input);
+    let compressed = Rc::new(Cell::new(0));
+    let counted = Counted {
+        inner: input,
+        count: compressed.clone(),
+    };
+    let mut buffered = BufReader::with_capacity(256 * 1024, counted);
     let magic = buffered.fill_buf().map_err(|e| Error::BadSource {
         source_name: source_name.into(),
         reason: format!("it cannot be read: {e}"),
@@ -455,8 +456,41 @@ fn read_archive(
             .map_err(|e| decompression_error(source_name, "zstd", &e))?;
         (Box::new(decoder), "zstd")
     } else {
-        (Box::new(buffered), "tar")
+        // A plain tar is its own size: nothing to bound.
+        let entries = read_entries(
+            Box::new(buffered),
+            "tar",
+            source_name,
+            limits,
+            sink,
+            progress,
+        );
+        return entries;
     };
+    let guard = ExpansionGuard::new(decoded, compressed, limits.ratio);
+    let verdict = guard.verdict();
+    let entries = read_entries(Box::new(guard), format, source_name, limits, sink, progress);
+    match verdict.get() {
+        // Whatever error the stopped stream caused on its way out, the
+        // reason is the expansion.
+        Some((expanded, compressed)) => Err(Error::BadSource {
+            source_name: source_name.into(),
+            reason: expansion_reason(format, expanded, compressed, limits.ratio),
+        }),
+        None => entries,
+    }
+}
+
+/// Reads the entries of a decoded tar stream into a tree, hashing files
+/// into `sink`; `format` is the stream's compression, for messages.
+fn read_entries(
+    decoded: Box<dyn Read + '_>,
+    format: &str,
+    source_name: &str,
+    limits: Limits,
+    sink: &dyn ObjectSink,
+    progress: &Progress,
+) -> Result<Node> {
     let mut reader = TarReader::new(decoded);
     let tar_error = |e: TarError| match e.entry {
         Some(entry) => rejected(source_name, &entry, e.reason),

@@ -3,6 +3,10 @@
 //! actually delivers (pax sizes included), so a few bytes of compressed
 //! input cannot claim a disk's worth of files.
 
+use std::cell::Cell;
+use std::io::{self, Read};
+use std::rc::Rc;
+
 /// The limits of one `slice-add`. The defaults pass real toolchains and
 /// Debian images with a wide margin; `--limit KEY=VALUE` or
 /// `SLICEBOX_LIMITS` raises (or lowers) them.
@@ -20,7 +24,15 @@ pub struct Limits {
     pub name: u64,
     /// Bytes of a whole path below the slice root.
     pub path: u64,
+    /// How many times its compressed size a gzip or zstd stream may
+    /// expand to, past the first `RATIO_SLACK` bytes.
+    pub ratio: u64,
 }
+
+/// Expansion every compressed source may use before `ratio` applies: small
+/// archives of zeros or of empty files compress far better than real
+/// trees, and are no danger.
+pub const RATIO_SLACK: u64 = 64 << 20;
 
 /// The longest file name, and the longest path without its NUL, that
 /// Linux takes: limits above them could never be met.
@@ -36,12 +48,16 @@ impl Default for Limits {
             depth: 512,
             name: NAME_MAX,
             path: PATH_MAX,
+            // Real trees compress 2 to 20 times (a Debian image about 3, a
+            // tree of text about 10, gzip can do no better than about
+            // 1032), while zstd repeats a run of zeros at 32768 times.
+            ratio: 1000,
         }
     }
 }
 
 /// The keys `--limit` takes (docs: `slice-add --help`).
-pub const LIMIT_KEYS: [&str; 6] = ["bytes", "file", "entries", "depth", "name", "path"];
+pub const LIMIT_KEYS: [&str; 7] = ["bytes", "file", "entries", "depth", "name", "path", "ratio"];
 
 /// `123`, or with a suffix K, M, G or T (powers of 1024).
 fn number(value: &str) -> Option<u64> {
@@ -74,6 +90,7 @@ impl Limits {
             "depth" => &mut self.depth,
             "name" => &mut self.name,
             "path" => &mut self.path,
+            "ratio" => &mut self.ratio,
             _ => {
                 return Err(format!(
                     "unknown limit '{key}'; the limits are {}",
@@ -94,6 +111,9 @@ impl Limits {
                     "--limit {key}={value} is more than {most}, the longest {what} Linux takes"
                 ));
             }
+        }
+        if key == "ratio" && value == 0 {
+            return Err("--limit ratio=0 would refuse every compressed source".into());
         }
         *slot = value;
         Ok(())
@@ -206,6 +226,70 @@ impl Budget {
     }
 }
 
+/// Counts the compressed bytes read through it.
+pub(crate) struct Counted<R> {
+    pub(crate) inner: R,
+    pub(crate) count: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let got = self.inner.read(buf)?;
+        self.count.set(self.count.get() + got as u64);
+        Ok(got)
+    }
+}
+
+/// Stops a decompressed stream that grows past `ratio` times the
+/// compressed bytes read so far, so that a few megabytes of zstd cannot
+/// make slicebox decompress, hash and store tens of gigabytes. The count
+/// of compressed bytes includes what the buffer has read ahead, which only
+/// errs towards letting a stream through.
+pub(crate) struct ExpansionGuard<R> {
+    inner: R,
+    compressed: Rc<Cell<u64>>,
+    expanded: u64,
+    ratio: u64,
+    exceeded: Rc<Cell<Option<(u64, u64)>>>,
+}
+
+impl<R> ExpansionGuard<R> {
+    pub(crate) fn new(inner: R, compressed: Rc<Cell<u64>>, ratio: u64) -> ExpansionGuard<R> {
+        ExpansionGuard {
+            inner,
+            compressed,
+            expanded: 0,
+            ratio,
+            exceeded: Rc::new(Cell::new(None)),
+        }
+    }
+
+    /// Set to (expanded, compressed) bytes once the stream was stopped.
+    pub(crate) fn verdict(&self) -> Rc<Cell<Option<(u64, u64)>>> {
+        self.exceeded.clone()
+    }
+}
+
+impl<R: Read> Read for ExpansionGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let got = self.inner.read(buf)?;
+        self.expanded += got as u64;
+        let compressed = self.compressed.get();
+        if self.expanded > RATIO_SLACK && self.expanded / self.ratio.max(1) > compressed {
+            self.exceeded.set(Some((self.expanded, compressed)));
+            return Err(io::Error::other("it expands too far"));
+        }
+        Ok(got)
+    }
+}
+
+/// The reason given for a stream the guard stopped.
+pub(crate) fn expansion_reason(format: &str, expanded: u64, compressed: u64, ratio: u64) -> String {
+    format!(
+        "its {format} stream expands to more than {ratio} times its size ({expanded} bytes from {compressed}), the limit for compressed sources (--limit ratio=N raises it)"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,7 +306,7 @@ mod tests {
         let details = crate::cli::spec::SLICE_ADD.details;
         for (key, value) in LIMIT_KEYS
             .iter()
-            .zip([d.bytes, d.file, d.entries, d.depth, d.name, d.path])
+            .zip([d.bytes, d.file, d.entries, d.depth, d.name, d.path, d.ratio])
         {
             let line = details
                 .lines()
@@ -252,6 +336,7 @@ mod tests {
             "bytes=99999999999T",
             "name=256",
             "path=4096",
+            "ratio=0",
         ] {
             assert!(Limits::from_settings(None, [bad]).is_err(), "{bad}");
         }
@@ -266,6 +351,7 @@ mod tests {
             depth: 2,
             name: 3,
             path: 6,
+            ratio: 1000,
         });
         assert!(b.entry(&[b"a", b"bb"]).is_ok());
         assert!(b
@@ -294,5 +380,27 @@ mod tests {
         assert!(b.symlink(b"t/t").is_ok());
         assert!(b.symlink(b"t\0t").unwrap_err().contains("NUL"));
         assert!(b.symlink(&[b't'; 4096]).unwrap_err().contains("4096 bytes"));
+    }
+
+    #[test]
+    fn the_guard_stops_a_stream_past_its_ratio_and_not_before() {
+        let compressed = Rc::new(Cell::new(0));
+        let zeros = io::repeat(0).take(RATIO_SLACK + (1 << 20));
+        let mut guard = ExpansionGuard::new(zeros, compressed.clone(), 10);
+        // 100 KiB in: the slack plus 1 MiB is more than ten times that.
+        compressed.set(100 << 10);
+        let verdict = guard.verdict();
+        let err = io::copy(&mut guard, &mut io::sink()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Other);
+        let (expanded, seen) = verdict.get().expect("stopped");
+        assert!(expanded > RATIO_SLACK && seen == 100 << 10);
+
+        let compressed = Rc::new(Cell::new(RATIO_SLACK));
+        let zeros = io::repeat(0).take(RATIO_SLACK + (1 << 20));
+        let mut guard = ExpansionGuard::new(zeros, compressed, 10);
+        assert_eq!(
+            io::copy(&mut guard, &mut io::sink()).unwrap(),
+            RATIO_SLACK + (1 << 20)
+        );
     }
 }

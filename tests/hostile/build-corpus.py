@@ -208,6 +208,24 @@ def gzip_of_zeros(prefix, zeros, suffix_zeros, out, chunk=MIB):
     out.write((crc & 0xFFFFFFFF).to_bytes(4, "little") + (total & 0xFFFFFFFF).to_bytes(4, "little"))
 
 
+def zstd_of_zeros(prefix, zeros):
+    """A zstd frame of `prefix` (one raw block) then `zeros` zero bytes as
+    RLE blocks: 4 bytes of input per 128 KiB of output, the format's
+    highest ratio (32,768)."""
+    def block(kind, size, last, payload):
+        # last bit, type (0 raw, 1 RLE), size << 3: 3 bytes, little-endian
+        return ((size << 3) | (kind << 1) | int(last)).to_bytes(3, "little") + payload
+    # No checksum, no content size; window 2^(10+7) = 128 KiB.
+    frame = bytearray(b"\x28\xb5\x2f\xfd\x00" + bytes([7 << 3]))
+    frame += block(0, len(prefix), False, prefix)
+    left = zeros
+    while left > 0:
+        n = min(128 * KIB, left)
+        left -= n
+        frame += block(1, n, left == 0, b"\0")
+    return bytes(frame)
+
+
 def self_check_gzip_of_zeros():
     """The trick above, checked against gzip on a small instance."""
     out = io.BytesIO()
@@ -398,6 +416,17 @@ def bombs(out):
     link_or_copy(bomb, os.path.join(out, "gzip-bomb-2GiB-file-limit.tar.gz"))
     CASES.append(("gzip-bomb-2GiB-file-limit.tar.gz", "reject", "file=100M",
                   "holds 2147483648 bytes, more than the limit of 104857600 bytes for one file", None))
+
+    # The same kind of bomb, each past the ratio limit of compressed
+    # sources: zstd at 32,768 times (200 MiB from 6 KB, under every other
+    # default), gzip at its 1,032 times, with the ratio lowered.
+    size = 200 * MIB
+    reject("zstd-bomb-200MiB.tar.zst",
+           "its zstd stream expands to more than 1000 times its size",
+           zstd_of_zeros(header(b"zeros", size=size), size + 1024))
+    link_or_copy(bomb, os.path.join(out, "gzip-bomb-2GiB-ratio.tar.gz"))
+    CASES.append(("gzip-bomb-2GiB-ratio.tar.gz", "reject", "ratio=100",
+                  "its gzip stream expands to more than 100 times its size", None))
 
     # One 1 MiB file and 70,000 hardlinks to it: 70,001 MiB counted, past
     # the default 64 GiB (65,536 MiB) at the 65,536th link.
