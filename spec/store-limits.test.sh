@@ -50,7 +50,7 @@ slice-add: --limit path=4096 is more than 4095, the longest path Linux takes
 Usage: slice-add [OPTIONS] NAME SOURCE
 slice-add: --limit bytes= needs a number (with K, M, G or T), not 'lots'
 Usage: slice-add [OPTIONS] NAME SOURCE
-slice-add: SLICEBOX_LIMITS: unknown limit 'colour'; the limits are bytes, file, entries, depth, name, path
+slice-add: SLICEBOX_LIMITS: unknown limit 'colour'; the limits are bytes, file, entries, depth, name, path, ratio
 Usage: slice-add [OPTIONS] NAME SOURCE
 ## END
 
