@@ -10,6 +10,7 @@ BINDIR    := $(PREFIX)/bin
 LOADABLES := $(PREFIX)/lib/bash
 INCDIR    := $(PREFIX)/include
 DOCDIR    := $(PREFIX)/share/doc/slicebox
+SHAREDIR  := $(PREFIX)/share/slicebox
 BUILTINS  := sandbox slice-add slice-list slice-show slice-rm slice-tag slice-gc slice-verify slice-diff store-stats
 DOCS      := README.md docs/builtins.md docs/c-api.md docs/design.md docs/formats.md docs/performance.md docs/reliability.md
 # The unprivileged user the rootless tests run as when `make test` runs as root.
@@ -24,19 +25,21 @@ build:
 	$(CARGO) build --release --locked
 
 install: build
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LOADABLES) $(DESTDIR)$(INCDIR) $(DESTDIR)$(DOCDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LOADABLES) $(DESTDIR)$(INCDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SHAREDIR)
 	install -m 0755 target/release/slicebox $(DESTDIR)$(BINDIR)/slicebox
 	for b in $(BUILTINS); do ln -sf slicebox $(DESTDIR)$(BINDIR)/$$b; done
 	install -m 0644 target/release/libslicebox.so $(DESTDIR)$(LOADABLES)/libslicebox.so
 	install -m 0644 include/slicebox.h $(DESTDIR)$(INCDIR)/slicebox.h
 	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	install -m 0644 share/slicebox.ysh $(DESTDIR)$(SHAREDIR)/slicebox.ysh
 	@echo "installed into $(PREFIX); in bash: BASH_LOADABLES_PATH=$(LOADABLES) enable -f libslicebox.so $(BUILTINS)"
+	@echo "in YSH: use $(SHAREDIR)/slicebox.ysh"
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/slicebox $(addprefix $(DESTDIR)$(BINDIR)/,$(BUILTINS))
 	rm -f $(DESTDIR)$(LOADABLES)/libslicebox.so $(DESTDIR)$(INCDIR)/slicebox.h
-	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS)))
-	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(LOADABLES) 2>/dev/null
+	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS))) $(DESTDIR)$(SHAREDIR)/slicebox.ysh
+	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SHAREDIR) $(DESTDIR)$(LOADABLES) 2>/dev/null
 
 demo: install
 	PREFIX=$(PREFIX) bash shell-tests/demo.sh

@@ -21,7 +21,8 @@ share/doc/slicebox/design.md
 share/doc/slicebox/formats.md
 share/doc/slicebox/performance.md
 share/doc/slicebox/reliability.md
-share/doc/someone-elses-file"
+share/doc/someone-elses-file
+share/slicebox/slicebox.ysh"
 actual=$(cd "$dest$prefix" && find . -type f -o -type l | sed 's|^\./||' | sort)
 [ "$actual" = "$expected" ] || { printf 'install-check: installed files differ\nexpected:\n%s\nactual:\n%s\n' "$expected" "$actual" >&2; exit 1; }
 echo "ok: make install puts exactly the documented files into PREFIX"

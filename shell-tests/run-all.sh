@@ -18,6 +18,8 @@ install -m 0755 "$build/slicebox" "$stage/bin/slicebox"
 builtins=$("$build/slicebox" --commands | tr '\n' ' ')
 for b in $builtins; do ln -s slicebox "$stage/bin/$b"; done
 install -m 0644 "$build/libslicebox.so" "$stage/lib/libslicebox.so"
+mkdir -p "$stage/share/slicebox"
+install -m 0644 "$top/share/slicebox.ysh" "$stage/share/slicebox/slicebox.ysh"
 cp -r "$top/spec" "$top/shell-tests" "$stage/"
 mkdir -p "$stage/tests" && cp -r "$top/tests/hostile" "$stage/tests/"
 chmod -R a+rX "$stage"
@@ -26,11 +28,25 @@ chmod -R a+rX "$stage"
 export SLICEBOX_TOOLCHAIN_CACHE=${SLICEBOX_TOOLCHAIN_CACHE:-$HOME/.cache/slicebox-toolchains}
 bash "$top/shell-tests/fetch-toolchains.sh" >/dev/null
 
-# What this kernel offers decides some expectations; say it up front.
-landlock=$(python3 -c 'import ctypes; l = ctypes.CDLL(None); l.syscall.restype = ctypes.c_long; print(max(0, l.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint(1))))')
-echo "NOTE: kernel $(uname -r), Landlock ABI $landlock" \
-    "($( ((landlock >= 9)) && echo "--net none closes path sockets" || echo "below 9: --net none leaves a socket in the visible cwd connectable, as documented; spec/escape-net.test.sh checks that"))," \
-    "dev.tty.legacy_tiocsti=$(cat /proc/sys/dev/tty/legacy_tiocsti 2>/dev/null || echo absent)"
+# OSH and YSH for the spec matrix's osh and ysh cells: built from vendor/
+# and cached (build-osh.sh), else an osh already on PATH, else those cells
+# are reported as not run (SPEC_REQUIRE=osh,ysh, as .ci/run sets, makes
+# that a failure).
+oils_path=
+built=0
+oils=$(bash "$top/shell-tests/build-osh.sh") || built=$?
+if [ "$built" = 0 ]; then
+    oils_path=$oils/bin:
+    echo "NOTE: OSH and YSH: $("$oils/bin/osh" --version | head -n 1) from $oils"
+elif [ "$built" != 3 ]; then
+    echo "run-all.sh: cannot build OSH (above)" >&2
+    exit 1
+elif command -v osh >/dev/null; then
+    oils_path=$(dirname "$(command -v osh)"):
+    echo "NOTE: OSH and YSH: $(command -v osh), found on PATH"
+else
+    echo "NOTE: no OSH (neither vendor/ nor PATH has one): the osh and ysh cells will not run"
+fi
 
 run_mode() { # mode-name, then the command prefix that switches user
     local mode=$1; shift
@@ -40,7 +56,8 @@ run_mode() { # mode-name, then the command prefix that switches user
     [ $# -gt 0 ] && chown "$test_user:" "$work"
     echo "=== shell tests, $mode ($("$@" id -un)) ==="
     "$@" env -i \
-        HOME="$work" PATH="$stage/bin:/usr/local/bin:/usr/bin:/bin" LANG=C.UTF-8 \
+        HOME="$work" PATH="$stage/bin:$oils_path/usr/local/bin:/usr/bin:/bin" LANG=C.UTF-8 \
+        SPEC_REQUIRE="${SPEC_REQUIRE:-}" \
         SLICEBOX_BIN_DIR="$stage/bin" SLICEBOX_LIB="$stage/lib/libslicebox.so" \
         SLICEBOX_STORE="$work/store" SLICEBOX_TOOLCHAIN_CACHE="$SLICEBOX_TOOLCHAIN_CACHE" \
         SLICEBOX_TEST_MODE="$mode" SLICEBOX_TEST_WORK="$work" SLICEBOX_BUILTINS="$builtins" \

@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """Oils-format spec test runner for slicebox.
 
-Usage: python3 spec/run.py [--shells a,b,c] [--filter SUBSTR] [--verbose] FILE...
+Usage: python3 spec/run.py [--shells a,b,c] [--require a,b] [--filter SUBSTR]
+                           [--verbose] FILE...
 
 Parses spec/*.test.sh files in the Oils format (see spec/README.md), runs each
 case in every selected shell ("cell") and prints a pass/ok/N-I/BUG/FAIL matrix.
-Exit status is 0 only if no cell FAILed. Dependency-free, Python 3.11.
+A file with `## our_shell: ysh` runs in the ysh cell only; every other file
+runs in the sh cells. The Oils cells (osh, ysh) are reported as "not run" when
+their shell is not installed, unless --require names them. Exit status is 0
+only if no cell FAILed and every required cell ran. Dependency-free, Python 3.11.
 """
 import argparse
 import json
@@ -17,16 +21,22 @@ import subprocess
 import sys
 import tempfile
 
-CELLS = ['bash-builtin', 'bash-exe', 'dash', 'mksh', 'zsh', 'busybox']
-# cell -> (program, argv prefix before the code, names accepted in ## qualifiers)
+CELLS = ['bash-builtin', 'bash-exe', 'dash', 'mksh', 'zsh', 'busybox', 'osh', 'ysh']
+# cell -> (program, argv prefix before the code, names accepted in ## qualifiers,
+#          language of the files it runs)
 CELL_DEFS = {
-    'bash-builtin': ('bash', ['-c'], {'bash-builtin', 'bash'}),
-    'bash-exe': ('bash', ['-c'], {'bash-exe', 'bash'}),
-    'dash': ('dash', ['-c'], {'dash'}),
-    'mksh': ('mksh', ['-c'], {'mksh'}),
-    'zsh': ('zsh', ['-c'], {'zsh'}),
-    'busybox': ('busybox', ['sh', '-c'], {'busybox', 'ash'}),
+    'bash-builtin': ('bash', ['-c'], {'bash-builtin', 'bash'}, 'sh'),
+    'bash-exe': ('bash', ['-c'], {'bash-exe', 'bash'}, 'sh'),
+    'dash': ('dash', ['-c'], {'dash'}, 'sh'),
+    'mksh': ('mksh', ['-c'], {'mksh'}, 'sh'),
+    'zsh': ('zsh', ['-c'], {'zsh'}, 'sh'),
+    'busybox': ('busybox', ['sh', '-c'], {'busybox', 'ash'}, 'sh'),
+    'osh': ('osh', ['-c'], {'osh'}, 'sh'),
+    'ysh': ('ysh', ['-c'], {'ysh'}, 'ysh'),
 }
+# Oils is in no package registry: shell-tests/build-osh.sh builds it from
+# vendor/. Without it these cells are "not run", never silently dropped.
+OPTIONAL_CELLS = {'osh', 'ysh'}
 DEFAULT_BUILTINS = 'sandbox slice-add slice-list slice-show slice-rm slice-tag slice-gc slice-verify slice-diff store-stats'
 
 # Same shape as Oils' test/sh_spec.py KEY_VALUE_RE, but shell names may contain '-'.
@@ -37,8 +47,9 @@ KEYS = {'stdout', 'stderr', 'status', 'stdout-json', 'stderr-json', 'code'}
 
 # Result ranking: a cell's result is the worst of its assertions (as in Oils).
 FAIL, BUG, NI, OK, PASS = range(5)
-LABELS = {FAIL: 'FAIL', BUG: 'BUG', NI: 'N-I', OK: 'ok', PASS: 'pass'}
-COLORS = {FAIL: '31', BUG: '35', NI: '33', OK: '36', PASS: '32'}
+NOT_RUN = 'not-run'                 # a cell whose shell is missing: no rank, no verdict
+LABELS = {FAIL: 'FAIL', BUG: 'BUG', NI: 'N-I', OK: 'ok', PASS: 'pass', NOT_RUN: 'not run'}
+COLORS = {FAIL: '31', BUG: '35', NI: '33', OK: '36', PASS: '32', NOT_RUN: '31'}
 
 
 class ParseError(Exception):
@@ -56,6 +67,7 @@ def parse_file(path):
     with open(path, encoding='utf-8') as f:
         lines = f.read().split('\n')
     cases, case, i = [], None, 0
+    language = 'sh'
 
     def err(msg, at=None):
         raise ParseError(f'{path}:{(i if at is None else at) + 1}: {msg}')
@@ -71,7 +83,11 @@ def parse_file(path):
         m = KEY_VALUE_RE.match(line)
         if line.startswith('##') and not m:
             err(f'invalid ## line: {line!r}')
-        if m and case is None:          # file-level metadata (compare_shells, ...): ignored
+        if m and case is None:          # file-level metadata: only our_shell is used
+            if m.group(3) == 'our_shell':
+                language = m.group(4).strip()
+                if language not in ('sh', 'osh', 'ysh'):
+                    err(f'our_shell must be osh or ysh, not {language!r}')
             i += 1
             continue
         if case is None:
@@ -122,6 +138,7 @@ def parse_file(path):
         spec[key] = value
     for c in cases:
         c['code'] = '\n'.join(c['code']).strip('\n') + '\n'
+        c['language'] = 'ysh' if language == 'ysh' else 'sh'
         del c['in_code']
     return cases
 
@@ -198,6 +215,9 @@ def main():
     ap = argparse.ArgumentParser(description='Run Oils-format spec tests against slicebox.')
     ap.add_argument('--shells', default=','.join(CELLS),
                     help='comma-separated cells (default: %(default)s)')
+    ap.add_argument('--require', default=os.environ.get('SPEC_REQUIRE', ''),
+                    help='comma-separated cells that must run: a missing shell is then an '
+                         'error, not "not run" (default: $SPEC_REQUIRE)')
     ap.add_argument('--filter', default='', help='only cases whose name contains SUBSTR')
     ap.add_argument('--verbose', '-v', action='store_true', help="show every cell's output")
     ap.add_argument('files', nargs='+', metavar='FILE')
@@ -207,11 +227,14 @@ def main():
     unknown = [c for c in cells if c not in CELL_DEFS]
     if unknown:
         sys.exit(f'run.py: unknown shell(s): {", ".join(unknown)} (known: {", ".join(CELLS)})')
+    required = {c for c in args.require.split(',') if c}
     progs = {c: shutil.which(CELL_DEFS[c][0]) for c in cells}
-    missing = sorted({CELL_DEFS[c][0] for c in cells if not progs[c]})
+    missing = sorted({CELL_DEFS[c][0] for c in cells
+                      if not progs[c] and (c not in OPTIONAL_CELLS or c in required)})
     if missing:
         print(f'run.py: ERROR: shell(s) not installed: {", ".join(missing)}', file=sys.stderr)
         return 1
+    not_run = [c for c in cells if not progs[c]]
     try:
         timeout = float(os.environ.get('SPEC_TIMEOUT', '60'))
         cases = [(f, c) for f in args.files for c in parse_file(f) if args.filter in c['name']]
@@ -227,13 +250,20 @@ def main():
 
     color = sys.stdout.isatty()
     paint = lambda r, s: f'\x1b[{COLORS[r]}m{s}\x1b[0m' if color else s
-    width = max(len(c) for c in cells + ['FAIL'])
+    width = max(len(c) for c in cells + ['FAIL'] + ([LABELS[NOT_RUN]] if not_run else []))
     print(f'{"case":>4} {"line":>5}  ' + ' '.join(f'{c:<{width}}' for c in cells) + '  name')
     totals = {c: dict.fromkeys(LABELS, 0) for c in cells}
     failures, n = [], 0
     for n, (path, case) in enumerate(cases, 1):
         row = []
         for cell in cells:
+            if CELL_DEFS[cell][3] != case['language']:
+                row.append(f'{"-":<{width}}')
+                continue
+            if cell in not_run:
+                totals[cell][NOT_RUN] += 1
+                row.append(paint(NOT_RUN, f'{LABELS[NOT_RUN]:<{width}}'))
+                continue
             workdir = os.path.join(root, f'{n:03d}-{cell}')
             os.makedirs(workdir)
             act = run_cell(case, cell, progs[cell], workdir,
@@ -250,9 +280,13 @@ def main():
         print(f'{n:>4} {case["line"]:>5}  ' + ' '.join(row) + f'  {case["name"]}', flush=True)
 
     print(f'\n{"":>11} ' + ' '.join(f'{c:<{width}}' for c in cells))
-    for r in (PASS, OK, NI, BUG, FAIL):
+    for r in (PASS, OK, NI, BUG, FAIL, NOT_RUN):
         print(f'{LABELS[r]:>11} ' + ' '.join(f'{totals[c][r]:<{width}}' for c in cells))
     print(f'{n} cases x {len(cells)} shells, {len(failures)} FAIL')
+    if not_run:
+        print(f'NOT RUN: {", ".join(not_run)}: not installed (shell-tests/build-osh.sh builds '
+              f'Oils from vendor/; run-all.sh does it), so {sum(totals[c][NOT_RUN] for c in not_run)} '
+              'cases did not run in them')
 
     for path, case, cell, exp, act in failures:
         print(f'\n=== FAIL {path}:{case["line"]} "{case["name"]}" [{cell}]')

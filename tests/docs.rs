@@ -15,7 +15,26 @@ fn expected() -> String {
          same command of the `slicebox` executable (`slicebox sandbox …`, or a link\n\
          named `sandbox`). Both share one parser and behave the same.\n\n\
          Errors name the program, the operation, the path and the cause, e.g.\n\
-         `sandbox: cannot mount slice 'py' at '/opt/python': No such file or directory`.\n",
+         `sandbox: cannot mount slice 'py' at '/opt/python': No such file or directory`.\n\n\
+         ## From OSH and YSH\n\n\
+         Oils cannot load the builtins: OSH lists `enable` as a bash builtin it will\n\
+         not implement, and has no ABI for native code. OSH and YSH run the\n\
+         executable instead: put `PREFIX/bin` on `PATH` and every command below works\n\
+         the same, as an ordinary pipeline stage\n\
+         (`sandbox --slice node-22 -- /opt/node/bin/node -v | tr . ' '`).\n\n\
+         YSH also has a module, `PREFIX/share/slicebox/slicebox.ysh`:\n\n\
+         ```ysh\n\
+         use ~/.local/share/slicebox/slicebox.ysh   # or: use ... --pick sandbox slice-add\n\
+         slicebox sandbox --slice node-22 -- /opt/node/bin/node -v | tr . ' '\n\
+         for s in (slicebox.slices()) { echo \"$[s.name] $[s.bytes]\" }\n\
+         try { slicebox sandbox -- sh -c 'exit 3' }; echo $[_error.code]   # 3\n\
+         ```\n\n\
+         Its procs are the commands below (`sandbox`, `slice-add`, ...), each running\n\
+         the executable of the same installation. Its funcs return what `--json`\n\
+         prints, as YSH data: `slices()` (a List of Dicts), `show(ref)` and `stats()`\n\
+         (Dicts), `diff(a, b)` (a List of changes) and `verify(ref=null)` (a List of\n\
+         damaged paths: empty when nothing is damaged). A failing command or func is a YSH error: `try` catches it and\n\
+         `_error.code` is the exit status.\n",
     );
     for command in COMMANDS {
         text.push_str(&format!(
