@@ -30,7 +30,7 @@ no-default
 1
 2
 sandbox: invalid mount point 'relative': it must be absolute
-Usage: sandbox [OPTIONS] [--] COMMAND [ARG...]
+Usage: sandbox [OPTIONS] [--] [COMMAND [ARG...]]
 status=2
 ## END
 

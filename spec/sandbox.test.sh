@@ -72,7 +72,6 @@ status=127
 
 #### usage errors are 2 with a Usage line; options stop at the first operand
 sandbox --bogus -- true 2>&1; echo "status=$?"
-sandbox 2>&1; echo "status=$?"
 sandbox --net bogus -- true 2>&1; echo "status=$?"
 sandbox --fd 2 -- true 2>&1; echo "status=$?"
 sandbox --chdir relative -- true 2>&1; echo "status=$?"
@@ -80,23 +79,20 @@ sandbox echo --bogus --net; echo "status=$?"
 sandbox --help | head -n 1; echo "status=$?"
 ## STDOUT:
 sandbox: unknown option '--bogus'
-Usage: sandbox [OPTIONS] [--] COMMAND [ARG...]
-status=2
-sandbox: expected a COMMAND to run
-Usage: sandbox [OPTIONS] [--] COMMAND [ARG...]
+Usage: sandbox [OPTIONS] [--] [COMMAND [ARG...]]
 status=2
 sandbox: --net must be 'host' or 'none', not 'bogus'
-Usage: sandbox [OPTIONS] [--] COMMAND [ARG...]
+Usage: sandbox [OPTIONS] [--] [COMMAND [ARG...]]
 status=2
-sandbox: --fd needs a descriptor number above 2, not '2'
-Usage: sandbox [OPTIONS] [--] COMMAND [ARG...]
+sandbox: --fd needs N or N=M, descriptor numbers above 2, not '2'
+Usage: sandbox [OPTIONS] [--] [COMMAND [ARG...]]
 status=2
 sandbox: --chdir needs an absolute path
-Usage: sandbox [OPTIONS] [--] COMMAND [ARG...]
+Usage: sandbox [OPTIONS] [--] [COMMAND [ARG...]]
 status=2
 --bogus --net
 status=0
-Usage: sandbox [OPTIONS] [--] COMMAND [ARG...]
+Usage: sandbox [OPTIONS] [--] [COMMAND [ARG...]]
 status=0
 ## END
 
@@ -116,15 +112,19 @@ BAR=outside; export BAR
 KEEP=kept; export KEEP
 sandbox --env BAR=inside --env NEW=new -- sh -c 'echo "$BAR $NEW $KEEP"'
 sandbox --unsetenv BAR -- sh -c 'echo "bar=${BAR-unset} keep=$KEEP"'
+# Every stage has SLICEBOX_STAGE and SLICEBOX_SLICES, --clearenv or not.
 sandbox --clearenv -- /usr/bin/env; echo "clear=$?"
-sandbox --clearenv --env ONLY=1 -- /usr/bin/env
+sandbox --clearenv --env ONLY=1 --unsetenv SLICEBOX_SLICES -- /usr/bin/env
 NOTEXPORTED=x
 sandbox -- sh -c 'echo "ne=${NOTEXPORTED-unset}"'
 ## STDOUT:
 temp=1
 inside new kept
 bar=unset keep=kept
+SLICEBOX_STAGE=1
+SLICEBOX_SLICES=
 clear=0
+SLICEBOX_STAGE=1
 ONLY=1
 ne=unset
 ## END

@@ -1,9 +1,9 @@
 //! `sandbox`: resolve slices in the store, build the stage, run it, and
 //! turn its outcome into an exit status.
 
-use std::ffi::OsString;
-use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
 
 use super::{is_open, open_store, Context, Exit, Failure, Parsed};
 use crate::runtime::{self, Outcome, PlannedSlice, Stage, WorkdirView};
@@ -17,9 +17,6 @@ fn setup_failure(message: String) -> Failure {
 }
 
 pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
-    if parsed.operands.is_empty() {
-        return Err(Failure::usage("expected a COMMAND to run"));
-    }
     let isolate_net = match parsed.last("net").map(|v| v.as_bytes()) {
         None | Some(b"host") => false,
         Some(b"none") => true,
@@ -30,29 +27,41 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
             )))
         }
     };
-    let mut keep_fds = Vec::new();
-    for value in parsed.values("fd") {
-        let fd: i32 = value
-            .to_str()
-            .and_then(|v| v.parse().ok())
-            .filter(|fd| *fd > 2)
-            .ok_or_else(|| {
+    let fds = passed_fds(parsed)?;
+    let tmpfs = parsed
+        .values("tmpfs")
+        .map(planned_tmpfs)
+        .collect::<Result<Vec<_>, _>>()?;
+    let identity = identity(parsed)?;
+    let hostname = match parsed.last("hostname") {
+        Some(name) if name.is_empty() || name.len() > 64 => {
+            return Err(Failure::usage(format!(
+                "--hostname needs 1 to 64 bytes, not '{}'",
+                printable(name.as_bytes())
+            )))
+        }
+        other => other.map(|n| n.to_os_string()),
+    };
+    let timeout = parsed
+        .last("timeout")
+        .map(|value| {
+            duration(value).ok_or_else(|| {
                 Failure::usage(format!(
-                    "--fd needs a descriptor number above 2, not '{}'",
+                    "--timeout needs a duration above 0 such as 30, 1.5s, 500ms, 2m or 1h, not '{}'",
                     printable(value.as_bytes())
                 ))
-            })?;
-        if !is_open(fd) {
-            return Err(setup_failure(format!(
-                "cannot pass descriptor {fd}: it is not open"
-            )));
-        }
-        keep_fds.push(fd);
-    }
+            })
+        })
+        .transpose()?;
+    let rlimits = parsed
+        .values("rlimit")
+        .map(rlimit)
+        .collect::<Result<Vec<_>, _>>()?;
     let chdir = parsed.last("chdir").map(PathBuf::from);
     if chdir.as_ref().is_some_and(|d| !d.is_absolute()) {
         return Err(Failure::usage("--chdir needs an absolute path"));
     }
+    let output = parsed.last("out").map(output_spec).transpose()?;
 
     let mut slices = Vec::new();
     let mut env: Vec<OsString> = if parsed.has("clearenv") {
@@ -61,10 +70,15 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         ctx.env.clone()
     };
     let slice_refs: Vec<_> = parsed.values("slice").collect();
+    let needs_store = !slice_refs.is_empty() || output.is_some();
+    let store = if needs_store {
+        Some(open_store(ctx)?)
+    } else {
+        None
+    };
     // Held until the stage ends, so slice-gc keeps what it mounts.
     let mut _pin = None;
-    if !slice_refs.is_empty() {
-        let store = open_store(ctx)?;
+    if let (Some(store), false) = (&store, slice_refs.is_empty()) {
         // Resolving and pinning under the shared lock: gc cannot run between.
         let lock = store.lock_shared()?;
         let mut digests = Vec::new();
@@ -92,8 +106,11 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
                     .map_err(|e| Failure::usage(e.to_string()))?,
                 None => manifest.mount_point.clone(),
             };
+            // In --slice order, each entry seeing what the ones before it
+            // set: `PATH=/opt/node/bin:${PATH}` puts a later slice first.
             for entry in &manifest.env {
-                set_env(&mut env, OsString::from(entry));
+                let expanded = expand(entry.as_bytes(), &env);
+                set_env(&mut env, OsString::from_vec(expanded));
             }
             digests.push(digest);
             slices.push(PlannedSlice {
@@ -105,6 +122,18 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         _pin = Some(store.pin(&digests)?);
         drop(lock);
     }
+    // A prompt can test these; set before --env and --unsetenv, which may
+    // change them.
+    set_env(&mut env, OsString::from("SLICEBOX_STAGE=1"));
+    let mut names = OsString::from("SLICEBOX_SLICES=");
+    names.push(
+        slices
+            .iter()
+            .map(|s| s.label.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    set_env(&mut env, names);
     for entry in parsed.values("env") {
         if !entry.as_bytes().contains(&b'=') {
             return Err(Failure::usage(format!(
@@ -118,9 +147,22 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         env.retain(|e| env_name(e) != name.as_bytes());
     }
 
+    // No command: the user's shell, interactive when stdin is a terminal.
+    let (argv, fallback) = if parsed.operands.is_empty() {
+        let shell = env
+            .iter()
+            .find_map(|e| e.as_bytes().strip_prefix(b"SHELL="))
+            .filter(|s| s.starts_with(b"/"))
+            .map(|s| OsString::from_vec(s.to_vec()))
+            .unwrap_or_else(|| OsString::from("/bin/sh"));
+        (vec![shell], Some(OsString::from("/bin/sh")))
+    } else {
+        (parsed.operands.clone(), None)
+    };
+
     let cwd = std::env::current_dir()
         .map_err(|e| setup_failure(format!("cannot read the current directory: {e}")))?;
-    let binds = parsed
+    let mut binds = parsed
         .options
         .iter()
         .filter_map(|(name, value)| match *name {
@@ -130,6 +172,19 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         })
         .map(|(writable, value)| planned_bind(value, writable, &cwd))
         .collect::<Result<Vec<_>, _>>()?;
+    let output_dir = match (&output, &store) {
+        (Some((dir, _)), Some(store)) => {
+            let made = store.output_dir()?;
+            binds.push(runtime::PlannedBind {
+                source: made.path.clone(),
+                target: dir.clone(),
+                writable: true,
+                is_dir: true,
+            });
+            Some(made)
+        }
+        _ => None,
+    };
     let base = runtime::host_base();
     let workdir = if parsed.has("no-cwd") {
         None
@@ -152,7 +207,8 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         .or_else(|| workdir.clone())
         .unwrap_or_else(|| PathBuf::from("/"));
     let stage = Stage {
-        argv: parsed.operands.clone(),
+        argv,
+        fallback,
         env,
         slices,
         base,
@@ -161,8 +217,15 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         isolate_net,
         binds,
         stdio: ctx.stdio.map(|fd| if is_open(fd) { fd } else { -1 }),
-        keep_fds,
+        fds,
         ignored_signals: ctx.ignored_signals.clone(),
+        dev: parsed.has("dev"),
+        tmpfs,
+        rw_workdir: parsed.has("rw-cwd"),
+        hostname,
+        identity,
+        rlimits,
+        timeout,
     };
     let mut host_signals = ctx.host_signals.and_then(|make| make());
     let report = runtime::run(&stage, host_signals.as_deref_mut()).map_err(|e| match e {
@@ -173,7 +236,7 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     if let Some(message) = &report.message {
         ctx.err(&format!("sandbox: {message}\n"));
     }
-    Ok(match report.outcome {
+    let exit = match report.outcome {
         Outcome::Exited(code) => Exit::code(code),
         Outcome::Signaled(signal) => Exit {
             code: 128 + signal,
@@ -181,7 +244,291 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         },
         Outcome::SetupFailed { .. } | Outcome::InitFailed { .. } => Exit::SETUP_FAILED,
         Outcome::ExecFailed { not_found, .. } => Exit::code(if not_found { 127 } else { 126 }),
+        Outcome::TimedOut => Exit::code(TIMED_OUT),
+    };
+    if let (Some((dir, name)), Some(made), Some(store), Exit::SUCCESS) =
+        (&output, &output_dir, &store, exit)
+    {
+        store_output(store, made, dir, name)?;
+    }
+    Ok(exit)
+}
+
+/// The exit status of a stage killed by `--timeout`, as timeout(1) has it.
+const TIMED_OUT: i32 = 124;
+
+/// Stores what the stage left in its `--out` dir as slice `name`, through
+/// the same ingest as `slice-add`.
+fn store_output(
+    store: &crate::store::Store,
+    made: &crate::store::OutputDir,
+    dir: &Path,
+    name: &str,
+) -> Result<(), Failure> {
+    let mount_point = dir.to_str().expect("checked UTF-8").to_string();
+    store
+        .add_slice(
+            name,
+            &crate::store::Source::Directory(made.path.clone()),
+            &crate::store::IngestOptions {
+                mount_point,
+                env: Vec::new(),
+                limits: crate::store::Limits::default(),
+                progress_fd: None,
+            },
+        )
+        .map_err(|e| {
+            // The output dir's own path is the store's business: name the
+            // entry as the stage saw it.
+            let cause = match e {
+                crate::store::Error::Rejected { entry, reason, .. } => {
+                    format!("'{}/{entry}' {reason}", printable_path(dir))
+                }
+                crate::store::Error::BadSource { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            Failure {
+                message: format!(
+                    "cannot store --out '{}' as slice '{}': {cause}; nothing was stored",
+                    printable_path(dir),
+                    printable(name.as_bytes())
+                ),
+                exit: Exit::FAILURE,
+            }
+        })?;
+    Ok(())
+}
+
+/// `--out DIR=NAME`: DIR a mount point, NAME a slice name.
+fn output_spec(value: &OsStr) -> Result<(PathBuf, String), Failure> {
+    let bad = || {
+        Failure::usage(format!(
+            "--out needs DIR=NAME, an absolute directory and a slice name, not '{}'",
+            printable(value.as_bytes())
+        ))
+    };
+    let text = value.to_str().ok_or_else(bad)?;
+    let (dir, name) = text.rsplit_once('=').ok_or_else(bad)?;
+    let dir = crate::store::validate_mount_point(dir).map_err(|e| Failure::usage(e.to_string()))?;
+    crate::store::validate_name(name).map_err(|e| Failure::usage(e.to_string()))?;
+    Ok((PathBuf::from(dir), name.to_string()))
+}
+
+/// `--fd N` or `--fd N=M`: the caller's N, as M in the stage.
+fn passed_fds(parsed: &Parsed) -> Result<Vec<(i32, i32)>, Failure> {
+    let mut fds: Vec<(i32, i32)> = Vec::new();
+    for value in parsed.values("fd") {
+        let bad = || {
+            Failure::usage(format!(
+                "--fd needs N or N=M, descriptor numbers above 2, not '{}'",
+                printable(value.as_bytes())
+            ))
+        };
+        let text = value.to_str().ok_or_else(bad)?;
+        let (from, to) = text.split_once('=').unwrap_or((text, text));
+        let number = |s: &str| s.parse::<i32>().ok().filter(|fd| *fd > 2);
+        let (from, to) = (number(from).ok_or_else(bad)?, number(to).ok_or_else(bad)?);
+        if !is_open(from) {
+            return Err(setup_failure(format!(
+                "cannot pass descriptor {from}: it is not open"
+            )));
+        }
+        if fds.iter().any(|(_, t)| *t == to) {
+            return Err(Failure::usage(format!(
+                "--fd: two descriptors would be number {to} in the stage"
+            )));
+        }
+        fds.push((from, to));
+    }
+    if fds.len() > runtime::MAX_FDS {
+        return Err(Failure::usage(format!(
+            "--fd: at most {} descriptors can be passed",
+            runtime::MAX_FDS
+        )));
+    }
+    Ok(fds)
+}
+
+/// `--uid N` and `--gid N`; the one not given stays the caller's.
+fn identity(parsed: &Parsed) -> Result<Option<(u32, u32)>, Failure> {
+    let id = |option: &str| {
+        parsed
+            .last(option)
+            .map(|value| {
+                value
+                    .to_str()
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .filter(|v| *v != u32::MAX)
+                    .ok_or_else(|| {
+                        Failure::usage(format!(
+                            "--{option} needs a number from 0 to 4294967294, not '{}'",
+                            printable(value.as_bytes())
+                        ))
+                    })
+            })
+            .transpose()
+    };
+    let (uid, gid) = (id("uid")?, id("gid")?);
+    if uid.is_none() && gid.is_none() {
+        return Ok(None);
+    }
+    Ok(Some((
+        uid.unwrap_or_else(|| nix::unistd::geteuid().as_raw()),
+        gid.unwrap_or_else(|| nix::unistd::getegid().as_raw()),
+    )))
+}
+
+/// `30` (seconds), `1.5s`, `500ms`, `2m`, `1h`, `1d`.
+fn duration(value: &OsStr) -> Option<std::time::Duration> {
+    let text = value.to_str()?;
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let scale = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => return None,
+    };
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    let seconds = number.parse::<f64>().ok()? * scale;
+    (seconds > 0.0 && seconds < 1e9).then(|| std::time::Duration::from_secs_f64(seconds))
+}
+
+const RLIMITS: &[(&str, i32)] = &[
+    ("as", libc::RLIMIT_AS as i32),
+    ("core", libc::RLIMIT_CORE as i32),
+    ("cpu", libc::RLIMIT_CPU as i32),
+    ("data", libc::RLIMIT_DATA as i32),
+    ("fsize", libc::RLIMIT_FSIZE as i32),
+    ("memlock", libc::RLIMIT_MEMLOCK as i32),
+    ("nofile", libc::RLIMIT_NOFILE as i32),
+    ("nproc", libc::RLIMIT_NPROC as i32),
+    ("stack", libc::RLIMIT_STACK as i32),
+];
+
+/// `NAME=SOFT[:HARD]`; values are numbers (with K, M, G, T for sizes) or
+/// `unlimited`. Without HARD both are SOFT. Checked against the current
+/// hard limit here: the stage has no capability to raise it.
+fn rlimit(value: &OsStr) -> Result<runtime::Rlimit, Failure> {
+    let bad =
+        |why: &str| Failure::usage(format!("--rlimit {}: {why}", printable(value.as_bytes())));
+    let text = value.to_str().ok_or_else(|| bad("not UTF-8"))?;
+    let (name, values) = text
+        .split_once('=')
+        .ok_or_else(|| bad("needs NAME=SOFT[:HARD]"))?;
+    let resource = RLIMITS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, r)| *r)
+        .ok_or_else(|| {
+            bad(&format!(
+                "unknown limit; the limits are {}",
+                RLIMITS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+    let number = |v: &str| match v {
+        "unlimited" | "infinity" => Some(libc::RLIM_INFINITY),
+        v => crate::store::Limits::parse_size(v),
+    };
+    let (soft, hard) = values.split_once(':').unwrap_or((values, values));
+    let soft = number(soft).ok_or_else(|| bad("needs numbers or 'unlimited'"))?;
+    let hard = number(hard).ok_or_else(|| bad("needs numbers or 'unlimited'"))?;
+    if soft > hard {
+        return Err(bad("the soft limit is above the hard one"));
+    }
+    let mut current = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit.
+    if unsafe { libc::getrlimit(resource as libc::__rlimit_resource_t, &mut current) } == 0
+        && hard > current.rlim_max
+    {
+        return Err(bad(&format!(
+            "the hard limit cannot go above the current one, {}",
+            if current.rlim_max == libc::RLIM_INFINITY {
+                "unlimited".to_string()
+            } else {
+                current.rlim_max.to_string()
+            }
+        )));
+    }
+    Ok(runtime::Rlimit {
+        resource,
+        soft,
+        hard,
     })
+}
+
+/// `--tmpfs DST[:size=N,mode=M]`.
+fn planned_tmpfs(value: &OsStr) -> Result<runtime::PlannedTmpfs, Failure> {
+    let bad =
+        |why: &str| Failure::usage(format!("--tmpfs '{}': {why}", printable(value.as_bytes())));
+    let text = value.to_str().ok_or_else(|| bad("not UTF-8"))?;
+    let (target, options) = match text.rsplit_once(':') {
+        Some((t, o)) if o.contains('=') => (t, Some(o)),
+        _ => (text, None),
+    };
+    let target =
+        crate::store::validate_mount_point(target).map_err(|e| Failure::usage(e.to_string()))?;
+    let mut tmpfs = runtime::PlannedTmpfs {
+        target: PathBuf::from(target),
+        size: None,
+        mode: 0o755,
+    };
+    for option in options.into_iter().flat_map(|o| o.split(',')) {
+        match option.split_once('=') {
+            Some(("size", v)) => {
+                tmpfs.size = Some(
+                    crate::store::Limits::parse_size(v)
+                        .filter(|s| *s > 0)
+                        .ok_or_else(|| bad("size needs a number of bytes (with K, M, G)"))?,
+                )
+            }
+            Some(("mode", v)) => {
+                tmpfs.mode = u32::from_str_radix(v, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| bad("mode needs an octal number such as 700 or 1777"))?
+            }
+            _ => return Err(bad("the options are size=N and mode=M")),
+        }
+    }
+    Ok(tmpfs)
+}
+
+/// Replaces each `${NAME}` in an entry's value by NAME's value in `env`
+/// (empty when unset).
+fn expand(entry: &[u8], env: &[OsString]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entry.len());
+    let mut rest = entry;
+    while let Some(start) = rest.windows(2).position(|w| w == b"${") {
+        let Some(len) = rest[start + 2..].iter().position(|c| *c == b'}') else {
+            break;
+        };
+        let name = &rest[start + 2..start + 2 + len];
+        out.extend_from_slice(&rest[..start]);
+        if let Some(value) = env.iter().find_map(|e| {
+            e.as_bytes()
+                .strip_prefix(name)
+                .and_then(|v| v.strip_prefix(b"="))
+        }) {
+            out.extend_from_slice(value);
+        }
+        rest = &rest[start + 3 + len..];
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 /// `SRC[:DST]`: DST starts at the last ':' followed by '/', so a SRC may

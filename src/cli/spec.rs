@@ -32,7 +32,7 @@ const JSON: OptionSpec = OptionSpec {
 
 pub const SANDBOX: CommandSpec = CommandSpec {
     name: "sandbox",
-    usage: "sandbox [OPTIONS] [--] COMMAND [ARG...]",
+    usage: "sandbox [OPTIONS] [--] [COMMAND [ARG...]]",
     summary: "Run COMMAND in its own small container built from slices.",
     options: &[
         OptionSpec {
@@ -51,6 +51,16 @@ pub const SANDBOX: CommandSpec = CommandSpec {
             help: "show host path SRC read-only at DST (default: SRC's own path); repeatable",
         },
         OptionSpec {
+            long: "tmpfs",
+            value: Some("DST[:size=N,mode=M]"),
+            help: "mount a fresh writable tmpfs at DST (size in bytes with K, M, G; mode octal); repeatable",
+        },
+        OptionSpec {
+            long: "dev",
+            value: None,
+            help: "give the stage a private devpts: /dev/pts and /dev/ptmx",
+        },
+        OptionSpec {
             long: "net",
             value: Some("host|none"),
             help: "share the host's network (default) or get only a loopback interface",
@@ -66,9 +76,44 @@ pub const SANDBOX: CommandSpec = CommandSpec {
             help: "do not show the current directory inside; start in / (or --chdir)",
         },
         OptionSpec {
+            long: "rw-cwd",
+            value: None,
+            help: "show the current directory writable, not read-only",
+        },
+        OptionSpec {
             long: "fd",
+            value: Some("N[=M]"),
+            help: "pass descriptor N through (as M); all but 0, 1, 2 are closed otherwise; repeatable",
+        },
+        OptionSpec {
+            long: "uid",
             value: Some("N"),
-            help: "pass descriptor N through; all but 0, 1, 2 are closed otherwise; repeatable",
+            help: "run COMMAND as user id N inside (0 looks like root, without its power)",
+        },
+        OptionSpec {
+            long: "gid",
+            value: Some("N"),
+            help: "run COMMAND as group id N inside",
+        },
+        OptionSpec {
+            long: "hostname",
+            value: Some("NAME"),
+            help: "set the stage's host name",
+        },
+        OptionSpec {
+            long: "timeout",
+            value: Some("DURATION"),
+            help: "kill the stage after DURATION (e.g. 30, 1.5s, 500ms, 2m, 1h) and exit 124",
+        },
+        OptionSpec {
+            long: "rlimit",
+            value: Some("NAME=SOFT[:HARD]"),
+            help: "set a resource limit (nofile, nproc, as, data, stack, cpu, fsize, core, memlock); repeatable",
+        },
+        OptionSpec {
+            long: "out",
+            value: Some("DIR=NAME"),
+            help: "make DIR writable; after exit 0, store its content as slice NAME at DIR",
         },
         OptionSpec {
             long: "env",
@@ -90,27 +135,45 @@ pub const SANDBOX: CommandSpec = CommandSpec {
     options_end_at_operand: true,
     details: "\
 COMMAND sees the host's /usr, /bin, /lib*, /sbin and /etc read-only, each
-slice read-only at its mount point, each --bind and --ro-bind, the current
-directory read-only at its own path, a fresh /tmp, a fresh /proc and a
-minimal /dev. Nothing else of the host's files is visible. A current
-directory that is /, /tmp, or under /proc, /dev or /sys is not shown (a
-note says so) and COMMAND starts in /.
+slice read-only at its mount point, each --bind and --ro-bind, each
+--tmpfs, the current directory read-only (--rw-cwd: writable) at its own
+path, a fresh /tmp, a fresh /proc and a minimal /dev (with --dev, also a
+devpts of its own). Nothing else of the host's files is visible. A
+current directory that is /, /tmp, or under /proc, /dev or /sys is not
+shown (a note says so) and COMMAND starts in /. Without COMMAND, $SHELL
+(or /bin/sh) runs inside, interactive on a terminal.
 
 Mount points are resolved inside the stage and never through a symlink;
-nothing is created on the host. A missing bind source or a symlink on the
-way to a mount point fails with 125 and names the path.
+nothing is created on the host. Parents are mounted before children,
+whatever the order of the options. A missing bind source or a symlink on
+the way to a mount point fails with 125 and names the path.
+
+The environment is the caller's (or empty with --clearenv), then each
+slice's variables in --slice order, where ${NAME} is NAME's value so far
+(so 'PATH=/opt/b/bin:${PATH}' of a later slice comes first), then
+SLICEBOX_STAGE=1 and SLICEBOX_SLICES (the slices' names) for a prompt to
+test, then --env, then --unsetenv.
 
 COMMAND runs in new user, mount, pid, ipc and uts namespaces (and net with
 --net none), in a session of its own, with a session keyring of its own,
-with no capabilities and no_new_privs. Only stdin, stdout, stderr and
---fd descriptors reach it. Its stdin, stdout and stderr are the caller's
-own, except that a terminal is replaced by a pty of the stage's own,
-relayed by sandbox: ^C and the window size reach COMMAND, ^Z does not
-suspend it, and the terminal's modes are restored afterwards.
+with no capabilities and no_new_privs. --uid and --gid put it in a user
+namespace nested in the stage's, entered after setup: uid 0 there looks
+like root and has no power over the stage's mounts. Only stdin, stdout,
+stderr and --fd descriptors reach it. Its stdin, stdout and stderr are
+the caller's own, except that a terminal is replaced by a pty of the
+stage's own, relayed by sandbox: ^C and the window size reach COMMAND, ^Z
+does not suspend it, and the terminal's modes are restored afterwards.
+The stage dies with sandbox (or the shell running the builtin), and when
+--timeout passes: every process of it is killed.
 
-Exit status: COMMAND's own; 128+N if it was killed by signal N; 125 if the
-sandbox could not be set up; 126 if COMMAND could not be executed; 127 if
-it was not found; 2 for a usage error.",
+--out DIR=NAME: DIR starts empty and writable; after COMMAND exits 0 its
+content is stored as slice NAME with mount point DIR, as slice-add would
+(crash-safe, deduplicated). On any other status nothing is stored.
+
+Exit status: COMMAND's own; 128+N if it was killed by signal N; 124 if
+--timeout passed; 125 if the sandbox could not be set up; 126 if COMMAND
+could not be executed; 127 if it was not found; 1 if --out could not be
+stored; 2 for a usage error.",
 };
 
 pub const SLICE_ADD: CommandSpec = CommandSpec {

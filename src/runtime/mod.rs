@@ -15,13 +15,18 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
 use crate::text::printable_path;
-pub use plan::{workdir_view, HostEntry, PlanInput, PlannedBind, PlannedSlice, WorkdirView};
-pub use process::{HostSignals, InitStep, Outcome};
+pub use plan::{
+    workdir_view, HostEntry, PlanInput, PlannedBind, PlannedSlice, PlannedTmpfs, WorkdirView,
+};
+pub use process::{HostSignals, InitStep, Outcome, MAX_FDS};
 
 /// One sandboxed process, fully resolved: store lookups are done.
 #[derive(Debug, Clone)]
 pub struct Stage {
     pub argv: Vec<OsString>,
+    /// Tried when `argv[0]` is not found inside (the user's `$SHELL` may
+    /// not exist there: `/bin/sh` then).
+    pub fallback: Option<OsString>,
     /// `NAME=VALUE` entries, the payload's whole environment.
     pub env: Vec<OsString>,
     pub slices: Vec<PlannedSlice>,
@@ -36,8 +41,25 @@ pub struct Stage {
     pub binds: Vec<PlannedBind>,
     /// The caller's descriptors for the payload's 0, 1, 2 (-1: closed).
     pub stdio: [RawFd; 3],
-    pub keep_fds: Vec<RawFd>,
+    /// (caller's descriptor, its number in the payload), for `--fd`.
+    pub fds: Vec<(RawFd, RawFd)>,
     pub ignored_signals: Vec<i32>,
+    pub dev: bool,
+    pub tmpfs: Vec<PlannedTmpfs>,
+    pub rw_workdir: bool,
+    pub hostname: Option<OsString>,
+    /// The payload's uid and gid inside a nested user namespace.
+    pub identity: Option<(u32, u32)>,
+    pub rlimits: Vec<Rlimit>,
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// One `--rlimit`: a `libc::RLIMIT_*` resource and its soft and hard values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimit {
+    pub resource: i32,
+    pub soft: u64,
+    pub hard: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,11 +68,11 @@ pub enum Error {
     Plan(#[from] plan::PlanError),
     #[error("argument contains a NUL byte")]
     Nul,
-    #[error("cannot {what}: {source}{hint}")]
+    #[error("cannot {what}: {}{hint}", strerror_of(.source))]
     Spawn {
         what: &'static str,
         source: std::io::Error,
-        hint: &'static str,
+        hint: String,
     },
 }
 
@@ -120,14 +142,11 @@ pub fn run(stage: &Stage, host: Option<&mut (dyn HostSignals + 'static)>) -> Res
     if stage.isolate_net {
         flags |= libc::CLONE_NEWNET;
     }
-    let mut keep_fds = stage.keep_fds.clone();
-    keep_fds.sort_unstable();
-    keep_fds.dedup();
     let mut stdio = stage.stdio;
     let attached = terminal::Terminal::attach(&mut stdio).map_err(|source| Error::Spawn {
         what: "give the stage a terminal of its own",
         source,
-        hint: "",
+        hint: String::new(),
     })?;
     let (mut terminal, terminal_slot) = match attached {
         Some((t, slot)) => (Some(t), Some(slot)),
@@ -148,11 +167,25 @@ pub fn run(stage: &Stage, host: Option<&mut (dyn HostSignals + 'static)>) -> Res
             0
         },
         terminal: terminal.as_ref().map(|t| t.number()),
+        dev: stage.dev,
+        tmpfs: stage.tmpfs.clone(),
+        rw_workdir: stage.rw_workdir,
+        hostname: stage
+            .hostname
+            .as_ref()
+            .map(|h| cstring(h.clone().into_vec()))
+            .transpose()?,
     })?;
     let prepared = process::Prepared {
         clone_flags: flags as libc::c_ulong,
         plan,
-        exec_candidates: exec_candidates(&stage.argv[0], &stage.env)?,
+        exec_candidates: {
+            let mut candidates = exec_candidates(&stage.argv[0], &stage.env)?;
+            if let Some(fallback) = &stage.fallback {
+                candidates.extend(exec_candidates(fallback, &stage.env)?);
+            }
+            candidates
+        },
         argv: stage
             .argv
             .iter()
@@ -165,8 +198,15 @@ pub fn run(stage: &Stage, host: Option<&mut (dyn HostSignals + 'static)>) -> Res
             .collect::<Result<_, _>>()?,
         stdio,
         terminal_slot,
-        keep_fds,
+        fds: stage.fds.clone(),
         ignored_signals: stage.ignored_signals.clone(),
+        rlimits: stage.rlimits.clone(),
+        identity: stage.identity.map(|(uid, gid)| process::IdentityMaps {
+            uid_map: format!("{uid} {} 1\n", nix::unistd::geteuid().as_raw()).into_bytes(),
+            gid_map: format!("{gid} {} 1\n", nix::unistd::getegid().as_raw()).into_bytes(),
+            maps_root: nix::unistd::geteuid().is_root(),
+        }),
+        timeout: stage.timeout,
     };
     let outcome =
         process::spawn_and_wait(&prepared, terminal.as_mut(), host).map_err(|e| Error::Spawn {
@@ -179,6 +219,13 @@ pub fn run(stage: &Stage, host: Option<&mut (dyn HostSignals + 'static)>) -> Res
         Outcome::InitFailed { step, errno } => {
             Some(format!("cannot {}: {}", step.what(), strerror(errno)))
         }
+        Outcome::TimedOut => Some(format!(
+            "stopped the stage: its --timeout of {} passed",
+            stage
+                .timeout
+                .map(|t| format!("{}s", t.as_secs_f64()))
+                .unwrap_or_default()
+        )),
         Outcome::ExecFailed { errno, not_found } => Some(format!(
             "cannot execute '{}': {}",
             crate::text::printable(stage.argv[0].as_bytes()),
@@ -222,6 +269,13 @@ fn setup_message(plan: &plan::Plan, failure: plan::StepFailure) -> String {
         _ => strerror(failure.errno),
     };
     format!("cannot {}: {cause}", step.what())
+}
+
+fn strerror_of(error: &std::io::Error) -> String {
+    match error.raw_os_error() {
+        Some(errno) => strerror(errno),
+        None => error.to_string(),
+    }
 }
 
 pub fn strerror(errno: i32) -> String {

@@ -137,7 +137,7 @@ pub enum Op {
     MountRoot,
     MountFs {
         fstype: &'static CStr,
-        options: Vec<(&'static CStr, &'static CStr)>,
+        options: Vec<(CString, CString)>,
         attr: u64,
         target: Target,
     },
@@ -161,6 +161,9 @@ pub enum Op {
         link: Target,
     },
     LoopbackUp,
+    SetHostname {
+        name: CString,
+    },
     /// Landlock (ABI 9+): the stage may connect only to Unix sockets it
     /// made itself or that lie below `allowed`.
     RestrictUnixSockets {
@@ -325,8 +328,24 @@ pub struct PlanInput {
     /// The kernel's Landlock ABI version (0: none).
     pub landlock_abi: u32,
     /// The number of the stage's own pty in the host's /dev/pts, shown at
-    /// the same path inside so that ttyname() works.
+    /// the same path inside so that ttyname() works (not with `dev`, whose
+    /// devpts covers that path).
     pub terminal: Option<u32>,
+    /// A devpts of the stage's own at /dev/pts, with /dev/ptmx.
+    pub dev: bool,
+    pub tmpfs: Vec<PlannedTmpfs>,
+    /// The working directory is shown writable.
+    pub rw_workdir: bool,
+    pub hostname: Option<CString>,
+}
+
+/// A fresh tmpfs the user asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedTmpfs {
+    pub target: PathBuf,
+    /// Bytes; `None` is the kernel's default (half of RAM).
+    pub size: Option<u64>,
+    pub mode: u32,
 }
 
 /// A host path the user bound into the stage.
@@ -420,6 +439,7 @@ enum Mount<'a> {
     Workdir { path: &'a Path, slot: usize },
     Slice(&'a PlannedSlice),
     Bind { bind: &'a PlannedBind, slot: usize },
+    Tmpfs(&'a PlannedTmpfs),
 }
 
 impl Mount<'_> {
@@ -428,6 +448,7 @@ impl Mount<'_> {
             Mount::Base { path, .. } | Mount::Workdir { path, .. } => path,
             Mount::Slice(s) => &s.mount_point,
             Mount::Bind { bind, .. } => &bind.target,
+            Mount::Tmpfs(t) => &t.target,
         }
     }
 }
@@ -471,16 +492,19 @@ impl Planner {
     fn mount_fs(
         &mut self,
         fstype: &'static CStr,
-        options: Vec<(&'static CStr, &'static CStr)>,
+        options: &[(&CStr, &CStr)],
         attr: u64,
-        at: &str,
+        at: &Path,
     ) -> Result<(), PlanError> {
         self.push(
             Op::MountFs {
                 fstype,
-                options,
+                options: options
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
                 attr,
-                target: Target::new(Path::new(at))?,
+                target: Target::new(at)?,
             },
             What::MountFs,
         );
@@ -550,7 +574,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         .collect::<Result<_, _>>()?;
     let first_source = dev_slots.first().copied().unwrap_or(p.slots);
 
-    let terminal = match input.terminal {
+    let terminal = match input.terminal.filter(|_| !input.dev) {
         Some(number) => {
             let path = PathBuf::from(format!("/dev/pts/{number}"));
             let slot = p.clone_host(&path, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false)?;
@@ -568,7 +592,12 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
     if let Some(workdir) = &input.workdir {
         if let WorkdirView::Shown = workdir_view(workdir, &input.base) {
             check_foreign_target(workdir, false)?;
-            let slot = p.clone_host(workdir, READ_ONLY, true)?;
+            let attr = if input.rw_workdir {
+                MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
+            } else {
+                READ_ONLY
+            };
+            let slot = p.clone_host(workdir, attr, true)?;
             mounts.push(Mount::Workdir {
                 path: workdir,
                 slot,
@@ -614,14 +643,20 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         mounts.push(Mount::Bind { bind, slot });
     }
 
+    for tmpfs in &input.tmpfs {
+        Target::new(&tmpfs.target)?;
+        check_foreign_target(&tmpfs.target, true)?;
+        mounts.push(Mount::Tmpfs(tmpfs));
+    }
+
     p.push(Op::MountRoot, What::Text("mount the stage's root tmpfs"));
     // The stage's own dirs come first, into a root nothing foreign has
     // touched yet.
     p.mount_fs(
         c"tmpfs",
-        vec![(c"mode", c"0755")],
+        &[(c"mode", c"0755")],
         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-        "/dev",
+        Path::new("/dev"),
     )?;
     for (node, slot) in DEV_NODES.iter().zip(dev_slots) {
         let path = Path::new("/dev").join(node);
@@ -654,15 +689,26 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
     }
     p.mount_fs(
         c"tmpfs",
-        vec![(c"mode", c"1777")],
+        &[(c"mode", c"1777")],
         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-        "/dev/shm",
+        Path::new("/dev/shm"),
     )?;
+    if input.dev {
+        // A devpts of the stage's own (every devpts mount in a user
+        // namespace is a new instance): ptys made inside stay inside.
+        p.mount_fs(
+            c"devpts",
+            &[(c"ptmxmode", c"0666"), (c"mode", c"0620")],
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+            Path::new("/dev/pts"),
+        )?;
+        p.symlink(Path::new("pts/ptmx"), Path::new("/dev/ptmx"))?;
+    }
     p.mount_fs(
         c"proc",
-        Vec::new(),
+        &[],
         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-        "/proc",
+        Path::new("/proc"),
     )?;
     p.push(
         Op::MakeReadOnly {
@@ -673,9 +719,9 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
 
     p.mount_fs(
         c"tmpfs",
-        vec![(c"mode", c"1777")],
+        &[(c"mode", c"1777")],
         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-        "/tmp",
+        Path::new("/tmp"),
     )?;
     for (path, entry) in &input.base {
         if let HostEntry::Symlink(text) = entry {
@@ -692,6 +738,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             .as_bytes()
             .cmp(b.target().as_os_str().as_bytes())
     });
+    // Below a writable bind a mount point must exist already: nothing is
+    // ever created in a host dir. (Below a --tmpfs, the stage's own, it is.)
     let writable_binds: Vec<&Path> = input
         .binds
         .iter()
@@ -732,6 +780,31 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                     },
                     What::Bind(bind.source.clone()),
                 )
+            }
+            Mount::Tmpfs(tmpfs) => {
+                let mode = CString::new(format!("{:o}", tmpfs.mode)).expect("digits");
+                let size = tmpfs
+                    .size
+                    .map(|s| CString::new(s.to_string()).expect("digits"));
+                let mut options = vec![(c"mode", mode.as_c_str())];
+                if let Some(size) = &size {
+                    options.push((c"size", size.as_c_str()));
+                }
+                p.mount_fs(
+                    c"tmpfs",
+                    &options,
+                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                    &tmpfs.target,
+                )?;
+                if under_writable_bind(&tmpfs.target) {
+                    if let Some(Step {
+                        op: Op::MountFs { target, .. },
+                        ..
+                    }) = p.steps.last_mut()
+                    {
+                        target.create = false;
+                    }
+                }
             }
             Mount::Slice(slice) => {
                 let what = What::MountSlice(slice.label.clone(), slice.tree.clone());
@@ -785,6 +858,12 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                 }
             }
         }
+    }
+    if let Some(name) = &input.hostname {
+        p.push(
+            Op::SetHostname { name: name.clone() },
+            What::Text("set the host name"),
+        );
     }
     if input.isolate_net {
         p.push(
@@ -1183,6 +1262,7 @@ fn run_op<'s>(
                 .map_err(|e| (e, link.parent_len() as i32))
         }
         Op::LoopbackUp => sys.loopback_up().map_err(no_component),
+        Op::SetHostname { name } => sys.set_hostname(name).map_err(no_component),
         Op::RestrictUnixSockets { allowed } => restrict_unix_sockets(sys, root, allowed, walk),
         Op::CloseSources { first } => {
             walk.close_from(sys, 0);
@@ -1267,7 +1347,7 @@ fn clone_read_only(
 fn mount_fs(
     sys: &dyn Syscall,
     fstype: &CStr,
-    options: &[(&CStr, &CStr)],
+    options: &[(CString, CString)],
     attr: u64,
     at: At<'_>,
 ) -> Result<(), Errno> {
@@ -1352,6 +1432,10 @@ mod tests {
             binds: Vec::new(),
             landlock_abi: 0,
             terminal: None,
+            dev: false,
+            tmpfs: Vec::new(),
+            rw_workdir: false,
+            hostname: None,
         }
     }
 

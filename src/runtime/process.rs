@@ -40,6 +40,8 @@ pub enum Outcome {
         errno: i32,
         not_found: bool,
     },
+    /// `--timeout` passed and the stage was killed.
+    TimedOut,
 }
 
 /// The fixed steps of pid 1 and the payload, outside the mount plan.
@@ -63,6 +65,10 @@ pub enum InitStep {
     ControllingTerminal,
     KeepFd,
     CloseOthers,
+    SetRlimit,
+    PayloadDumpable,
+    EnterIdentity,
+    MapIdentity,
 }
 
 const INIT_STEPS: &[InitStep] = &[
@@ -84,6 +90,10 @@ const INIT_STEPS: &[InitStep] = &[
     InitStep::ControllingTerminal,
     InitStep::KeepFd,
     InitStep::CloseOthers,
+    InitStep::SetRlimit,
+    InitStep::PayloadDumpable,
+    InitStep::EnterIdentity,
+    InitStep::MapIdentity,
 ];
 
 impl InitStep {
@@ -108,6 +118,10 @@ impl InitStep {
             InitStep::ControllingTerminal => "make the stage's terminal its controlling terminal",
             InitStep::KeepFd => "pass a --fd descriptor",
             InitStep::CloseOthers => "close every other descriptor at exec",
+            InitStep::SetRlimit => "set a --rlimit",
+            InitStep::PayloadDumpable => "make the command's process dumpable for --uid/--gid",
+            InitStep::EnterIdentity => "create the user namespace of --uid/--gid",
+            InitStep::MapIdentity => "map the user and group of --uid/--gid",
         }
     }
 
@@ -132,10 +146,24 @@ pub struct Prepared {
     /// Which of 0, 1, 2 is the stage's own terminal, to make it the
     /// payload's controlling terminal.
     pub terminal_slot: Option<usize>,
-    /// Descriptors passed through at their own number (sorted, all > 2).
-    pub keep_fds: Vec<RawFd>,
+    /// Caller descriptors passed through, each as (its number, the
+    /// payload's number); targets are above 2 and distinct.
+    pub fds: Vec<(RawFd, RawFd)>,
     /// Signals left ignored in the payload; every other one is reset.
     pub ignored_signals: Vec<c_int>,
+    pub rlimits: Vec<super::Rlimit>,
+    /// The payload's uid_map and gid_map in a user namespace nested in the
+    /// stage's, entered after setup (`--uid`, `--gid`).
+    pub identity: Option<IdentityMaps>,
+    pub timeout: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityMaps {
+    pub uid_map: Vec<u8>,
+    pub gid_map: Vec<u8>,
+    /// The map's outside uid is 0 (sandbox runs as root).
+    pub maps_root: bool,
 }
 
 const REPORT_STEP: i32 = 1;
@@ -187,28 +215,53 @@ pub struct SpawnError {
     pub what: &'static str,
     pub source: std::io::Error,
     /// What to check when the kernel refused the namespaces.
-    pub hint: &'static str,
+    pub hint: String,
 }
 
 fn spawn_error(what: &'static str) -> SpawnError {
     let source = std::io::Error::last_os_error();
     let hint = if what == CREATE_NAMESPACES {
-        clone_hint(&source)
+        clone_hint(&source, &|path| std::fs::read_to_string(path).ok())
     } else {
-        ""
+        String::new()
     };
     SpawnError { what, source, hint }
 }
 
 const CREATE_NAMESPACES: &str = "create namespaces";
 
-fn clone_hint(err: &std::io::Error) -> &'static str {
+/// Why the kernel refused a user namespace, read from the settings that
+/// decide it (`read` returns a /proc/sys file's text), and what to do.
+fn clone_hint(err: &std::io::Error, read: &dyn Fn(&str) -> Option<String>) -> String {
+    let setting = |path: &str| read(path).map(|text| text.trim().to_string());
     match err.raw_os_error() {
-        Some(libc::EPERM) | Some(libc::ENOSPC) | Some(libc::EUSERS) => {
-            " (are unprivileged user namespaces enabled? check kernel.unprivileged_userns_clone, \
-             user.max_user_namespaces and, on Ubuntu, kernel.apparmor_restrict_unprivileged_userns)"
+        Some(libc::ENOSPC) | Some(libc::EUSERS) => match setting("/proc/sys/user/max_user_namespaces") {
+            Some(limit) if limit == "0" => "; user.max_user_namespaces is 0, so no user namespace can be made: as root, \
+                 run sysctl -w user.max_user_namespaces=15000"
+                .into(),
+            Some(limit) => format!(
+                "; the limit of user namespaces is reached (user.max_user_namespaces = {limit} here, \
+                 or a lower limit of an enclosing namespace): end some, or raise it as root"
+            ),
+            None => "; the limit of user namespaces is reached (user.max_user_namespaces)".into(),
+        },
+        Some(libc::EPERM) => {
+            if setting("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+                "; kernel.unprivileged_userns_clone is 0, so only root may make user namespaces: as root, \
+                 run sysctl -w kernel.unprivileged_userns_clone=1"
+                    .into()
+            } else if setting("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
+                "; AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1): \
+                 as root, give slicebox an AppArmor profile with 'userns,' or set the sysctl to 0"
+                    .into()
+            } else {
+                "; user namespaces are refused here, by a seccomp filter or the container this runs in \
+                 (Docker's default profile refuses them): run slicebox on the host, or in a container \
+                 that allows unshare(CLONE_NEWUSER)"
+                    .into()
+            }
         }
-        _ => "",
+        _ => String::new(),
     }
 }
 
@@ -407,7 +460,7 @@ pub fn spawn_and_wait(
     let mut keep: Vec<u32> = prepared
         .stdio
         .iter()
-        .chain(&prepared.keep_fds)
+        .chain(prepared.fds.iter().map(|(from, _)| from))
         .chain(std::iter::once(&child_end))
         .filter(|fd| **fd >= 0)
         .map(|fd| *fd as u32)
@@ -462,7 +515,13 @@ pub fn spawn_and_wait(
     if let Some(t) = terminal.as_deref_mut() {
         t.start();
     }
-    let waited = wait_for(pidfd, terminal.as_deref_mut(), host.as_deref_mut());
+    let deadline = prepared.timeout.map(|t| std::time::Instant::now() + t);
+    let waited = wait_for(
+        pidfd,
+        deadline,
+        terminal.as_deref_mut(),
+        host.as_deref_mut(),
+    );
     let relayed_keyboard = terminal.map(|t| t.finish());
     if let Some(h) = host {
         h.finish();
@@ -482,7 +541,11 @@ pub fn spawn_and_wait(
             return Err(err);
         }
     };
-    let outcome = read_reports(parent_end).unwrap_or(status);
+    let outcome = match status {
+        // Killed at the deadline: whatever pid 1 reported on its way out.
+        Outcome::TimedOut => Outcome::TimedOut,
+        status => read_reports(parent_end).unwrap_or(status),
+    };
     close_pair(parent_end, -1);
     // The stage had the keyboard in raw mode, so a ^C that killed it never
     // reached the caller's process group as it would have without a
@@ -497,13 +560,16 @@ pub fn spawn_and_wait(
 }
 
 /// Polls until pid 1 exits, relaying the terminal and the host's signals
-/// meanwhile, then reaps it.
+/// meanwhile, then reaps it. At the deadline the whole stage is killed:
+/// SIGKILL to pid 1 ends every process of its pid namespace.
 fn wait_for(
     pidfd: RawFd,
+    deadline: Option<std::time::Instant>,
     mut terminal: Option<&mut Terminal>,
     mut host: Option<&mut (dyn HostSignals + 'static)>,
 ) -> Result<Outcome, SpawnError> {
     let mut fds: Vec<libc::pollfd> = Vec::with_capacity(5);
+    let mut timed_out = false;
     loop {
         fds.clear();
         fds.push(libc::pollfd {
@@ -514,8 +580,24 @@ fn wait_for(
         if let Some(t) = terminal.as_deref_mut() {
             t.poll_fds(&mut fds);
         }
+        let wait_ms = match deadline {
+            _ if timed_out => -1,
+            None => -1,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                // Rounded up: poll must not wake just before the deadline.
+                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as c_int
+            }
+        };
         // SAFETY: `fds` is a valid array of pollfd for the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait_ms) };
+        if n == 0 && wait_ms >= 0 {
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                send_signal(pidfd, libc::SIGKILL);
+                timed_out = true;
+            }
+            continue;
+        }
         if n < 0 {
             if errno() != libc::EINTR {
                 return Err(spawn_error("wait for the sandbox"));
@@ -554,6 +636,9 @@ fn wait_for(
         }
         // SAFETY: waitid filled a SIGCHLD-style siginfo.
         let status = unsafe { info.si_status() };
+        if timed_out {
+            return Ok(Outcome::TimedOut);
+        }
         return Ok(match info.si_code {
             libc::CLD_EXITED => Outcome::Exited(status),
             _ => Outcome::Signaled(status),
@@ -639,6 +724,26 @@ fn close_all_but(
     sys.close_range(from, u32::MAX, flags)
 }
 
+const CAP_SETFCAP: u32 = 31;
+
+/// Empties the bounding and ambient sets and keeps only `keep` (a mask)
+/// of the effective and permitted ones. Async-signal-safe.
+fn drop_capabilities(sys: &dyn Syscall, keep: u64) -> Result<(), ChildFailure> {
+    // Every capability the kernel knows, up to the first it does not
+    // (EINVAL): no need to read /proc/sys/kernel/cap_last_cap first.
+    for capability in 0..64 {
+        match sys.drop_bounding_capability(capability) {
+            Ok(()) => {}
+            Err(libc::EINVAL) if capability > 0 => break,
+            Err(errno) => return Err(ChildFailure::Init(InitStep::DropBoundingSet, errno)),
+        }
+    }
+    sys.clear_ambient_capabilities()
+        .map_err(init(InitStep::ClearAmbient))?;
+    sys.keep_capabilities(keep)
+        .map_err(init(InitStep::ClearCapabilities))
+}
+
 /// pid 1 before it starts the command: first let go of everything of the
 /// caller's (descriptors, session), then assemble the stage, then give up
 /// every privilege. Async-signal-safe.
@@ -663,19 +768,15 @@ pub fn prepare_init(
     // stage ever gains privileges by exec.
     sys.set_no_new_privs().map_err(init(InitStep::NoNewPrivs))?;
     execute(sys, &p.plan.steps, slots, walk).map_err(ChildFailure::Step)?;
-    // Every capability the kernel knows, up to the first it does not
-    // (EINVAL): no need to read /proc/sys/kernel/cap_last_cap first.
-    for capability in 0..64 {
-        match sys.drop_bounding_capability(capability) {
-            Ok(()) => {}
-            Err(libc::EINVAL) if capability > 0 => break,
-            Err(errno) => return Err(ChildFailure::Init(InitStep::DropBoundingSet, errno)),
-        }
-    }
-    sys.clear_ambient_capabilities()
-        .map_err(init(InitStep::ClearAmbient))?;
-    sys.clear_capabilities()
-        .map_err(init(InitStep::ClearCapabilities))?;
+    // Root's nested --uid namespace may map uid 0 only if its creator
+    // held CAP_SETFCAP (the kernel's verify_root_map): the payload gets
+    // that one from pid 1, and pid 1 drops it once the payload is started.
+    let keep = if p.identity.as_ref().is_some_and(|i| i.maps_root) {
+        1 << CAP_SETFCAP
+    } else {
+        0
+    };
+    drop_capabilities(sys, keep)?;
     // With no capabilities left, non-dumpable is what keeps the payload
     // from ptracing pid 1 or reading its memory and descriptors.
     sys.set_dumpable(false)
@@ -684,42 +785,94 @@ pub fn prepare_init(
 }
 
 /// The payload before exec: its own session (and controlling terminal),
-/// stdio in place, `--fd`s kept, every other descriptor closed at exec.
-/// Async-signal-safe.
-pub fn prepare_payload(sys: &dyn Syscall, p: &Prepared) -> Result<(), ChildFailure> {
+/// stdio and `--fd`s at their numbers, limits, the `--uid` namespace, and
+/// every other descriptor closed at exec. `copies` is scratch room for one
+/// descriptor per move (3 + `fds`). Async-signal-safe.
+pub fn prepare_payload(
+    sys: &dyn Syscall,
+    p: &Prepared,
+    copies: &mut [RawFd],
+) -> Result<(), ChildFailure> {
     sys.setsid().map_err(init(InitStep::PayloadSession))?;
-    // Copies first, so that overlapping sources and targets cannot
-    // clobber each other; the copies are close-on-exec.
-    let mut copies = [-1; 3];
-    for (slot, &fd) in p.stdio.iter().enumerate() {
-        if fd >= 0 && fd != slot as RawFd {
-            copies[slot] = sys.dup_at_least(fd, 3).map_err(init(InitStep::CopyStdio))?;
+    let moves = || {
+        p.stdio
+            .iter()
+            .enumerate()
+            .map(|(slot, fd)| (*fd, slot as RawFd))
+            .chain(p.fds.iter().copied())
+    };
+    // Copies first, above every target, so that no move clobbers the
+    // source of another; the copies are close-on-exec.
+    let above = moves().map(|(_, to)| to).max().unwrap_or(2) + 1;
+    for ((from, to), copy) in moves().zip(copies.iter_mut()) {
+        *copy = -1;
+        if from >= 0 && from != to {
+            let step = if to < 3 {
+                InitStep::CopyStdio
+            } else {
+                InitStep::KeepFd
+            };
+            *copy = sys.dup_at_least(from, above).map_err(init(step))?;
         }
     }
-    for (slot, copy) in copies.into_iter().enumerate() {
-        let target = slot as RawFd;
-        if copy >= 0 {
-            sys.dup2(copy, target).map_err(init(InitStep::MoveStdio))?;
-        } else if p.stdio[slot] < 0 {
-            sys.close(target);
+    for ((from, to), copy) in moves().zip(copies.iter()) {
+        let (moved, kept) = if to < 3 {
+            (InitStep::MoveStdio, InitStep::KeepStdio)
         } else {
-            sys.set_inheritable(target)
-                .map_err(init(InitStep::KeepStdio))?;
+            (InitStep::KeepFd, InitStep::KeepFd)
+        };
+        if *copy >= 0 {
+            sys.dup2(*copy, to).map_err(init(moved))?;
+        } else if from < 0 {
+            sys.close(to);
+        } else {
+            sys.set_inheritable(to).map_err(init(kept))?;
         }
     }
     if let Some(slot) = p.terminal_slot {
         sys.set_controlling_terminal(slot as RawFd)
             .map_err(init(InitStep::ControllingTerminal))?;
     }
-    for &fd in &p.keep_fds {
-        sys.set_inheritable(fd).map_err(init(InitStep::KeepFd))?;
+    for limit in &p.rlimits {
+        sys.set_rlimit(limit.resource, limit.soft, limit.hard)
+            .map_err(init(InitStep::SetRlimit))?;
+    }
+    if let Some(maps) = &p.identity {
+        // pid 1 left the process non-dumpable, which makes its /proc
+        // files root's; its own maps are written by itself. exec decides
+        // dumpability afresh.
+        sys.set_dumpable(true)
+            .map_err(init(InitStep::PayloadDumpable))?;
+        // Nested in the stage's namespace, which owns every mount: uid 0
+        // here holds no capability over them, and exec leaves it none at
+        // all, since the bounding set is empty.
+        sys.new_user_namespace()
+            .map_err(init(InitStep::EnterIdentity))?;
+        sys.write_file(c"/proc/self/setgroups", b"deny")
+            .and_then(|()| sys.write_file(c"/proc/self/uid_map", &maps.uid_map))
+            .and_then(|()| sys.write_file(c"/proc/self/gid_map", &maps.gid_map))
+            .map_err(init(InitStep::MapIdentity))?;
+        // A new user namespace starts with every capability, bounding set
+        // included: uid 0 would keep them all across exec.
+        drop_capabilities(sys, 0)?;
     }
     // The report socket must stay open until exec: close-on-exec, not closed.
-    let keep = [0u32, 1, 2]
-        .into_iter()
-        .chain(p.keep_fds.iter().map(|fd| *fd as u32));
-    close_all_but(sys, keep, libc::CLOSE_RANGE_CLOEXEC).map_err(init(InitStep::CloseOthers))
+    let mut targets = [0u32; 3 + MAX_FDS];
+    let mut count = 0;
+    for (_, to) in moves() {
+        if count < targets.len() {
+            targets[count] = to as u32;
+            count += 1;
+        }
+    }
+    let kept = &mut targets[..count];
+    kept.sort_unstable();
+    close_all_but(sys, kept.iter().copied(), libc::CLOSE_RANGE_CLOEXEC)
+        .map_err(init(InitStep::CloseOthers))
 }
+
+/// The most `--fd`s a stage takes (the payload sorts them without allocating).
+pub const MAX_FDS: usize = 64;
 
 /// Everything the cloned child reads, prepared by the parent.
 struct Child<'a> {
@@ -766,6 +919,10 @@ impl Child<'_> {
         }
         if payload == 0 {
             self.exec_payload();
+        }
+        if let Err(errno) = Linux.keep_capabilities(0) {
+            send_signal(payload_pidfd, libc::SIGKILL);
+            self.fail(ChildFailure::Init(InitStep::ClearCapabilities, errno));
         }
         self.reap(payload as libc::pid_t, payload_pidfd)
     }
@@ -921,7 +1078,8 @@ impl Child<'_> {
             libc::sigemptyset(&mut empty);
             libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         }
-        if let Err(failure) = prepare_payload(&Linux, p) {
+        let mut copies = [-1; 3 + MAX_FDS];
+        if let Err(failure) = prepare_payload(&Linux, p, &mut copies) {
             self.fail(failure);
         }
         let mut saw_permission_denied = false;
@@ -959,13 +1117,34 @@ mod tests {
 
     #[test]
     fn a_refused_clone_explains_what_to_check() {
-        let hint = clone_hint(&std::io::Error::from_raw_os_error(libc::EPERM));
-        assert!(hint.contains("kernel.unprivileged_userns_clone"), "{hint}");
-        assert!(hint.contains("user.max_user_namespaces"), "{hint}");
-        assert_eq!(
-            clone_hint(&std::io::Error::from_raw_os_error(libc::ENOMEM)),
-            ""
-        );
+        let error = |errno| std::io::Error::from_raw_os_error(errno);
+        let settings = |pairs: &'static [(&'static str, &'static str)]| {
+            move |path: &str| {
+                pairs
+                    .iter()
+                    .find(|(p, _)| *p == path)
+                    .map(|(_, v)| format!("{v}\n"))
+            }
+        };
+        let debian = settings(&[("/proc/sys/kernel/unprivileged_userns_clone", "0")]);
+        assert!(clone_hint(&error(libc::EPERM), &debian)
+            .contains("sysctl -w kernel.unprivileged_userns_clone=1"));
+        let ubuntu = settings(&[
+            ("/proc/sys/kernel/unprivileged_userns_clone", "1"),
+            (
+                "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+                "1",
+            ),
+        ]);
+        assert!(clone_hint(&error(libc::EPERM), &ubuntu).contains("AppArmor"));
+        let container = settings(&[]);
+        assert!(clone_hint(&error(libc::EPERM), &container).contains("seccomp"));
+        let none_allowed = settings(&[("/proc/sys/user/max_user_namespaces", "0")]);
+        assert!(clone_hint(&error(libc::ENOSPC), &none_allowed)
+            .contains("user.max_user_namespaces is 0"));
+        let full = settings(&[("/proc/sys/user/max_user_namespaces", "100")]);
+        assert!(clone_hint(&error(libc::ENOSPC), &full).contains("= 100 here"));
+        assert_eq!(clone_hint(&error(libc::ENOMEM), &container), "");
     }
 
     fn prepared() -> Prepared {
@@ -980,6 +1159,10 @@ mod tests {
             binds: Vec::new(),
             landlock_abi: 0,
             terminal: None,
+            dev: false,
+            tmpfs: Vec::new(),
+            rw_workdir: false,
+            hostname: None,
         })
         .unwrap();
         Prepared {
@@ -990,8 +1173,16 @@ mod tests {
             exec_candidates: vec![c"/bin/true".to_owned()],
             stdio: [7, 1, 9],
             terminal_slot: Some(0),
-            keep_fds: vec![5, 12],
+            // 3 moves to 9, stdio 2's source: the copies come first.
+            fds: vec![(5, 5), (12, 12), (3, 9)],
             ignored_signals: Vec::new(),
+            rlimits: vec![super::super::Rlimit {
+                resource: libc::RLIMIT_NOFILE as i32,
+                soft: 64,
+                hard: 128,
+            }],
+            identity: None,
+            timeout: None,
         }
     }
 
@@ -999,7 +1190,7 @@ mod tests {
         let p = prepared();
         let mut slots = vec![-1; p.plan.slots];
         let mut walk = vec![-1; p.plan.depth];
-        prepare_init(sys, &p, &[1, 5, 7, 9, 12, 20], &mut slots, &mut walk)
+        prepare_init(sys, &p, &[1, 3, 5, 7, 9, 12, 20], &mut slots, &mut walk)
     }
 
     #[test]
@@ -1009,10 +1200,11 @@ mod tests {
         init_calls(&sys).unwrap();
         let calls = sys.calls.into_inner();
         assert_eq!(
-            &calls[..7],
+            &calls[..8],
             [
                 "close_range 0 0 0x0",
-                "close_range 2 4 0x0",
+                "close_range 2 2 0x0",
+                "close_range 4 4 0x0",
                 "close_range 6 6 0x0",
                 "close_range 8 8 0x0",
                 "close_range 10 11 0x0",
@@ -1020,8 +1212,8 @@ mod tests {
                 "close_range 21 4294967295 0x0",
             ]
         );
-        assert_eq!(calls[7], "setpgid 0 0");
-        assert_eq!(calls[8], "no_new_privs");
+        assert_eq!(calls[8], "setpgid 0 0");
+        assert_eq!(calls[9], "no_new_privs");
         let bounding = calls
             .iter()
             .filter(|c| c.starts_with("capbset_drop"))
@@ -1029,32 +1221,73 @@ mod tests {
         assert_eq!(bounding, 42, "caps 0 to 40 dropped, 41 refused");
         assert_eq!(
             &calls[calls.len() - 3..],
-            ["ambient clear", "capset 0", "dumpable 0"]
+            ["ambient clear", "capset 0x0", "dumpable 0"]
         );
     }
 
     #[test]
-    fn payload_moves_stdio_without_clobbering_and_marks_the_rest_cloexec() {
+    fn payload_moves_stdio_and_fds_without_clobbering_and_marks_the_rest_cloexec() {
         let sys = Recorder::default();
-        prepare_payload(&sys, &prepared()).unwrap();
+        prepare_payload(&sys, &prepared(), &mut [-1; 6]).unwrap();
         let calls = sys.calls.into_inner();
         assert_eq!(
             calls,
             [
                 "setsid",
-                "dup 7 >= 3",
-                "dup 9 >= 3",
+                "dup 7 >= 13",
+                "dup 9 >= 13",
+                "dup 3 >= 13",
                 "dup2 101 0",
                 "inheritable 1",
                 "dup2 102 2",
-                "ctty 0",
                 "inheritable 5",
                 "inheritable 12",
+                "dup2 103 9",
+                "ctty 0",
+                &format!("rlimit {} 64 128", libc::RLIMIT_NOFILE),
                 "close_range 3 4 0x4",
-                "close_range 6 11 0x4",
+                "close_range 6 8 0x4",
+                "close_range 10 11 0x4",
                 "close_range 13 4294967295 0x4",
             ]
         );
+    }
+
+    #[test]
+    fn a_uid_inside_is_a_nested_user_namespace_with_no_capability_left() {
+        let sys = Recorder::default();
+        let mut p = prepared();
+        p.identity = Some(IdentityMaps {
+            uid_map: b"0 1000 1\n".to_vec(),
+            gid_map: b"0 1000 1\n".to_vec(),
+            maps_root: false,
+        });
+        prepare_payload(&sys, &p, &mut [-1; 6]).unwrap();
+        let calls = sys.calls.into_inner();
+        let at = calls
+            .iter()
+            .position(|c| c == "dumpable 1")
+            .expect("dumpable");
+        assert_eq!(
+            &calls[at..at + 5],
+            [
+                "dumpable 1",
+                "unshare user",
+                "write /proc/self/setgroups deny",
+                "write /proc/self/uid_map 0 1000 1",
+                "write /proc/self/gid_map 0 1000 1",
+            ]
+        );
+        let bounding = calls
+            .iter()
+            .filter(|c| c.starts_with("capbset_drop"))
+            .count();
+        assert!(
+            bounding >= 41,
+            "the new namespace's bounding set is emptied"
+        );
+        let last_before_close = calls.iter().rposition(|c| c.starts_with("capset")).unwrap();
+        assert_eq!(calls[last_before_close], "capset 0x0");
     }
 
     #[test]
@@ -1067,7 +1300,7 @@ mod tests {
             }),
             ("payload", {
                 let sys = Recorder::default();
-                prepare_payload(&sys, &prepared()).unwrap();
+                prepare_payload(&sys, &prepared(), &mut [-1; 6]).unwrap();
                 sys.calls.into_inner().len()
             }),
         ] {
@@ -1076,7 +1309,7 @@ mod tests {
                 let result = if name == "init" {
                     init_calls(&sys)
                 } else {
-                    prepare_payload(&sys, &prepared())
+                    prepare_payload(&sys, &prepared(), &mut [-1; 6])
                 };
                 let failure = result.expect_err("fails closed");
                 let errno = match failure {

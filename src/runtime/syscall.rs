@@ -60,6 +60,10 @@ pub trait Syscall {
     fn pivot_root(&self, new_root: &CStr, put_old: &CStr) -> SysResult;
     fn umount_detach(&self, target: &CStr) -> SysResult;
     fn loopback_up(&self) -> SysResult;
+    fn set_hostname(&self, name: &CStr) -> SysResult;
+    /// unshare(CLONE_NEWUSER).
+    fn new_user_namespace(&self) -> SysResult;
+    fn set_rlimit(&self, resource: c_int, soft: u64, hard: u64) -> SysResult;
     fn join_new_session_keyring(&self) -> SysResult;
     fn close_range(&self, first: u32, last: u32, flags: c_uint) -> SysResult;
     fn setsid(&self) -> SysResult;
@@ -68,8 +72,9 @@ pub trait Syscall {
     fn drop_bounding_capability(&self, capability: c_int) -> SysResult;
     fn clear_ambient_capabilities(&self) -> SysResult;
     fn set_no_new_privs(&self) -> SysResult;
-    /// capset with empty effective, permitted and inheritable sets.
-    fn clear_capabilities(&self) -> SysResult;
+    /// capset: `keep` (a mask of capability numbers) effective and
+    /// permitted, nothing inheritable. 0 drops every capability.
+    fn keep_capabilities(&self, keep: u64) -> SysResult;
     fn set_dumpable(&self, dumpable: bool) -> SysResult;
     /// fcntl(F_DUPFD_CLOEXEC, min).
     fn dup_at_least(&self, fd: RawFd, min: RawFd) -> SysResult<RawFd>;
@@ -391,6 +396,25 @@ impl Syscall for Linux {
         check(unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) })
     }
 
+    fn set_hostname(&self, name: &CStr) -> SysResult {
+        // SAFETY: a valid C string and its length.
+        check(unsafe { libc::sethostname(name.as_ptr(), name.to_bytes().len()) })
+    }
+
+    fn new_user_namespace(&self) -> SysResult {
+        // SAFETY: unshare takes only flags.
+        check(unsafe { libc::unshare(libc::CLONE_NEWUSER) })
+    }
+
+    fn set_rlimit(&self, resource: c_int, soft: u64, hard: u64) -> SysResult {
+        let limit = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        // SAFETY: `limit` is a valid rlimit for the call.
+        check(unsafe { libc::setrlimit(resource as libc::__rlimit_resource_t, &limit) })
+    }
+
     fn loopback_up(&self) -> SysResult {
         // SAFETY: a plain socket used only for the interface ioctl, closed below.
         let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
@@ -466,7 +490,7 @@ impl Syscall for Linux {
         check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
     }
 
-    fn clear_capabilities(&self) -> SysResult {
+    fn keep_capabilities(&self, keep: u64) -> SysResult {
         #[repr(C)]
         struct Header {
             version: u32,
@@ -483,11 +507,12 @@ impl Syscall for Linux {
             version: LINUX_CAPABILITY_VERSION_3,
             pid: 0,
         };
-        let data = [Data {
-            effective: 0,
-            permitted: 0,
+        let half = |bits: u64| Data {
+            effective: bits as u32,
+            permitted: bits as u32,
             inheritable: 0,
-        }; 2];
+        };
+        let data = [half(keep), half(keep >> 32)];
         // SAFETY: capset v3 takes a header and two data structs, both valid here.
         check_fd(unsafe {
             libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr())
@@ -707,6 +732,15 @@ pub mod recording {
         fn loopback_up(&self) -> SysResult {
             self.log("loopback up".into())
         }
+        fn set_hostname(&self, name: &CStr) -> SysResult {
+            self.log(format!("hostname {}", s(name)))
+        }
+        fn new_user_namespace(&self) -> SysResult {
+            self.log("unshare user".into())
+        }
+        fn set_rlimit(&self, resource: c_int, soft: u64, hard: u64) -> SysResult {
+            self.log(format!("rlimit {resource} {soft} {hard}"))
+        }
         fn join_new_session_keyring(&self) -> SysResult {
             self.log("new session keyring".into())
         }
@@ -728,8 +762,8 @@ pub mod recording {
         fn set_no_new_privs(&self) -> SysResult {
             self.log("no_new_privs".into())
         }
-        fn clear_capabilities(&self) -> SysResult {
-            self.log("capset 0".into())
+        fn keep_capabilities(&self, keep: u64) -> SysResult {
+            self.log(format!("capset {keep:#x}"))
         }
         fn set_dumpable(&self, dumpable: bool) -> SysResult {
             self.log(format!("dumpable {}", dumpable as u8))

@@ -59,28 +59,28 @@ impl Default for Limits {
 /// The keys `--limit` takes (docs: `slice-add --help`).
 pub const LIMIT_KEYS: [&str; 7] = ["bytes", "file", "entries", "depth", "name", "path", "ratio"];
 
-/// `123`, or with a suffix K, M, G or T (powers of 1024).
-fn number(value: &str) -> Option<u64> {
-    let (digits, shift) = match value.as_bytes().last()? {
-        b'K' | b'k' => (&value[..value.len() - 1], 10),
-        b'M' | b'm' => (&value[..value.len() - 1], 20),
-        b'G' | b'g' => (&value[..value.len() - 1], 30),
-        b'T' | b't' => (&value[..value.len() - 1], 40),
-        _ => (value, 0),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse::<u64>().ok()?.checked_mul(1u64 << shift)
-}
-
 impl Limits {
+    /// `123`, or with a suffix K, M, G or T (powers of 1024).
+    pub fn parse_size(value: &str) -> Option<u64> {
+        let (digits, shift) = match value.as_bytes().last()? {
+            b'K' | b'k' => (&value[..value.len() - 1], 10),
+            b'M' | b'm' => (&value[..value.len() - 1], 20),
+            b'G' | b'g' => (&value[..value.len() - 1], 30),
+            b'T' | b't' => (&value[..value.len() - 1], 40),
+            _ => (value, 0),
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse::<u64>().ok()?.checked_mul(1u64 << shift)
+    }
+
     /// Applies one `KEY=VALUE`.
     pub fn set(&mut self, spec: &str) -> Result<(), String> {
         let (key, value) = spec
             .split_once('=')
             .ok_or_else(|| format!("--limit needs KEY=VALUE, not '{spec}'"))?;
-        let value = number(value).ok_or_else(|| {
+        let value = Limits::parse_size(value).ok_or_else(|| {
             format!("--limit {key}= needs a number (with K, M, G or T), not '{value}'")
         })?;
         let slot = match key {

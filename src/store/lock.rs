@@ -31,6 +31,40 @@ fn flock(file: &File, operation: libc::c_int) -> std::io::Result<()> {
     }
 }
 
+/// The writable dir of a stage's `--out`, in the store's `tmp/` so that
+/// its content can be stored from the same filesystem. gc leaves it alone
+/// while `<dir>.lock` is flock'ed; dropping it removes both.
+#[derive(Debug)]
+pub struct OutputDir {
+    pub path: PathBuf,
+    lock_path: PathBuf,
+    _file: File,
+}
+
+impl Drop for OutputDir {
+    fn drop(&mut self) {
+        let _ = super::at::remove_tree(&self.path);
+        let _ = fs::remove_file(&self.lock_path);
+    }
+}
+
+/// The prefix of output dirs (and their locks) in `tmp/`.
+pub(crate) const OUTPUT_PREFIX: &str = "out-";
+
+/// Whether the `tmp/` entry `name` belongs to an output dir whose stage
+/// still runs.
+pub(crate) fn output_in_use(tmp: &Path, name: &str) -> bool {
+    let Some(id) = name.strip_prefix(OUTPUT_PREFIX) else {
+        return false;
+    };
+    let id = id.strip_suffix(".lock").unwrap_or(id);
+    let Ok(file) = File::open(tmp.join(format!("{OUTPUT_PREFIX}{id}.lock"))) else {
+        return false;
+    };
+    // SAFETY: flock on a descriptor this File owns.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
+}
+
 /// A pin of the slices one running stage uses; removed when dropped.
 #[derive(Debug)]
 pub struct Pin {
@@ -86,6 +120,34 @@ impl Store {
         let text: String = slices.iter().map(|d| format!("{d}\n")).collect();
         file.write_all(text.as_bytes()).at("write pin", &path)?;
         Ok(Pin { path, _file: file })
+    }
+
+    /// A fresh output dir for a stage's `--out`, owned by the caller's
+    /// uid, held until dropped.
+    pub fn output_dir(&self) -> Result<OutputDir> {
+        // Made under the shared lock: gc, which holds it exclusive, never
+        // sees the lock file before it is flock'ed.
+        let _lock = self.lock_shared()?;
+        let id = super::unique_suffix();
+        let tmp = self.tmp_dir();
+        let lock_path = tmp.join(format!("{OUTPUT_PREFIX}{id}.lock"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock_path)
+            .at("create output lock", &lock_path)?;
+        flock(&file, libc::LOCK_SH).at("lock output", &lock_path)?;
+        let path = tmp.join(format!("{OUTPUT_PREFIX}{id}"));
+        let made = fs::create_dir(&path).at("create output directory", &path);
+        if let Err(e) = made {
+            let _ = fs::remove_file(&lock_path);
+            return Err(e);
+        }
+        Ok(OutputDir {
+            path,
+            lock_path,
+            _file: file,
+        })
     }
 
     /// Slices pinned by running stages. Pins whose holder is gone are

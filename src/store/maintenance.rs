@@ -213,7 +213,8 @@ impl Store {
         super::crash_point("gc:objects-swept");
         // No add runs while gc holds the lock: all of tmp/ is garbage, but
         // for a damaged slice that an add replaced while a stage still
-        // mounts it (`healed-<hex>-…`): it goes once nothing pins <hex>.
+        // mounts it (`healed-<hex>-…`): it goes once nothing pins <hex>;
+        // and for the `--out` dir of a running stage (`out-…`).
         let tmp = self.tmp_dir();
         for entry in fs::read_dir(&tmp).at("read directory", &tmp)? {
             let entry = entry.at("read directory", &tmp)?;
@@ -224,7 +225,11 @@ impl Store {
                 .and_then(|n| n.strip_prefix("healed-"))
                 .and_then(|rest| Digest::from_hex(rest.split('-').next()?))
                 .is_some_and(|d| pinned.contains(&d));
-            if still_mounted {
+            let building = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| super::lock::output_in_use(&tmp, n));
+            if still_mounted || building {
                 continue;
             }
             at::remove_tree(&path).at("remove leftover", &path)?;

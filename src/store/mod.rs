@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 pub use ingest::{parse_archive_only, validate_mount_point, Added, IngestOptions, Source};
 pub use limits::{Limits, LIMIT_KEYS};
 pub use listing::{parse as parse_listing, Entry};
-pub use lock::{Pin, StoreLock};
+pub use lock::{OutputDir, Pin, StoreLock};
 pub use maintenance::{Change, Damage, GcReport, SliceUsage, StoreStats};
 pub use refs::validate_name;
 pub use slice::{Manifest, SliceInfo};

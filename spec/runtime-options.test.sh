@@ -1,0 +1,226 @@
+# sandbox options beyond slices: tmpfs, dev, writable cwd, identity,
+# host name, timeout, rlimits, renumbered descriptors, the default shell,
+# the stage's environment, and builds kept as slices (--out).
+## compare_shells: bash dash mksh zsh busybox
+
+#### --tmpfs is a fresh writable tmpfs with its size and mode; slices mount below it
+mkdir -p tool/bin
+printf '#!/bin/sh\necho tool\n' > tool/bin/t; chmod +x tool/bin/t
+slice-add --at /scratch/tool/inner opt-tmpfs-tool tool >/dev/null
+sandbox --tmpfs /scratch:size=1M,mode=700 --slice opt-tmpfs-tool -- sh -c '
+  stat -c "%a" /scratch
+  echo data > /scratch/file && cat /scratch/file
+  head -c 2000000 /dev/zero > /scratch/big 2>/dev/null; echo "full=$?"
+  /scratch/tool/inner/bin/t
+  grep -c " /scratch " /proc/self/mountinfo'
+sandbox --tmpfs /scratch -- ls -A /scratch; echo "fresh=$?"
+## STDOUT:
+700
+data
+full=1
+tool
+1
+fresh=0
+## END
+
+#### --tmpfs refuses bad options, naming them
+sandbox --tmpfs /s:size=lots -- true 2>&1 | head -n 1
+sandbox --tmpfs /s:mode=999 -- true 2>&1 | head -n 1
+sandbox --tmpfs /s:colour=red -- true 2>&1 | head -n 1
+sandbox --tmpfs relative -- true 2>&1 | head -n 1
+sandbox --tmpfs /proc/x -- true; echo "status=$?"
+## STDOUT:
+sandbox: --tmpfs '/s:size=lots': size needs a number of bytes (with K, M, G)
+sandbox: --tmpfs '/s:mode=999': mode needs an octal number such as 700 or 1777
+sandbox: --tmpfs '/s:colour=red': the options are size=N and mode=M
+sandbox: invalid mount point 'relative': it must be absolute
+status=2
+## END
+
+#### --dev gives a devpts of the stage's own: /dev/pts, /dev/ptmx, and ptys made inside
+sandbox --dev -- sh -c 'readlink /dev/ptmx; ls /dev/pts'
+sandbox --dev -- python3 -c '
+import os
+master, slave = os.openpty()
+print(os.ttyname(slave), sorted(os.listdir("/dev/pts")))'
+sandbox -- sh -c 'test -e /dev/ptmx; echo "ptmx without --dev: $?"'
+## STDOUT:
+pts/ptmx
+ptmx
+/dev/pts/0 ['0', 'ptmx']
+ptmx without --dev: 1
+## END
+
+#### the working directory is read-only, or writable with --rw-cwd
+sandbox -- sh -c 'echo no > here' 2>/dev/null; echo "ro=$?"
+test -e here || echo "not written"
+sandbox --rw-cwd -- sh -c 'echo yes > here'; echo "rw=$?"
+cat here
+## STDOUT:
+ro=2
+not written
+rw=0
+yes
+## END
+
+#### --hostname names the stage's host; the host's name is untouched
+before=$(hostname)
+sandbox --hostname build-box -- hostname
+test "$(hostname)" = "$before" && echo unchanged
+sandbox --hostname '' -- true 2>&1 | head -n 1
+## STDOUT:
+build-box
+unchanged
+sandbox: --hostname needs 1 to 64 bytes, not ''
+## END
+
+#### --uid and --gid set the ids inside; the other one stays the caller's
+sandbox --uid 1234 --gid 99 -- sh -c 'echo "$(id -u) $(id -g)"'
+test "$(sandbox --uid 7 -- id -g)" = "$(id -g)" && echo "gid kept"
+test "$(sandbox --gid 7 -- id -u)" = "$(id -u)" && echo "uid kept"
+sandbox --uid -1 -- true 2>&1 | head -n 1
+## STDOUT:
+1234 99
+gid kept
+uid kept
+sandbox: --uid needs a number from 0 to 4294967294, not '-1'
+## END
+
+#### uid 0 inside has no power over the stage: no capability, no write, remount or unmount
+mkdir -p ro/bin && echo v1 > ro/bin/data
+slice-add --at /opt/ro opt-uid0-ro ro >/dev/null
+sandbox --uid 0 --gid 0 --slice opt-uid0-ro -- sh -c '
+  echo "id $(id -u) $(id -g)"
+  grep -E "^Cap(Prm|Eff|Bnd|Amb)" /proc/self/status | tr -s "\t" " "
+  echo v2 > /opt/ro/bin/data 2>/dev/null; echo "write=$?"
+  chmod 777 /opt/ro/bin/data 2>/dev/null; echo "chmod=$?"
+  mount -o remount,rw /opt/ro 2>/dev/null; echo "remount=$?"
+  umount /opt/ro 2>/dev/null; echo "umount=$?"
+  umount -l /usr 2>/dev/null; echo "umount-usr=$?"
+  cat /opt/ro/bin/data'
+## STDOUT:
+id 0 0
+CapPrm: 0000000000000000
+CapEff: 0000000000000000
+CapBnd: 0000000000000000
+CapAmb: 0000000000000000
+write=2
+chmod=1
+remount=32
+umount=32
+umount-usr=32
+v1
+## END
+
+#### --timeout kills the whole stage and exits 124; a stage that ends in time is untouched
+sandbox --timeout 0.3 -- sh -c 'sleep 30 & sleep 30'; echo "status=$?"
+sandbox --timeout 1m -- sh -c 'exit 3'; echo "status=$?"
+sandbox --timeout 2h -- echo quick
+sandbox --timeout soon -- true 2>&1 | head -n 1
+sandbox --timeout 0 -- true; echo "status=$?"
+## STDOUT:
+status=124
+status=3
+quick
+sandbox: --timeout needs a duration above 0 such as 30, 1.5s, 500ms, 2m or 1h, not 'soon'
+status=2
+## END
+## STDERR:
+sandbox: stopped the stage: its --timeout of 0.3s passed
+sandbox: --timeout needs a duration above 0 such as 30, 1.5s, 500ms, 2m or 1h, not '0'
+Usage: sandbox [OPTIONS] [--] [COMMAND [ARG...]]
+## END
+
+#### --rlimit sets soft and hard limits; it cannot raise a hard limit
+sandbox --rlimit nofile=64 -- sh -c 'echo "$(ulimit -Sn) $(ulimit -Hn)"'
+sandbox --rlimit nofile=32:64 --rlimit core=0 -- sh -c 'echo "$(ulimit -Sn) $(ulimit -Hn) $(ulimit -c)"'
+sandbox --rlimit fsize=1K -- sh -c 'head -c 5000 /dev/zero > /tmp/f 2>/dev/null; echo "fsize=$?"'
+sandbox --rlimit nofile=64:32 -- true 2>&1 | head -n 1
+sandbox --rlimit colour=1 -- true 2>&1 | head -n 1
+sandbox --rlimit nofile=unlimited -- true 2>&1 | head -n 1 | sed 's/, [0-9]*$/, N/'
+## STDOUT:
+64 64
+32 64 0
+fsize=153
+sandbox: --rlimit nofile=64:32: the soft limit is above the hard one
+sandbox: --rlimit colour=1: unknown limit; the limits are as, core, cpu, data, fsize, memlock, nofile, nproc, stack
+sandbox: --rlimit nofile=unlimited: the hard limit cannot go above the current one, N
+## END
+
+#### --fd N=M renumbers a descriptor; two descriptors cannot share a number
+echo through > in
+sandbox --fd 3=7 -- sh -c 'cat <&7; test -e /proc/self/fd/3 || echo "no 3"' 3<in
+sandbox --fd 3=7 --fd 4=7 -- true 3<in 4<in 2>&1 | head -n 1
+sandbox --fd 3=2 -- true 3<in 2>&1 | head -n 1
+## STDOUT:
+through
+no 3
+sandbox: --fd: two descriptors would be number 7 in the stage
+sandbox: --fd needs N or N=M, descriptor numbers above 2, not '3=2'
+## END
+
+#### without a command, sandbox runs $SHELL (or /bin/sh) inside
+echo 'echo "in $0, stage $SLICEBOX_STAGE"' | SHELL=/bin/bash sandbox
+echo 'echo "fell back to sh"' | SHELL=/no/such/shell sandbox
+echo 'echo "default"' | env -u SHELL sandbox
+## STDOUT:
+in /bin/bash, stage 1
+fell back to sh
+default
+## END
+
+#### every stage has SLICEBOX_STAGE and SLICEBOX_SLICES; --unsetenv removes them
+mkdir -p e1 e2
+slice-add opt-env-a e1 >/dev/null; slice-add opt-env-b e2 >/dev/null
+sandbox --slice opt-env-a --slice opt-env-b -- sh -c 'echo "$SLICEBOX_STAGE [$SLICEBOX_SLICES]"'
+sandbox -- sh -c 'echo "$SLICEBOX_STAGE [$SLICEBOX_SLICES]"'
+sandbox --unsetenv SLICEBOX_STAGE -- sh -c 'echo "[${SLICEBOX_STAGE-unset}]"'
+## STDOUT:
+1 [opt-env-a opt-env-b]
+1 []
+[unset]
+## END
+
+#### slice variables apply in --slice order; ${NAME} is the value so far
+mkdir -p p1 p2
+slice-add --env 'PATH=/opt/p1/bin:${PATH}' --env TOOL=p1 opt-path-1 p1 >/dev/null
+slice-add --env 'PATH=/opt/p2/bin:${PATH}' --env TOOL=p2 opt-path-2 p2 >/dev/null
+# (PATH starts with the dir of the executable, shown as BIN.)
+sandbox --slice opt-path-1 --slice opt-path-2 -- sh -c 'echo "$PATH $TOOL"' | sed "s|:$SLICEBOX_BIN_DIR:.*| BIN|"
+sandbox --slice opt-path-2 --slice opt-path-1 -- sh -c 'echo "$PATH $TOOL"' | sed "s|:$SLICEBOX_BIN_DIR:.*| BIN|"
+## STDOUT:
+/opt/p2/bin:/opt/p1/bin BIN
+/opt/p1/bin:/opt/p2/bin BIN
+## END
+
+#### --out DIR=NAME keeps a build's output as a slice; a failed build stores nothing
+sandbox --out /opt/hello=opt-out-hello -- sh -c '
+  mkdir -p /opt/hello/bin
+  printf "#!/bin/sh\necho hello from the build\n" > /opt/hello/bin/hello
+  chmod +x /opt/hello/bin/hello'
+echo "built=$?"
+slice-list | grep -c '^opt-out-hello	.*	/opt/hello	'
+sandbox --slice opt-out-hello -- /opt/hello/bin/hello
+sandbox --out /opt/broken=opt-out-broken -- sh -c 'echo partial > /opt/broken/f; exit 4'
+echo "failed=$?"
+slice-show opt-out-broken >/dev/null 2>&1; echo "stored=$?"
+## STDOUT:
+built=0
+1
+hello from the build
+failed=4
+stored=1
+## END
+
+#### --out refuses bad specs; an output the store refuses fails the stage, naming it
+sandbox --out relative=x -- true 2>&1 | head -n 1
+sandbox --out /opt/x -- true 2>&1 | head -n 1
+sandbox --out /opt/x=bad/name -- true 2>&1 | head -n 1
+sandbox --out /opt/fifo=opt-out-fifo -- mkfifo /opt/fifo/pipe 2>&1; echo "status=$?"
+## STDOUT:
+sandbox: invalid mount point 'relative': it must be absolute
+sandbox: --out needs DIR=NAME, an absolute directory and a slice name, not '/opt/x'
+sandbox: invalid slice name 'bad/name': it may contain only letters, digits and . _ + -
+sandbox: cannot store --out '/opt/fifo' as slice 'opt-out-fifo': '/opt/fifo/pipe' is a device node, fifo or socket; slices hold only files, directories and symlinks; nothing was stored
+status=1
+## END
