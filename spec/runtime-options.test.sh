@@ -224,3 +224,14 @@ sandbox: invalid slice name 'bad/name': it may contain only letters, digits and 
 sandbox: cannot store --out '/opt/fifo' as slice 'opt-out-fifo': '/opt/fifo/pipe' is a device node, fifo or socket; slices hold only files, directories and symlinks; nothing was stored
 status=1
 ## END
+
+#### when user namespaces are refused, the message names the setting and what to do (125)
+# user.max_user_namespaces is per user namespace: 0 in a child forbids any below it.
+unshare -U --map-root-user sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && sandbox -- true'
+echo "status=$?"
+## STDOUT:
+status=125
+## END
+## STDERR:
+sandbox: cannot create namespaces: No space left on device; user.max_user_namespaces is 0, so no user namespace can be made: as root, run sysctl -w user.max_user_namespaces=15000
+## END

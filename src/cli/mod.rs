@@ -5,6 +5,7 @@ mod args;
 mod sandbox;
 mod slices;
 pub mod spec;
+mod stage_digest;
 
 use std::ffi::OsString;
 use std::os::fd::RawFd;

@@ -62,6 +62,10 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         return Err(Failure::usage("--chdir needs an absolute path"));
     }
     let output = parsed.last("out").map(output_spec).transpose()?;
+    let cache = parsed.has("cache");
+    if cache {
+        refuse_undeclared_inputs(parsed, isolate_net, output.is_some())?;
+    }
 
     let mut slices = Vec::new();
     let mut env: Vec<OsString> = if parsed.has("clearenv") {
@@ -78,6 +82,7 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     };
     // Held until the stage ends, so slice-gc keeps what it mounts.
     let mut _pin = None;
+    let mut mounted: Vec<(OsString, crate::digest::Digest)> = Vec::new();
     if let (Some(store), false) = (&store, slice_refs.is_empty()) {
         // Resolving and pinning under the shared lock: gc cannot run between.
         let lock = store.lock_shared()?;
@@ -113,6 +118,7 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
                 set_env(&mut env, OsString::from_vec(expanded));
             }
             digests.push(digest);
+            mounted.push((OsString::from(&mount_point), digest));
             slices.push(PlannedSlice {
                 label: name,
                 tree: store.slice_tree(&digest),
@@ -206,7 +212,7 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     let start_dir = chdir
         .or_else(|| workdir.clone())
         .unwrap_or_else(|| PathBuf::from("/"));
-    let stage = Stage {
+    let mut stage = Stage {
         argv,
         fallback,
         env,
@@ -226,6 +232,27 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         identity,
         rlimits,
         timeout,
+    };
+    // A --cache stage either reuses an earlier output, or runs with stdin
+    // from /dev/null: input it reads must be declared, and stdin is not.
+    let mut _null = None;
+    let stage_digest = match (&output, &store, cache) {
+        (Some((dir, name)), Some(store), true) => {
+            let digest = super::stage_digest::stage_digest(&stage, &mounted, dir)?;
+            if let Some(reused) = store.reuse_output(&digest, name)? {
+                ctx.err(&format!(
+                    "sandbox: --cache: '{}' is {reused}, stored by an earlier run of this stage; the command did not run\n",
+                    printable(name.as_bytes())
+                ));
+                return Ok(Exit::SUCCESS);
+            }
+            let null = std::fs::File::open("/dev/null")
+                .map_err(|e| setup_failure(format!("cannot open '/dev/null': {e}")))?;
+            stage.stdio[0] = std::os::fd::AsRawFd::as_raw_fd(&null);
+            _null = Some(null);
+            Some(digest)
+        }
+        _ => None,
     };
     let mut host_signals = ctx.host_signals.and_then(|make| make());
     let report = runtime::run(&stage, host_signals.as_deref_mut()).map_err(|e| match e {
@@ -249,7 +276,10 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     if let (Some((dir, name)), Some(made), Some(store), Exit::SUCCESS) =
         (&output, &output_dir, &store, exit)
     {
-        store_output(store, made, dir, name)?;
+        let stored = store_output(store, made, dir, name)?;
+        if let Some(stage_digest) = stage_digest {
+            store.remember_output(&stage_digest, &stored)?;
+        }
     }
     Ok(exit)
 }
@@ -264,7 +294,7 @@ fn store_output(
     made: &crate::store::OutputDir,
     dir: &Path,
     name: &str,
-) -> Result<(), Failure> {
+) -> Result<crate::digest::Digest, Failure> {
     let mount_point = dir.to_str().expect("checked UTF-8").to_string();
     store
         .add_slice(
@@ -295,7 +325,41 @@ fn store_output(
                 ),
                 exit: Exit::FAILURE,
             }
-        })?;
+        })
+        .map(|added| added.info.digest)
+}
+
+/// `--cache` takes a stage whose every input is declared, or says why not.
+fn refuse_undeclared_inputs(
+    parsed: &Parsed,
+    isolate_net: bool,
+    has_output: bool,
+) -> Result<(), Failure> {
+    let refuse = |why: String| Err(Failure::usage(format!("--cache: {why}")));
+    if !has_output {
+        return refuse("it needs --out DIR=NAME, the output it remembers".into());
+    }
+    if !isolate_net {
+        return refuse(
+            "it needs --net none: through the host's network a stage reads what no digest covers"
+                .into(),
+        );
+    }
+    if let Some(bind) = parsed.values("bind").next() {
+        return refuse(format!(
+            "it refuses --bind '{}': a writable host path is an input and an output at once (--ro-bind is hashed)",
+            printable(bind.as_bytes())
+        ));
+    }
+    if parsed.has("rw-cwd") {
+        return refuse(
+            "it refuses --rw-cwd: a writable working directory is an input and an output at once"
+                .into(),
+        );
+    }
+    if parsed.has("fd") {
+        return refuse("it refuses --fd: what a descriptor holds is not part of the digest".into());
+    }
     Ok(())
 }
 

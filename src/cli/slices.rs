@@ -259,8 +259,12 @@ pub fn gc(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     if parsed.has("json") {
         print_json(ctx, &report);
     } else {
+        let cache = match report.cache_entries_removed {
+            0 => String::new(),
+            n => format!(" and {n} cache entries"),
+        };
         ctx.out(&format!(
-            "removed {} slices and {} objects, freed {}\n",
+            "removed {} slices and {} objects{cache}, freed {}\n",
             report.slices_removed,
             report.objects_removed,
             human_bytes(report.bytes_freed)

@@ -116,6 +116,11 @@ pub const SANDBOX: CommandSpec = CommandSpec {
             help: "make DIR writable; after exit 0, store its content as slice NAME at DIR",
         },
         OptionSpec {
+            long: "cache",
+            value: None,
+            help: "with --out and --net none: reuse the output of an earlier run with the same inputs",
+        },
+        OptionSpec {
             long: "env",
             value: Some("NAME=VALUE"),
             help: "set an environment variable; repeatable",
@@ -169,6 +174,13 @@ The stage dies with sandbox (or the shell running the builtin), and when
 --out DIR=NAME: DIR starts empty and writable; after COMMAND exits 0 its
 content is stored as slice NAME with mount point DIR, as slice-add would
 (crash-safe, deduplicated). On any other status nothing is stored.
+--cache: the stage's digest covers its slices, the content of the working
+directory and of each --ro-bind, the command, the environment, the ids
+and every option that can change the output. When an earlier run with
+that digest stored an output that is still in the store, COMMAND does not
+run: NAME points at that output and one line on stderr says so. Inputs
+must be declared: --cache needs --net none, and refuses --bind, --rw-cwd
+and --fd; stdin is /dev/null. The host's base dirs are not hashed.
 
 Exit status: COMMAND's own; 128+N if it was killed by signal N; 124 if
 --timeout passed; 125 if the sandbox could not be set up; 126 if COMMAND

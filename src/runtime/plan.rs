@@ -920,7 +920,9 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
 /// own tmpfs: below no mount, and not made by an earlier target.
 fn mark_fresh_dirs(steps: &mut [Step]) {
     let mut seen: HashSet<Vec<CString>> = HashSet::new();
-    let mut mounted: Vec<Vec<CString>> = Vec::new();
+    // A set, looked up by each shorter prefix: with 1000 slices a list
+    // scanned per step made this quadratic (7% of a 1000-slice start).
+    let mut mounted: HashSet<Vec<CString>> = HashSet::new();
     for step in steps.iter_mut() {
         let is_mount = !matches!(step.op, Op::Symlink { .. } | Op::RestrictUnixSockets { .. });
         let Some(target) = step.op.target_mut() else {
@@ -932,10 +934,7 @@ fn mark_fresh_dirs(steps: &mut [Step]) {
                 if seen.contains(prefix) {
                     continue;
                 }
-                if !mounted
-                    .iter()
-                    .any(|m| prefix.starts_with(m) && m.len() < prefix.len())
-                {
+                if !(1..prefix.len()).any(|len| mounted.contains(&prefix[..len])) {
                     target.fresh_from = i;
                 }
                 break;
@@ -945,7 +944,7 @@ fn mark_fresh_dirs(steps: &mut [Step]) {
             seen.insert(target.components[..=i].to_vec());
         }
         if is_mount {
-            mounted.push(target.components.clone());
+            mounted.insert(target.components.clone());
         }
     }
 }

@@ -279,7 +279,7 @@ fn changed(source_name: &str, entry: &[u8]) -> Error {
 fn read_directory(
     dir: &Path,
     limits: Limits,
-    objects: &ObjectWriter<'_>,
+    objects: &dyn ObjectSink,
     progress: &Progress,
 ) -> Result<Node> {
     let source_name = printable_path(dir);
@@ -411,6 +411,16 @@ fn normalise_entry_name(name: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
         }
     }
     Ok(parts)
+}
+
+/// The tree digest `dir` would have as a slice, read as `slice-add` reads
+/// it (same walk, same limits), storing nothing: a `--cache` stage's
+/// working directory and read-only binds.
+pub fn directory_digest(dir: &Path) -> Result<Digest> {
+    let progress = Progress::start(None, String::new());
+    let tree = read_directory(dir, Limits::default(), &super::objects::HashOnly, &progress);
+    progress.finish();
+    Ok(tree_digest(&tree?))
 }
 
 /// Parses a tar stream (plain, gzip or zstd) and hashes its files within

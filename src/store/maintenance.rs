@@ -40,6 +40,8 @@ pub struct GcReport {
     pub objects_removed: u64,
     pub bytes_freed: u64,
     pub history_pruned: bool,
+    /// `--cache` entries whose output is no longer named.
+    pub cache_entries_removed: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,6 +187,8 @@ impl Store {
         let mut live: HashSet<Digest> = refs::list(self)?.into_iter().map(|(_, d)| d).collect();
         let pinned: HashSet<Digest> = self.live_pins()?.into_iter().collect();
         live.extend(&pinned);
+        // A cache entry lives as long as a name keeps its output.
+        report.cache_entries_removed = self.prune_cache(&live)?;
 
         let mut live_objects = HashSet::new();
         for slice in self.slice_digests()? {

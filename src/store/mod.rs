@@ -18,6 +18,7 @@
 //! one (see docs/formats.md).
 
 mod at;
+mod cache;
 mod ingest;
 mod limits;
 mod listing;
@@ -37,7 +38,9 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-pub use ingest::{parse_archive_only, validate_mount_point, Added, IngestOptions, Source};
+pub use ingest::{
+    directory_digest, parse_archive_only, validate_mount_point, Added, IngestOptions, Source,
+};
 pub use limits::{Limits, LIMIT_KEYS};
 pub use listing::{parse as parse_listing, Entry};
 pub use lock::{OutputDir, Pin, StoreLock};
@@ -190,6 +193,31 @@ impl Store {
 }
 
 pub use crate::text::{printable, printable_path};
+
+/// Replaces `dir/name` with `bytes` so that a crash leaves the old file or
+/// the new one: a temp file (`.name.<unique>.tmp`, removed on error; gc
+/// sweeps any a crash leaves) fsynced, renamed over, and the dir fsynced.
+pub(crate) fn write_durably(dir: &Path, name: &str, bytes: &[u8], op: &'static str) -> Result<()> {
+    use std::io::Write;
+    let temp = dir.join(format!(".{name}.{}.tmp", unique_suffix()));
+    let written = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .at(op, &temp)?;
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .at(op, &temp)?;
+        let path = dir.join(name);
+        fs::rename(&temp, &path).at(op, &path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    written?;
+    ingest::sync_dir(dir)
+}
 
 /// Reads a small file (a ref, a manifest) with open, read and close only:
 /// `fs::read_to_string` also stats the file to size its buffer, which a

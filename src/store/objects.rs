@@ -97,6 +97,12 @@ pub(crate) trait ObjectSink: Sync {
         executable: bool,
         origin: &Path,
     ) -> Result<(Digest, u64)>;
+
+    /// A regular file of a directory source; the same as a stream unless
+    /// the sink can do better with a file it may read twice.
+    fn add_file(&self, file: &mut File, executable: bool, origin: &Path) -> Result<(Digest, u64)> {
+        self.add_stream(file, executable, origin)
+    }
 }
 
 impl ObjectSink for ObjectWriter<'_> {
@@ -107,6 +113,10 @@ impl ObjectSink for ObjectWriter<'_> {
         origin: &Path,
     ) -> Result<(Digest, u64)> {
         ObjectWriter::add_stream(self, reader, executable, origin)
+    }
+
+    fn add_file(&self, file: &mut File, executable: bool, origin: &Path) -> Result<(Digest, u64)> {
+        ObjectWriter::add_file(self, file, executable, origin)
     }
 }
 

@@ -2,7 +2,7 @@
 //! replaced by writing a temp file and renaming it over the old one.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 
@@ -64,27 +64,8 @@ fn lock_refs(store: &Store) -> Result<File> {
 }
 
 fn write(store: &Store, name: &str, history: &[Digest]) -> Result<()> {
-    let dir = store.refs_dir();
-    let temp = dir.join(format!(".{name}.{}.tmp", super::unique_suffix()));
-    let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .at("write ref", &temp)?;
-        let text: String = history.iter().map(|d| format!("{d}\n")).collect();
-        file.write_all(text.as_bytes())
-            .and_then(|()| file.sync_all())
-            .at("write ref", &temp)?;
-        let path = dir.join(name);
-        fs::rename(&temp, &path).at("update ref", &path)
-    })();
-    if written.is_err() {
-        // A temp file left behind would never be cleaned: not a ref name.
-        let _ = fs::remove_file(&temp);
-    }
-    written?;
-    sync_dir(&dir)
+    let text: String = history.iter().map(|d| format!("{d}\n")).collect();
+    super::write_durably(&store.refs_dir(), name, text.as_bytes(), "write ref")
 }
 
 /// Removes a name and its history.

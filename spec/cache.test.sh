@@ -1,0 +1,123 @@
+# sandbox --out DIR=NAME --cache: memoized stages, early cutoff, gc.
+## compare_shells: bash dash mksh zsh busybox
+# Each case uses a store of its own, beside its working directory (not in
+# it: the working directory is an input): the cells of a run share one store,
+# and a stage with the same inputs in another cell would be a cache hit.
+
+#### a --cache stage runs once; the same inputs reuse its output, a changed input runs it again
+SLICEBOX_STORE=$TMP.store; export SLICEBOX_STORE
+printf 'one\n' > input
+build() {
+  sandbox --net none --clearenv --out /opt/c1=cache-c1 --cache -- \
+    sh -c 'cat input > /opt/c1/copy; echo ran >&2' 2>&1 | sed 's/sha256:[0-9a-f]*/DIGEST/'
+}
+build
+build
+printf 'two\n' > input
+build
+sandbox --no-cwd --slice cache-c1 -- cat /opt/c1/copy
+## STDOUT:
+ran
+sandbox: --cache: 'cache-c1' is DIGEST, stored by an earlier run of this stage; the command did not run
+ran
+two
+## END
+
+#### every declared input is in the digest: argv, env, slices, ids, options
+SLICEBOX_STORE=$TMP.store; export SLICEBOX_STORE
+mkdir -p s1 s2; echo 1 > s1/f; echo 2 > s2/f
+slice-add cache-in-1 s1 --at /opt/in >/dev/null; slice-add cache-in-2 s2 --at /opt/in >/dev/null
+run() {
+  sandbox --net none --clearenv --no-cwd --out /opt/o=cache-in-out --cache "$@" 2>&1 |
+    sed 's/.*did not run$/cached/'
+}
+run --slice cache-in-1 -- sh -c 'cat /opt/in/f > /opt/o/f'
+run --slice cache-in-1 -- sh -c 'cat /opt/in/f > /opt/o/f'
+run --slice cache-in-2 -- sh -c 'cat /opt/in/f > /opt/o/f'
+run --slice cache-in-2 --env X=1 -- sh -c 'cat /opt/in/f > /opt/o/f'
+run --slice cache-in-2 --env X=1 --uid 0 -- sh -c 'cat /opt/in/f > /opt/o/f'
+run --slice cache-in-2 --env X=1 --uid 0 -- sh -c 'cat /opt/in/f  > /opt/o/f'
+run --slice cache-in-2 --env X=1 --uid 0 -- sh -c 'cat /opt/in/f  > /opt/o/f'
+echo end
+## STDOUT:
+cached
+cached
+end
+## END
+
+#### early cutoff: a rebuild with identical bytes leaves the next stage cached
+SLICEBOX_STORE=$TMP.store; export SLICEBOX_STORE
+printf 'v1\n# comment one\n' > src.txt
+stage_a() {
+  sandbox --net none --clearenv --out /opt/a=cache-a --cache -- \
+    sh -c 'head -n 1 src.txt > /opt/a/out; echo "a ran" >&2'
+}
+stage_b() {
+  sandbox --net none --clearenv --no-cwd --slice cache-a --out /opt/b=cache-b --cache -- \
+    sh -c 'tr a-z A-Z < /opt/a/out > /opt/b/out; echo "b ran" >&2'
+}
+{ stage_a; stage_b; } 2>&1
+printf 'v1\n# comment two\n' > src.txt
+{ stage_a; stage_b; } 2>&1 | sed 's/sha256:[0-9a-f]*/DIGEST/'
+sandbox --no-cwd --slice cache-b -- cat /opt/b/out
+## STDOUT:
+a ran
+b ran
+a ran
+sandbox: --cache: 'cache-b' is DIGEST, stored by an earlier run of this stage; the command did not run
+V1
+## END
+
+#### a failed --cache stage stores and remembers nothing
+SLICEBOX_STORE=$TMP.store; export SLICEBOX_STORE
+sandbox --net none --out /opt/f=cache-fail --cache -- sh -c 'echo x > /opt/f/x; exit 3'; echo "status=$?"
+sandbox --net none --out /opt/f=cache-fail --cache -- sh -c 'echo x > /opt/f/x; exit 3'; echo "status=$?"
+slice-show cache-fail >/dev/null 2>&1; echo "stored=$?"
+## STDOUT:
+status=3
+status=3
+stored=1
+## END
+
+#### stdin of a --cache stage is /dev/null
+SLICEBOX_STORE=$TMP.store; export SLICEBOX_STORE
+echo piped | sandbox --net none --out /opt/i=cache-stdin --cache -- sh -c 'cat > /opt/i/got; wc -c < /opt/i/got'
+## STDOUT:
+0
+## END
+
+#### slice-gc keeps cache entries whose output is named and drops the others
+SLICEBOX_STORE=$TMP.store; export SLICEBOX_STORE
+build() {
+  sandbox --net none --clearenv --no-cwd --out /opt/g=cache-g --cache -- \
+    sh -c 'echo g > /opt/g/g; echo ran >&2' 2>&1 | sed 's/.*did not run$/cached/'
+}
+build
+slice-gc
+build
+slice-rm cache-g
+slice-gc | sed 's/freed .*/freed N/'
+build
+## STDOUT:
+ran
+removed 0 slices and 0 objects, freed 0 B
+cached
+removed cache-g
+removed 1 slices and 1 objects and 1 cache entries, freed N
+ran
+## END
+
+#### --cache refuses stages whose inputs are not declared, and says why
+SLICEBOX_STORE=$TMP.store; export SLICEBOX_STORE
+sandbox --cache -- true 2>&1 | head -n 1
+sandbox --out /opt/x=cache-x --cache -- true 2>&1 | head -n 1
+sandbox --net none --out /opt/x=cache-x --cache --bind /tmp -- true 2>&1 | head -n 1
+sandbox --net none --out /opt/x=cache-x --cache --rw-cwd -- true 2>&1 | head -n 1
+sandbox --net none --out /opt/x=cache-x --cache --fd 3 -- true 3</dev/null 2>&1 | head -n 1
+## STDOUT:
+sandbox: --cache: it needs --out DIR=NAME, the output it remembers
+sandbox: --cache: it needs --net none: through the host's network a stage reads what no digest covers
+sandbox: --cache: it refuses --bind '/tmp': a writable host path is an input and an output at once (--ro-bind is hashed)
+sandbox: --cache: it refuses --rw-cwd: a writable working directory is an input and an output at once
+sandbox: --cache: it refuses --fd: what a descriptor holds is not part of the digest
+## END
