@@ -35,9 +35,9 @@ run --slice cache-in-1 -- sh -c 'cat /opt/in/f > /opt/o/f'
 run --slice cache-in-1 -- sh -c 'cat /opt/in/f > /opt/o/f'
 run --slice cache-in-2 -- sh -c 'cat /opt/in/f > /opt/o/f'
 run --slice cache-in-2 --env X=1 -- sh -c 'cat /opt/in/f > /opt/o/f'
-run --slice cache-in-2 --env X=1 --uid 0 -- sh -c 'cat /opt/in/f > /opt/o/f'
-run --slice cache-in-2 --env X=1 --uid 0 -- sh -c 'cat /opt/in/f  > /opt/o/f'
-run --slice cache-in-2 --env X=1 --uid 0 -- sh -c 'cat /opt/in/f  > /opt/o/f'
+run --slice cache-in-2 --env X=1 --uid 1234 -- sh -c 'cat /opt/in/f > /opt/o/f'
+run --slice cache-in-2 --env X=1 --uid 1234 -- sh -c 'cat /opt/in/f  > /opt/o/f'
+run --slice cache-in-2 --env X=1 --uid 1234 -- sh -c 'cat /opt/in/f  > /opt/o/f'
 echo end
 ## STDOUT:
 cached

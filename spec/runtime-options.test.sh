@@ -235,3 +235,34 @@ status=125
 ## STDERR:
 sandbox: cannot create namespaces: No space left on device; user.max_user_namespaces is 0, so no user namespace can be made: as root, run sysctl -w user.max_user_namespaces=15000
 ## END
+
+#### a mount point missing below a read-only dir gets a tmpfs there that shows the same entries
+mkdir -p deep/bin parent/lib && echo deep > deep/bin/f && echo lib > parent/lib/f
+ln -s lib/f parent/link
+slice-add --at /usr/share/slicebox-spec-missing/x opt-shadow-base deep >/dev/null
+slice-add --at /opt/shadow-p opt-shadow-parent parent >/dev/null
+slice-add --at /opt/shadow-p/not/there opt-shadow-child deep >/dev/null
+host=$(ls -A /usr/share | wc -l)
+sandbox --slice opt-shadow-base -- sh -c '
+  cat /usr/share/slicebox-spec-missing/x/bin/f
+  echo "$(ls -A /usr/share | wc -l)" > /tmp/n
+  touch /usr/share/new 2>/dev/null; echo "write=$?"
+  cat /tmp/n' > out
+head -n 2 out
+test "$(tail -n 1 out)" = "$((host + 1))" && echo "every host entry is still there"
+test -e /usr/share/slicebox-spec-missing || echo "nothing made on the host"
+sandbox --slice opt-shadow-child --slice opt-shadow-parent -- sh -c '
+  cat /opt/shadow-p/not/there/bin/f /opt/shadow-p/lib/f /opt/shadow-p/link
+  ls -A /opt/shadow-p | sort | tr "\n" " "; echo
+  touch /opt/shadow-p/x 2>/dev/null; echo "write=$?"'
+## STDOUT:
+deep
+write=1
+every host entry is still there
+nothing made on the host
+deep
+lib
+lib
+lib link not 
+write=1
+## END

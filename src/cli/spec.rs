@@ -150,7 +150,8 @@ shown (a note says so) and COMMAND starts in /. Without COMMAND, $SHELL
 
 Mount points are resolved inside the stage and never through a symlink;
 nothing is created on the host. Parents are mounted before children,
-whatever the order of the options. A missing bind source or a symlink on
+whatever the order of the options; a mount point missing in a read-only
+dir is made in a tmpfs over that dir that shows the same entries. A missing bind source or a symlink on
 the way to a mount point fails with 125 and names the path.
 
 The environment is the caller's (or empty with --clearenv), then each

@@ -14,9 +14,9 @@
 //!   slices and other foreign content can therefore never redirect a mount.
 
 use std::collections::HashSet;
-use std::ffi::{CStr, CString, OsStr};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::fd::RawFd;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 
 use super::syscall::{Errno, MountAttr, Syscall};
@@ -160,6 +160,20 @@ pub enum Op {
         text: CString,
         link: Target,
     },
+    /// Covers the existing dir `target` of a read-only mount with a tmpfs
+    /// that shows the same entries (each re-bound from a clone taken
+    /// first, symlinks made anew), so that a mount point missing below it
+    /// can be made. `entries` needing a clone use slots from `first_slot`.
+    Shadow {
+        target: Target,
+        entries: Vec<ShadowEntry>,
+        first_slot: usize,
+        options: Vec<(CString, CString)>,
+    },
+    /// Makes a `Shadow` tmpfs read-only once the mounts below it are made.
+    SealShadow {
+        target: Target,
+    },
     LoopbackUp,
     SetHostname {
         name: CString,
@@ -187,6 +201,8 @@ impl Op {
             | Op::Attach { target, .. }
             | Op::AttachFromStore { target, .. }
             | Op::MakeReadOnly { target }
+            | Op::Shadow { target, .. }
+            | Op::SealShadow { target }
             | Op::Symlink { link: target, .. } => Some(target),
             _ => None,
         }
@@ -198,9 +214,65 @@ impl Op {
             | Op::Attach { target, .. }
             | Op::AttachFromStore { target, .. }
             | Op::MakeReadOnly { target }
+            | Op::Shadow { target, .. }
+            | Op::SealShadow { target }
             | Op::Symlink { link: target, .. } => Some(target),
             _ => None,
         }
+    }
+}
+
+/// One entry of a dir a `Shadow` covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowEntry {
+    pub name: CString,
+    pub kind: ShadowKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShadowKind {
+    Dir,
+    /// A file, or anything else a mount can be made on (fifo, socket, node).
+    File,
+    Symlink(CString),
+}
+
+/// What the planner may learn of a host path (a read-only mount's source)
+/// before cloning: whether a mount point below it exists, and what a dir
+/// holds. `RealHost` reads the filesystem; tests use a fixed one.
+pub trait HostView {
+    /// `None` when the path does not exist.
+    fn kind(&self, path: &Path) -> Option<ShadowKind>;
+    fn list(&self, dir: &Path) -> Vec<(OsString, ShadowKind)>;
+}
+
+pub struct RealHost;
+
+impl HostView for RealHost {
+    fn kind(&self, path: &Path) -> Option<ShadowKind> {
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        Some(if meta.file_type().is_symlink() {
+            let text = std::fs::read_link(path).ok()?;
+            ShadowKind::Symlink(CString::new(text.into_os_string().into_vec()).ok()?)
+        } else if meta.is_dir() {
+            ShadowKind::Dir
+        } else {
+            ShadowKind::File
+        })
+    }
+
+    fn list(&self, dir: &Path) -> Vec<(OsString, ShadowKind)> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut out: Vec<_> = entries
+            .filter_map(|e| {
+                let e = e.ok()?;
+                Some((e.file_name(), self.kind(&e.path())?))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 }
 
@@ -228,6 +300,8 @@ enum What {
     /// may have lost.
     MountSlice(String, PathBuf),
     Bind(PathBuf),
+    Shadow,
+    SealShadow,
     Chdir,
 }
 
@@ -269,6 +343,11 @@ impl Step {
             (What::Bind(source), _) => {
                 format!("bind '{}' at '{}'", printable_path(source), target())
             }
+            (What::Shadow, _) => format!(
+                "cover '{}' with a tmpfs showing the same entries, to make a mount point below it",
+                target()
+            ),
+            (What::SealShadow, _) => format!("make the tmpfs over '{}' read-only", target()),
             (What::Chdir, Op::Chdir { path }) => {
                 format!("change directory to '{}'", text(path))
             }
@@ -524,6 +603,43 @@ impl Planner {
 }
 
 pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
+    plan_with(input, &RealHost)
+}
+
+/// A mount already planned, as a later mount below it sees it.
+struct Placed {
+    target: PathBuf,
+    /// Where its content comes from on the host (`None`: the stage's own).
+    source: Option<PathBuf>,
+    read_only: bool,
+}
+
+/// For a mount at `target` below the read-only mount `cover`: the deepest
+/// dir of `cover` on the way that exists, when the next component does
+/// not (a mount point must be made there, and a read-only mount cannot
+/// make it). `None` when the way exists, or stops at something the walk
+/// itself will refuse or report.
+fn missing_below(cover: &Placed, target: &Path, host: &dyn HostView) -> Option<(PathBuf, PathBuf)> {
+    let source = cover.source.as_ref()?;
+    let relative = target.strip_prefix(&cover.target).ok()?;
+    let (mut inside, mut on_host) = (cover.target.clone(), source.clone());
+    if host.kind(&on_host) != Some(ShadowKind::Dir) {
+        return None;
+    }
+    for part in relative.components() {
+        let next = on_host.join(part);
+        match host.kind(&next) {
+            Some(ShadowKind::Dir) => {}
+            None => return Some((inside, on_host)),
+            Some(_) => return None,
+        }
+        inside.push(part);
+        on_host = next;
+    }
+    None
+}
+
+pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanError> {
     let mut p = Planner {
         steps: Vec::new(),
         slots: 1, // ROOT
@@ -751,7 +867,90 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             .iter()
             .any(|b| path != *b && path.starts_with(b))
     };
+    let mut placed: Vec<Placed> = Vec::new();
+    let mut shadows: Vec<PathBuf> = Vec::new();
     for mount in &mounts {
+        let target = mount.target();
+        // The deepest mount planned so far that holds this one: placed in
+        // parent-first order, so the last one that is a prefix.
+        let cover = placed
+            .iter()
+            .rev()
+            .find(|m| target.starts_with(&m.target) && target != m.target);
+        if let Some((dir, on_host)) = cover
+            .filter(|c| c.read_only && !under_writable_bind(target))
+            .and_then(|c| missing_below(c, target, host))
+        {
+            let mut entries = Vec::new();
+            let first_slot = p.slots;
+            for (name, kind) in host.list(&on_host) {
+                if kind != ShadowKind::Dir && kind != ShadowKind::File {
+                    entries.push(ShadowEntry {
+                        name: c(&name)?,
+                        kind,
+                    });
+                    continue;
+                }
+                p.slot();
+                if kind == ShadowKind::Dir {
+                    placed.push(Placed {
+                        target: dir.join(&name),
+                        source: Some(on_host.join(&name)),
+                        read_only: true,
+                    });
+                }
+                entries.push(ShadowEntry {
+                    name: c(&name)?,
+                    kind,
+                });
+            }
+            let mut shadow_target = Target::new(&dir)?;
+            shadow_target.create = false;
+            p.push(
+                Op::Shadow {
+                    target: shadow_target,
+                    entries,
+                    first_slot,
+                    options: vec![(c"mode".to_owned(), c"0755".to_owned())],
+                },
+                What::Shadow,
+            );
+            placed.push(Placed {
+                target: dir.clone(),
+                source: None,
+                read_only: false,
+            });
+            // Entries re-bound in the tmpfs are mounts of their own, and
+            // later mounts below them are covered by those.
+            placed.sort_by(|a, b| {
+                a.target
+                    .as_os_str()
+                    .as_bytes()
+                    .cmp(b.target.as_os_str().as_bytes())
+            });
+            shadows.push(dir);
+        }
+        placed.push(Placed {
+            target: target.to_path_buf(),
+            source: match mount {
+                Mount::Base { path, .. } | Mount::Workdir { path, .. } => Some(path.to_path_buf()),
+                Mount::Slice(slice) => Some(slice.tree.clone()),
+                Mount::Bind { bind, .. } => Some(bind.source.clone()),
+                Mount::Tmpfs(_) => None,
+            },
+            read_only: match mount {
+                Mount::Workdir { .. } => !input.rw_workdir,
+                Mount::Bind { bind, .. } => !bind.writable,
+                Mount::Tmpfs(_) => false,
+                _ => true,
+            },
+        });
+        placed.sort_by(|a, b| {
+            a.target
+                .as_os_str()
+                .as_bytes()
+                .cmp(b.target.as_os_str().as_bytes())
+        });
         match mount {
             Mount::Base { path, slot } | Mount::Workdir { path, slot } => {
                 let mut target = Target::new(path)?;
@@ -858,6 +1057,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                 }
             }
         }
+    }
+    for dir in shadows {
+        let mut target = Target::new(&dir)?;
+        target.create = false;
+        p.push(Op::SealShadow { target }, What::SealShadow);
     }
     if let Some(name) = &input.hostname {
         p.push(
@@ -1260,6 +1464,31 @@ fn run_op<'s>(
             sys.symlinkat(text, parent, link.last())
                 .map_err(|e| (e, link.parent_len() as i32))
         }
+        Op::Shadow {
+            target,
+            entries,
+            first_slot,
+            options,
+        } => shadow(
+            sys,
+            root,
+            target,
+            entries,
+            *first_slot,
+            options,
+            slots,
+            walk,
+        ),
+        Op::SealShadow { target } => {
+            let fd = walk.open(sys, root, target, Kind::Dir)?;
+            let attr = MountAttr {
+                set: READ_ONLY,
+                propagation: 0,
+            };
+            let result = sys.mount_setattr(fd, 0, attr);
+            sys.close(fd);
+            result.map_err(no_component)
+        }
         Op::LoopbackUp => sys.loopback_up().map_err(no_component),
         Op::SetHostname { name } => sys.set_hostname(name).map_err(no_component),
         Op::RestrictUnixSockets { allowed } => restrict_unix_sockets(sys, root, allowed, walk),
@@ -1288,6 +1517,86 @@ fn run_op<'s>(
             result.map_err(no_component)
         }
     }
+}
+
+const AT_SYMLINK_NOFOLLOW: libc::c_uint = 0x100;
+
+/// `Op::Shadow`: clone each entry of the dir, cover the dir with a
+/// tmpfs, and put the entries back into it.
+#[allow(clippy::too_many_arguments)]
+fn shadow<'s>(
+    sys: &dyn Syscall,
+    root: RawFd,
+    target: &'s Target,
+    entries: &[ShadowEntry],
+    first_slot: usize,
+    options: &[(CString, CString)],
+    slots: &mut [RawFd],
+    walk: &mut Walk<'_, 's>,
+) -> Result<(), (Errno, i32)> {
+    let dir = walk.open(sys, root, target, Kind::Dir)?;
+    let mut slot = first_slot;
+    for entry in entries {
+        if matches!(entry.kind, ShadowKind::Symlink(_)) {
+            continue;
+        }
+        let flags = OPEN_TREE_CLONE | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW;
+        slots[slot] = match sys.open_tree(dir, &entry.name, flags) {
+            Ok(fd) => fd,
+            // Gone since it was listed: nothing to show.
+            Err(libc::ENOENT) => -1,
+            Err(errno) => {
+                sys.close(dir);
+                return Err(no_component(errno));
+            }
+        };
+        slot += 1;
+    }
+    mount_fs(
+        sys,
+        c"tmpfs",
+        options,
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        At::Fd(dir),
+    )
+    .map_err(no_component)?;
+    // Fds the walk keeps may lie below the dir now covered.
+    walk.close_from(sys, 0);
+    let top = walk.open(sys, root, target, Kind::Dir)?;
+    let mut slot = first_slot;
+    let mut result = Ok(());
+    for entry in entries {
+        let made = match &entry.kind {
+            ShadowKind::Symlink(text) => sys.symlinkat(text, top, &entry.name),
+            kind => {
+                let source = std::mem::replace(&mut slots[slot], -1);
+                slot += 1;
+                if source < 0 {
+                    continue;
+                }
+                let at = if *kind == ShadowKind::Dir {
+                    sys.mkdirat(top, &entry.name, 0o755)
+                        .map(|()| At::Made(top, &entry.name))
+                } else {
+                    sys.create_file_at(top, &entry.name).map(At::Fd)
+                };
+                match at {
+                    // A made dir's parent fd is `top`, closed below.
+                    Ok(at) => attach(sys, source, at),
+                    Err(errno) => {
+                        sys.close(source);
+                        Err(errno)
+                    }
+                }
+            }
+        };
+        if let Err(errno) = made {
+            result = Err(no_component(errno));
+            break;
+        }
+    }
+    sys.close(top);
+    result
 }
 
 const LANDLOCK_ACCESS_FS_REFER: u64 = 1 << 13;
@@ -1436,6 +1745,107 @@ mod tests {
             rw_workdir: false,
             hostname: None,
         }
+    }
+
+    /// A host of fixed paths: `(path, kind)`; a dir lists the entries
+    /// right below it.
+    struct FixedHost(Vec<(&'static str, ShadowKind)>);
+
+    impl HostView for FixedHost {
+        fn kind(&self, path: &Path) -> Option<ShadowKind> {
+            self.0
+                .iter()
+                .find(|(p, _)| Path::new(p) == path)
+                .map(|(_, k)| k.clone())
+        }
+        fn list(&self, dir: &Path) -> Vec<(OsString, ShadowKind)> {
+            self.0
+                .iter()
+                .filter(|(p, _)| Path::new(p).parent() == Some(dir))
+                .map(|(p, k)| (Path::new(p).file_name().unwrap().to_os_string(), k.clone()))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_mount_point_missing_in_a_read_only_dir_gets_a_tmpfs_showing_the_same_entries() {
+        let host = FixedHost(vec![
+            ("/usr", ShadowKind::Dir),
+            ("/usr/share", ShadowKind::Dir),
+            ("/usr/share/doc", ShadowKind::Dir),
+            ("/usr/share/misc", ShadowKind::Symlink(c"doc".to_owned())),
+            ("/usr/share/file", ShadowKind::File),
+        ]);
+        let i = input(&[("x", "/usr/share/missing/x")]);
+        let plan = plan_with(&i, &host).unwrap();
+        let shadow = plan
+            .steps
+            .iter()
+            .position(|s| matches!(s.op, Op::Shadow { .. }))
+            .expect("a shadow step");
+        let slice = plan
+            .steps
+            .iter()
+            .position(|s| matches!(s.what, What::MountSlice(..)))
+            .unwrap();
+        let seal = plan
+            .steps
+            .iter()
+            .position(|s| matches!(s.op, Op::SealShadow { .. }))
+            .unwrap();
+        let usr = plan
+            .steps
+            .iter()
+            .position(|s| matches!(s.what, What::MountBase) && s.what() == "mount /usr read-only")
+            .unwrap();
+        assert!(
+            usr < shadow && shadow < slice && slice < seal,
+            "{:?}",
+            plan.steps
+        );
+        assert_eq!(
+            plan.steps[shadow].what(),
+            "cover '/usr/share' with a tmpfs showing the same entries, to make a mount point below it"
+        );
+        let sys = Recorder::default();
+        let mut slots = vec![-1; plan.slots];
+        let mut walk = vec![-1; plan.depth];
+        execute(&sys, &plan.steps[..=shadow], &mut slots, &mut walk).unwrap();
+        let calls = sys.calls.into_inner();
+        let at = calls
+            .iter()
+            .position(|c| c.starts_with("open_tree") && c.contains("doc"))
+            .expect("the entries are cloned first");
+        let tail: Vec<&str> = calls[at..].iter().map(String::as_str).collect();
+        let tmpfs = tail
+            .iter()
+            .position(|c| c.starts_with("fsopen tmpfs"))
+            .unwrap();
+        assert!(tail[..tmpfs].iter().any(|c| c.contains("file")), "{tail:?}");
+        let after: Vec<&str> = tail[tmpfs..].to_vec();
+        for expected in ["mkdir doc", "create file", "symlink misc -> doc"] {
+            assert!(
+                after.iter().any(|c| c.contains(expected)),
+                "{expected} in {after:?}"
+            );
+        }
+        // Not when the way exists, nor below a source the host lacks.
+        let host = FixedHost(vec![
+            ("/usr", ShadowKind::Dir),
+            ("/usr/share", ShadowKind::Dir),
+        ]);
+        let i = input(&[("x", "/usr/share")]);
+        assert!(!plan_with(&i, &host)
+            .unwrap()
+            .steps
+            .iter()
+            .any(|s| matches!(s.op, Op::Shadow { .. })));
+        let i = input(&[("a", "/opt/a"), ("b", "/opt/a/b/c")]);
+        assert!(!plan_with(&i, &host)
+            .unwrap()
+            .steps
+            .iter()
+            .any(|s| matches!(s.op, Op::Shadow { .. })));
     }
 
     fn run(plan: &Plan, sys: &Recorder) -> Result<(), StepFailure> {
