@@ -126,6 +126,7 @@ pub fn write_fd(fd: RawFd, mut bytes: &[u8]) {
 
 /// Runs the command `name` with `args` (argv without the command name).
 pub fn run(name: &str, args: &[OsString], ctx: &Context) -> Exit {
+    let started = crate::runtime::now_ns();
     let Some(spec) = spec::find(name) else {
         ctx.err(&format!(
             "slicebox: unknown command '{}'\n",
@@ -145,7 +146,7 @@ pub fn run(name: &str, args: &[OsString], ctx: &Context) -> Exit {
         return Exit::SUCCESS;
     }
     let result = match name {
-        "sandbox" => sandbox::run(&parsed, ctx),
+        "sandbox" => sandbox::run(&parsed, ctx, started),
         "slice-add" => slices::add(&parsed, ctx),
         "slice-list" => slices::list(&parsed, ctx),
         "slice-show" => slices::show(&parsed, ctx),

@@ -16,7 +16,9 @@ fn setup_failure(message: String) -> Failure {
     }
 }
 
-pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
+/// `started`: when the command line began to be parsed (for `SLICEBOX_TIMES`).
+pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure> {
+    let parsed_at = runtime::now_ns();
     let isolate_net = match parsed.last("net").map(|v| v.as_bytes()) {
         None | Some(b"host") => false,
         Some(b"none") => true,
@@ -232,6 +234,9 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         identity,
         rlimits,
         timeout,
+        timed: ctx
+            .var("SLICEBOX_TIMES")
+            .is_some_and(|v| !v.is_empty() && v != "0"),
     };
     // A --cache stage either reuses an earlier output, or runs with stdin
     // from /dev/null: input it reads must be declared, and stdin is not.
@@ -263,6 +268,12 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     if let Some(message) = &report.message {
         ctx.err(&format!("sandbox: {message}\n"));
     }
+    if let Some((planning, child)) = report.times {
+        ctx.err(&format!(
+            "sandbox: {}\n",
+            step_times(started, parsed_at, planning, &child)
+        ));
+    }
     let exit = match report.outcome {
         Outcome::Exited(code) => Exit::code(code),
         Outcome::Signaled(signal) => Exit {
@@ -282,6 +293,32 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         }
     }
     Ok(exit)
+}
+
+/// One line of a stage's start, step by step, in µs (`SLICEBOX_TIMES=1`).
+/// A step whose end the child did not reach (a failed setup) shows `-`.
+fn step_times(started: u64, parsed: u64, planning: u64, child: &runtime::ChildTimes) -> String {
+    let m = child.marks;
+    let span = |from: u64, to: u64| {
+        if from == 0 || to == 0 || to < from {
+            "-".to_string()
+        } else {
+            ((to - from) / 1000).to_string()
+        }
+    };
+    format!(
+        "times in µs: parse {}, store and options {}, plan {}, clone {}, setup {}, start command {}, command {}, teardown {} (total {})",
+        span(started, parsed),
+        span(parsed, planning),
+        span(planning, child.cloned),
+        span(child.cloned, m[0]),
+        span(m[0], m[1]),
+        span(m[1], m[3]),
+        span(m[3], m[4]),
+        span(m[4], child.reaped),
+
+        span(started, runtime::now_ns()),
+    )
 }
 
 /// The exit status of a stage killed by `--timeout`, as timeout(1) has it.

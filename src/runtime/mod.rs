@@ -18,7 +18,7 @@ use crate::text::printable_path;
 pub use plan::{
     workdir_view, HostEntry, PlanInput, PlannedBind, PlannedSlice, PlannedTmpfs, WorkdirView,
 };
-pub use process::{HostSignals, InitStep, Outcome, MAX_FDS};
+pub use process::{now_ns, ChildTimes, HostSignals, InitStep, Outcome, MAX_FDS};
 
 /// One sandboxed process, fully resolved: store lookups are done.
 #[derive(Debug, Clone)]
@@ -52,6 +52,8 @@ pub struct Stage {
     pub identity: Option<(u32, u32)>,
     pub rlimits: Vec<Rlimit>,
     pub timeout: Option<std::time::Duration>,
+    /// Record the times of the start's steps (`SLICEBOX_TIMES`).
+    pub timed: bool,
 }
 
 /// One `--rlimit`: a `libc::RLIMIT_*` resource and its soft and hard values.
@@ -81,6 +83,8 @@ pub enum Error {
 pub struct Report {
     pub outcome: Outcome,
     pub message: Option<String>,
+    /// With `Stage::timed`: when planning began, and the child's times.
+    pub times: Option<(u64, ChildTimes)>,
 }
 
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -134,6 +138,7 @@ fn exec_candidates(command: &OsString, env: &[OsString]) -> Result<Vec<CString>,
 /// Runs the stage to completion. `host` reports signals the caller's host
 /// (bash) received itself while the stage ran.
 pub fn run(stage: &Stage, host: Option<&mut (dyn HostSignals + 'static)>) -> Result<Report, Error> {
+    let planning = now_ns();
     let mut flags = libc::CLONE_NEWUSER
         | libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
@@ -207,9 +212,10 @@ pub fn run(stage: &Stage, host: Option<&mut (dyn HostSignals + 'static)>) -> Res
             maps_root: nix::unistd::geteuid().is_root(),
         }),
         timeout: stage.timeout,
+        timed: stage.timed,
     };
-    let outcome =
-        process::spawn_and_wait(&prepared, terminal.as_mut(), host).map_err(|e| Error::Spawn {
+    let (outcome, child_times) = process::spawn_and_wait(&prepared, terminal.as_mut(), host)
+        .map_err(|e| Error::Spawn {
             what: e.what,
             hint: e.hint,
             source: e.source,
@@ -237,7 +243,11 @@ pub fn run(stage: &Stage, host: Option<&mut (dyn HostSignals + 'static)>) -> Res
         )),
         _ => None,
     };
-    Ok(Report { outcome, message })
+    Ok(Report {
+        outcome,
+        message,
+        times: child_times.map(|t| (planning, t)),
+    })
 }
 
 /// "cannot <step>: <cause>", naming the component a walk stopped at.

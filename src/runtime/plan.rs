@@ -13,7 +13,7 @@
 //!   RESOLVE_BENEATH)`. A symlink on the way is an error that names it;
 //!   slices and other foreign content can therefore never redirect a mount.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::fd::RawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -608,7 +608,6 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
 
 /// A mount already planned, as a later mount below it sees it.
 struct Placed {
-    target: PathBuf,
     /// Where its content comes from on the host (`None`: the stage's own).
     source: Option<PathBuf>,
     read_only: bool,
@@ -619,10 +618,15 @@ struct Placed {
 /// not (a mount point must be made there, and a read-only mount cannot
 /// make it). `None` when the way exists, or stops at something the walk
 /// itself will refuse or report.
-fn missing_below(cover: &Placed, target: &Path, host: &dyn HostView) -> Option<(PathBuf, PathBuf)> {
+fn missing_below(
+    cover_target: &Path,
+    cover: &Placed,
+    target: &Path,
+    host: &dyn HostView,
+) -> Option<(PathBuf, PathBuf)> {
     let source = cover.source.as_ref()?;
-    let relative = target.strip_prefix(&cover.target).ok()?;
-    let (mut inside, mut on_host) = (cover.target.clone(), source.clone());
+    let relative = target.strip_prefix(cover_target).ok()?;
+    let (mut inside, mut on_host) = (cover_target.to_path_buf(), source.clone());
     if host.kind(&on_host) != Some(ShadowKind::Dir) {
         return None;
     }
@@ -867,19 +871,19 @@ pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanErr
             .iter()
             .any(|b| path != *b && path.starts_with(b))
     };
-    let mut placed: Vec<Placed> = Vec::new();
+    // Mounts planned so far, by target: a mount's cover is its nearest
+    // ancestor in here (a lookup per ancestor, not a scan: 1000 slices).
+    let mut placed: HashMap<PathBuf, Placed> = HashMap::new();
     let mut shadows: Vec<PathBuf> = Vec::new();
     for mount in &mounts {
         let target = mount.target();
-        // The deepest mount planned so far that holds this one: placed in
-        // parent-first order, so the last one that is a prefix.
-        let cover = placed
-            .iter()
-            .rev()
-            .find(|m| target.starts_with(&m.target) && target != m.target);
+        let cover = target
+            .ancestors()
+            .skip(1)
+            .find_map(|a| Some((a, placed.get(a)?)));
         if let Some((dir, on_host)) = cover
-            .filter(|c| c.read_only && !under_writable_bind(target))
-            .and_then(|c| missing_below(c, target, host))
+            .filter(|(_, c)| c.read_only && !under_writable_bind(target))
+            .and_then(|(at, c)| missing_below(at, c, target, host))
         {
             let mut entries = Vec::new();
             let first_slot = p.slots;
@@ -893,11 +897,13 @@ pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanErr
                 }
                 p.slot();
                 if kind == ShadowKind::Dir {
-                    placed.push(Placed {
-                        target: dir.join(&name),
-                        source: Some(on_host.join(&name)),
-                        read_only: true,
-                    });
+                    placed.insert(
+                        dir.join(&name),
+                        Placed {
+                            source: Some(on_host.join(&name)),
+                            read_only: true,
+                        },
+                    );
                 }
                 entries.push(ShadowEntry {
                     name: c(&name)?,
@@ -915,23 +921,18 @@ pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanErr
                 },
                 What::Shadow,
             );
-            placed.push(Placed {
-                target: dir.clone(),
-                source: None,
-                read_only: false,
-            });
-            // Entries re-bound in the tmpfs are mounts of their own, and
-            // later mounts below them are covered by those.
-            placed.sort_by(|a, b| {
-                a.target
-                    .as_os_str()
-                    .as_bytes()
-                    .cmp(b.target.as_os_str().as_bytes())
-            });
+            // Entries re-bound in the tmpfs (above) are mounts of their
+            // own: later mounts below them are covered by those.
+            placed.insert(
+                dir.clone(),
+                Placed {
+                    source: None,
+                    read_only: false,
+                },
+            );
             shadows.push(dir);
         }
-        placed.push(Placed {
-            target: target.to_path_buf(),
+        let here = Placed {
             source: match mount {
                 Mount::Base { path, .. } | Mount::Workdir { path, .. } => Some(path.to_path_buf()),
                 Mount::Slice(slice) => Some(slice.tree.clone()),
@@ -944,13 +945,8 @@ pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanErr
                 Mount::Tmpfs(_) => false,
                 _ => true,
             },
-        });
-        placed.sort_by(|a, b| {
-            a.target
-                .as_os_str()
-                .as_bytes()
-                .cmp(b.target.as_os_str().as_bytes())
-        });
+        };
+        placed.insert(target.to_path_buf(), here);
         match mount {
             Mount::Base { path, slot } | Mount::Workdir { path, slot } => {
                 let mut target = Target::new(path)?;

@@ -156,6 +156,8 @@ pub struct Prepared {
     /// stage's, entered after setup (`--uid`, `--gid`).
     pub identity: Option<IdentityMaps>,
     pub timeout: Option<std::time::Duration>,
+    /// Record when each part of the start happened (`SLICEBOX_TIMES`).
+    pub timed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +166,70 @@ pub struct IdentityMaps {
     pub gid_map: Vec<u8>,
     /// The map's outside uid is 0 (sandbox runs as root).
     pub maps_root: bool,
+}
+
+/// Where the child writes when it reached each of `CHILD_MARKS`, for
+/// `SLICEBOX_TIMES`: a shared anonymous page mapped before the clone, so
+/// that pid 1 and the payload write to memory the caller reads afterwards.
+/// Writing a clock reading is async-signal-safe (the vDSO).
+pub struct StageClock {
+    page: *mut u64,
+}
+
+/// The child's marks, in order: pid 1 runs, setup done, payload cloned,
+/// payload about to exec, payload exited (seen by pid 1).
+pub const CHILD_MARKS: usize = 5;
+
+/// A CLOCK_MONOTONIC reading in ns.
+pub fn now_ns() -> u64 {
+    // SAFETY: clock_gettime writes one timespec.
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+impl StageClock {
+    fn map() -> Option<StageClock> {
+        // SAFETY: a fresh shared anonymous page; unmapped in Drop.
+        let page = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        (page != libc::MAP_FAILED).then(|| StageClock { page: page.cast() })
+    }
+
+    fn mark(&self, index: usize) {
+        // SAFETY: index < CHILD_MARKS, within the page; a plain store.
+        unsafe { std::ptr::write_volatile(self.page.add(index), now_ns()) };
+    }
+
+    fn read(&self) -> [u64; CHILD_MARKS] {
+        // SAFETY: the page holds CHILD_MARKS u64s; the child is gone.
+        std::array::from_fn(|i| unsafe { std::ptr::read_volatile(self.page.add(i)) })
+    }
+}
+
+impl Drop for StageClock {
+    fn drop(&mut self) {
+        // SAFETY: mapped in `map` with this length.
+        unsafe { libc::munmap(self.page.cast(), 4096) };
+    }
+}
+
+/// When the caller cloned and reaped pid 1, and the child's marks (0: not
+/// reached), all CLOCK_MONOTONIC ns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChildTimes {
+    pub cloned: u64,
+    pub marks: [u64; CHILD_MARKS],
+    pub reaped: u64,
 }
 
 const REPORT_STEP: i32 = 1;
@@ -425,7 +491,13 @@ pub fn spawn_and_wait(
     prepared: &Prepared,
     mut terminal: Option<&mut Terminal>,
     mut host: Option<&mut (dyn HostSignals + 'static)>,
-) -> Result<Outcome, SpawnError> {
+) -> Result<(Outcome, Option<ChildTimes>), SpawnError> {
+    let clock = if prepared.timed {
+        StageClock::map()
+    } else {
+        None
+    };
+    let mut times = ChildTimes::default();
     let argv = pointers(&prepared.argv);
     let envp = pointers(&prepared.env);
     let mut pair = [0 as c_int; 2];
@@ -476,6 +548,7 @@ pub fn spawn_and_wait(
         report_fd: child_end,
         keep: &keep,
         argument_area: argument_area(),
+        clock: clock.as_ref(),
     };
 
     // No handler of the caller (bash's) may run in the child before it has
@@ -485,6 +558,7 @@ pub fn spawn_and_wait(
     // The exit signal is 0, not SIGCHLD: bash's SIGCHLD handler reaps any
     // child with waitpid(-1), which would steal our status. waitpid(-1)
     // without __WALL never sees a child that exits with no signal.
+    times.cloned = now_ns();
     // SAFETY: a fork-like clone (no new stack); CLONE_PIDFD stores the
     // pidfd at the parent_tid pointer. The child only runs async-signal-safe
     // code and never returns from `child.run`.
@@ -522,6 +596,7 @@ pub fn spawn_and_wait(
         terminal.as_deref_mut(),
         host.as_deref_mut(),
     );
+    times.reaped = now_ns();
     let relayed_keyboard = terminal.map(|t| t.finish());
     if let Some(h) = host {
         h.finish();
@@ -556,7 +631,11 @@ pub fn spawn_and_wait(
             unsafe { libc::kill(0, signal) };
         }
     }
-    Ok(outcome)
+    let times = clock.map(|c| ChildTimes {
+        marks: c.read(),
+        ..times
+    });
+    Ok((outcome, times))
 }
 
 /// Polls until pid 1 exits, relaying the terminal and the host's signals
@@ -882,11 +961,19 @@ struct Child<'a> {
     report_fd: RawFd,
     keep: &'a [u32],
     argument_area: Option<(usize, usize)>,
+    clock: Option<&'a StageClock>,
 }
 
 impl Child<'_> {
     /// pid 1: set up the stage, start the payload, reap until it ends.
+    fn mark(&self, index: usize) {
+        if let Some(clock) = self.clock {
+            clock.mark(index);
+        }
+    }
+
     fn run(&self, slots: &mut [RawFd], walk: &mut [RawFd]) -> ! {
+        self.mark(0);
         // Every signal is still blocked (the caller blocked them across
         // the clone), and pid 1 keeps them so: no handler of the caller's
         // can run here. The ones it reads from a signalfd must not be
@@ -899,6 +986,7 @@ impl Child<'_> {
         if let Err(failure) = prepare_init(&Linux, self.p, self.keep, slots, walk) {
             self.fail(failure);
         }
+        self.mark(1);
         self.blank_argument_area();
         let mut payload_pidfd: c_int = -1;
         // A raw clone, not glibc's fork: no atfork handlers, no malloc or
@@ -920,6 +1008,7 @@ impl Child<'_> {
         if payload == 0 {
             self.exec_payload();
         }
+        self.mark(2);
         if let Err(errno) = Linux.keep_capabilities(0) {
             send_signal(payload_pidfd, libc::SIGKILL);
             self.fail(ChildFailure::Init(InitStep::ClearCapabilities, errno));
@@ -1037,6 +1126,7 @@ impl Child<'_> {
                     // SAFETY: `status` is a valid out-pointer.
                     let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
                     if r == payload {
+                        self.mark(4);
                         self.exit_like(status);
                     }
                     if r <= 0 {
@@ -1082,6 +1172,7 @@ impl Child<'_> {
         if let Err(failure) = prepare_payload(&Linux, p, &mut copies) {
             self.fail(failure);
         }
+        self.mark(3);
         let mut saw_permission_denied = false;
         let mut last_error = libc::ENOENT;
         for candidate in &p.exec_candidates {
@@ -1183,6 +1274,7 @@ mod tests {
             }],
             identity: None,
             timeout: None,
+            timed: false,
         }
     }
 
