@@ -128,6 +128,15 @@ for mode in exe builtin; do
     expect_eq "$mode: its exit status comes back" 3 "$(result inner-exit)"
     expect_match "$mode: inside, tty names the stage's own terminal" "*/dev/pts/*" "$(screen | grep '^/dev/pts/' | tail -1)"
 
+    # No command: $SHELL starts inside, interactive, and a prompt can see
+    # it is in a stage.
+    send "PS1='STAGE-IN> ' SHELL=/bin/sh sandbox; echo RESULT default-exit=\$?"
+    wait_for '^STAGE-IN> ?$'
+    send "echo RESULT stage=\$SLICEBOX_STAGE:\$-; exit 5"
+    wait_for '^RESULT default-exit='
+    expect_match "$mode: without a command, an interactive \$SHELL runs in the stage" "1:*i*" "$(result stage)"
+    expect_eq "$mode: and its exit status comes back" 5 "$(result default-exit)"
+
     # Modes: whatever the stage does to its terminal, ours comes back as it was.
     send "sandbox -- sh -c 'stty raw -echo -isig; echo RAW-SET'; stty -g > modes-after; cmp -s modes-before modes-after; echo RESULT modes=\$?"
     wait_for '^ *RESULT modes='

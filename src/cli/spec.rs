@@ -183,6 +183,9 @@ run: NAME points at that output and one line on stderr says so. Inputs
 must be declared: --cache needs --net none, and refuses --bind, --rw-cwd
 and --fd; stdin is /dev/null. The host's base dirs are not hashed.
 
+With SLICEBOX_TIMES=1 in the environment, one line on stderr after the
+stage gives the µs each step of its start took.
+
 Exit status: COMMAND's own; 128+N if it was killed by signal N; 124 if
 --timeout passed; 125 if the sandbox could not be set up; 126 if COMMAND
 could not be executed; 127 if it was not found; 1 if --out could not be
