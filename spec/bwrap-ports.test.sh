@@ -106,3 +106,16 @@ test -e /a || echo "nothing on the host"
 755 /a/b/c
 nothing on the host
 ## END
+
+#### a bind over a destination that is a symlink binds over what it points to
+mkdir -p tree/real bsrc2
+echo original > tree/real/f
+ln -s real tree/conf
+echo bound > bsrc2/f
+slice-add --at /opt/bwl bwrap-link tree >/dev/null
+sandbox --slice bwrap-link --ro-bind bsrc2:/opt/bwl/conf -- sh -c 'cat /opt/bwl/conf/f /opt/bwl/real/f; readlink /opt/bwl/conf'
+## STDOUT:
+bound
+bound
+real
+## END

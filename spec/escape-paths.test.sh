@@ -116,17 +116,32 @@ mine
 exists
 ## END
 
-#### --bind targets are walked the same way
+#### a --bind destination through a symlink lands where the link points inside the stage, never outside
 mkdir -p s/d bsrc
 ln -s / s/d/up
+ln -s ../../../../proc s/d/proc-link
+ln -s loop1 s/d/loop2; ln -s loop2 s/d/loop1
 echo b > bsrc/f
 slice-add --at /opt/bs esc-bs s >/dev/null
 here=$(pwd -P)
-sandbox --slice esc-bs --bind bsrc:/opt/bs/d/up/tmp/b -- true 2>&1 | sed "s|$here/bsrc|BSRC|"
+# up -> / is the stage's root: /opt/bs/d/up/tmp/b is the stage's /tmp/b.
+sandbox --slice esc-bs --bind bsrc:/opt/bs/d/up/tmp/b-esc -- cat /tmp/b-esc/f
+test -e /tmp/b-esc && echo on-host || echo "not on the host"
+sandbox --slice esc-bs --ro-bind bsrc:/opt/bs/d/proc-link/x -- true; echo "status=$?"
+sandbox --slice esc-bs --ro-bind bsrc:/opt/bs/d/loop1 -- true; echo "status=$?"
 sandbox --slice esc-bs --ro-bind bsrc:/opt/bs/d/b -- cat /opt/bs/d/b/f 2>&1 | sed "s|$here/bsrc|BSRC|"
 sandbox --ro-bind bsrc:/opt/nb/b -- cat /opt/nb/b/f
 ## STDOUT:
-sandbox: cannot bind 'BSRC' at '/opt/bs/d/up/tmp/b': '/opt/bs/d/up' is a symbolic link, and mount points are never resolved through one
+b
+not on the host
+status=2
+status=2
 b
 b
+## END
+## STDERR:
+sandbox: mount point '/proc/x' is inside the stage's own /proc
+Usage: sandbox [OPTIONS] [--] [COMMAND [ARG...]]
+sandbox: bind destination '/opt/bs/d/loop1' goes through more than 40 symbolic links
+Usage: sandbox [OPTIONS] [--] [COMMAND [ARG...]]
 ## END

@@ -148,8 +148,10 @@ current directory that is /, /tmp, or under /proc, /dev or /sys is not
 shown (a note says so) and COMMAND starts in /. Without COMMAND, $SHELL
 (or /bin/sh) runs inside, interactive on a terminal.
 
-Mount points are resolved inside the stage and never through a symlink;
-nothing is created on the host. Parents are mounted before children,
+Mount points are resolved inside the stage and never through a symlink,
+except that a --bind or --ro-bind destination that is (or goes through) a
+symlink of the stage binds over what it points to, resolved inside the
+stage; nothing is created on the host. Parents are mounted before children,
 whatever the order of the options; a mount point missing in a read-only
 dir is made in a tmpfs over that dir that shows the same entries. A missing bind source or a symlink on
 the way to a mount point fails with 125 and names the path.

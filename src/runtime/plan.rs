@@ -450,6 +450,8 @@ pub enum PlanError {
     NotNormal(String),
     #[error("mount point '{0}' is inside the stage's own {1}")]
     Reserved(String, &'static str),
+    #[error("bind destination '{0}' goes through more than 40 symbolic links")]
+    SymlinkLoop(String),
 }
 
 fn c(path: impl AsRef<OsStr>) -> Result<CString, PlanError> {
@@ -643,6 +645,100 @@ fn missing_below(
     None
 }
 
+/// Where a `--bind` destination lands inside the stage, following its
+/// symlinks there as the payload would see them (bubblewrap binds over a
+/// destination that is a symlink). The stage's tree is known before it is
+/// built: each path lies in a base dir, the working directory, a slice, a
+/// bind (their sources, which the planner can read) or in the stage's own
+/// tmpfs (no symlinks but the base dirs' own). Only link texts are read;
+/// the result is then walked like any mount point, never through a link,
+/// and checked against the stage's own dirs.
+fn resolve_destination(
+    destination: &Path,
+    input: &PlanInput,
+    host: &dyn HostView,
+) -> Result<PathBuf, PlanError> {
+    let mut covers: Vec<(&Path, &Path)> = Vec::new();
+    for (path, entry) in &input.base {
+        if *entry == HostEntry::Dir {
+            covers.push((path, path));
+        }
+    }
+    if let Some(workdir) = &input.workdir {
+        covers.push((workdir, workdir));
+    }
+    for slice in &input.slices {
+        covers.push((&slice.mount_point, &slice.tree));
+    }
+    for bind in &input.binds {
+        covers.push((&bind.target, &bind.source));
+    }
+    let link_at = |path: &Path| -> Option<PathBuf> {
+        for (at, entry) in &input.base {
+            if let HostEntry::Symlink(text) = entry {
+                if at == path {
+                    return Some(text.clone());
+                }
+            }
+        }
+        // Below a tmpfs of the user's, the stage's own: no links.
+        if input.tmpfs.iter().any(|t| path.starts_with(&t.target)) {
+            return None;
+        }
+        let (target, source) = covers
+            .iter()
+            .filter(|(target, _)| path.starts_with(target) && path != *target)
+            .max_by_key(|(target, _)| target.components().count())?;
+        match host.kind(&source.join(path.strip_prefix(target).ok()?))? {
+            ShadowKind::Symlink(text) => Some(PathBuf::from(OsString::from_vec(text.into_bytes()))),
+            _ => None,
+        }
+    };
+    let mut todo: std::collections::VecDeque<OsString> = destination
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            _ => None,
+        })
+        .collect();
+    let mut current = PathBuf::from("/");
+    let mut hops = 0;
+    while let Some(part) = todo.pop_front() {
+        if part == ".." {
+            current.pop();
+            continue;
+        }
+        if part == "." || part.is_empty() {
+            continue;
+        }
+        let candidate = current.join(&part);
+        match link_at(&candidate) {
+            Some(text) => {
+                hops += 1;
+                if hops > 40 {
+                    return Err(PlanError::SymlinkLoop(printable_path(destination)));
+                }
+                if text.is_absolute() {
+                    current = PathBuf::from("/");
+                }
+                for (i, c) in text
+                    .components()
+                    .filter_map(|c| match c {
+                        Component::Normal(n) => Some(n.to_os_string()),
+                        Component::ParentDir => Some(OsString::from("..")),
+                        _ => None,
+                    })
+                    .enumerate()
+                {
+                    todo.insert(i, c);
+                }
+            }
+            None => current = candidate,
+        }
+    }
+    Ok(current)
+}
+
 pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanError> {
     let mut p = Planner {
         steps: Vec::new(),
@@ -702,6 +798,19 @@ pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanErr
         }
         None => None,
     };
+    // A destination that is (or goes through) a symlink binds over what
+    // it points to inside the stage.
+    let binds: Vec<PlannedBind> = input
+        .binds
+        .iter()
+        .map(|b| {
+            Target::new(&b.target)?;
+            Ok(PlannedBind {
+                target: resolve_destination(&b.target, input, host)?,
+                ..b.clone()
+            })
+        })
+        .collect::<Result<_, PlanError>>()?;
     let mut mounts: Vec<Mount<'_>> = Vec::new();
     for (path, entry) in &input.base {
         if *entry == HostEntry::Dir {
@@ -751,7 +860,7 @@ pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanErr
         mounts.push(Mount::Slice(slice));
     }
 
-    for bind in &input.binds {
+    for bind in &binds {
         Target::new(&bind.target)?;
         check_foreign_target(&bind.target, true)?;
         let attr = if bind.writable {
@@ -860,8 +969,7 @@ pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanErr
     });
     // Below a writable bind a mount point must exist already: nothing is
     // ever created in a host dir. (Below a --tmpfs, the stage's own, it is.)
-    let writable_binds: Vec<&Path> = input
-        .binds
+    let writable_binds: Vec<&Path> = binds
         .iter()
         .filter(|b| b.writable)
         .map(|b| b.target.as_path())
@@ -1081,8 +1189,7 @@ pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanErr
     if input.isolate_net && input.landlock_abi >= LANDLOCK_ABI_UNIX_SOCKETS {
         p.push(
             Op::RestrictUnixSockets {
-                allowed: input
-                    .binds
+                allowed: binds
                     .iter()
                     .map(|b| {
                         let mut t = Target::new(&b.target)?;
@@ -1842,6 +1949,36 @@ mod tests {
             .steps
             .iter()
             .any(|s| matches!(s.op, Op::Shadow { .. })));
+    }
+
+    #[test]
+    fn a_bind_destination_follows_symlinks_inside_the_stage_only() {
+        let host = FixedHost(vec![
+            ("/usr", ShadowKind::Dir),
+            ("/usr/bin", ShadowKind::Dir),
+            ("/store/slices/s/tree", ShadowKind::Dir),
+            (
+                "/store/slices/s/tree/up",
+                ShadowKind::Symlink(c"../..".to_owned()),
+            ),
+            (
+                "/store/slices/s/tree/far",
+                ShadowKind::Symlink(c"../../../../..".to_owned()),
+            ),
+            (
+                "/store/slices/s/tree/etc",
+                ShadowKind::Symlink(c"/etc/x".to_owned()),
+            ),
+        ]);
+        let i = input(&[("s", "/opt/s")]);
+        let resolve = |d: &str| resolve_destination(Path::new(d), &i, &host);
+        // /bin is the stage's own symlink to usr/bin.
+        assert_eq!(resolve("/bin/tool").unwrap(), Path::new("/usr/bin/tool"));
+        // ".." never climbs above the stage's root.
+        assert_eq!(resolve("/opt/s/up/tmp/b").unwrap(), Path::new("/tmp/b"));
+        assert_eq!(resolve("/opt/s/far/tmp/b").unwrap(), Path::new("/tmp/b"));
+        assert_eq!(resolve("/opt/s/etc").unwrap(), Path::new("/etc/x"));
+        assert_eq!(resolve("/opt/s/plain").unwrap(), Path::new("/opt/s/plain"));
     }
 
     fn run(plan: &Plan, sys: &Recorder) -> Result<(), StepFailure> {
