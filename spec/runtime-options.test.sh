@@ -266,3 +266,13 @@ lib
 lib link not 
 write=1
 ## END
+
+#### a masked /proc (as inside another container) is named with what to do (125)
+unshare -Urm sh -c 'mount -t tmpfs none /proc && cd / && sandbox --no-cwd -- true'
+echo "status=$?"
+## STDOUT:
+status=125
+## END
+## STDERR:
+sandbox: cannot write /proc/self/setgroups: No such file or directory; /proc cannot be written here: inside another container /proc may be masked or read-only, so run slicebox on the host or in a container whose /proc is not masked
+## END

@@ -278,7 +278,16 @@ fn setup_message(plan: &plan::Plan, failure: plan::StepFailure) -> String {
         ),
         _ => strerror(failure.errno),
     };
-    format!("cannot {}: {cause}", step.what())
+    // The id maps are the first thing a stage writes: when /proc refuses
+    // them, the usual cause is a /proc that another container masks.
+    let hint = match &step.op {
+        plan::Op::WriteFile { path, .. } if path.to_bytes().starts_with(b"/proc/self/") => {
+            "; /proc cannot be written here: inside another container /proc may be masked \
+             or read-only, so run slicebox on the host or in a container whose /proc is not masked"
+        }
+        _ => "",
+    };
+    format!("cannot {}: {cause}{hint}", step.what())
 }
 
 fn strerror_of(error: &std::io::Error) -> String {
@@ -317,6 +326,23 @@ mod tests {
         assert_eq!(direct, vec![c"./tool.py".to_owned()]);
         let default = exec_candidates(&OsString::from("true"), &[]).unwrap();
         assert_eq!(default.len(), 3);
+    }
+
+    #[test]
+    fn a_refused_id_map_names_a_masked_proc() {
+        let input = PlanInput::bare();
+        let plan = plan::plan(&input).unwrap();
+        let failure = plan::StepFailure {
+            step: 0,
+            errno: libc::EACCES,
+            component: -1,
+        };
+        let message = setup_message(&plan, failure);
+        assert!(
+            message.starts_with("cannot write /proc/self/setgroups: Permission denied"),
+            "{message}"
+        );
+        assert!(message.contains("masked"), "{message}");
     }
 
     #[test]

@@ -418,6 +418,29 @@ pub struct PlanInput {
     pub hostname: Option<CString>,
 }
 
+#[cfg(test)]
+impl PlanInput {
+    /// A stage of uid/gid 1000 with nothing else, for tests to fill in.
+    pub(crate) fn bare() -> PlanInput {
+        PlanInput {
+            outer_uid: 1000,
+            outer_gid: 1000,
+            base: Vec::new(),
+            slices: Vec::new(),
+            workdir: None,
+            start_dir: PathBuf::from("/"),
+            isolate_net: false,
+            binds: Vec::new(),
+            landlock_abi: 0,
+            terminal: None,
+            dev: false,
+            tmpfs: Vec::new(),
+            rw_workdir: false,
+            hostname: None,
+        }
+    }
+}
+
 /// A fresh tmpfs the user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedTmpfs {
@@ -1819,8 +1842,6 @@ mod tests {
 
     fn input(slices: &[(&str, &str)]) -> PlanInput {
         PlanInput {
-            outer_uid: 1000,
-            outer_gid: 1000,
             base: vec![
                 (
                     PathBuf::from("/bin"),
@@ -1839,14 +1860,7 @@ mod tests {
                 .collect(),
             workdir: Some(PathBuf::from("/home/u/project")),
             start_dir: PathBuf::from("/home/u/project"),
-            isolate_net: false,
-            binds: Vec::new(),
-            landlock_abi: 0,
-            terminal: None,
-            dev: false,
-            tmpfs: Vec::new(),
-            rw_workdir: false,
-            hostname: None,
+            ..PlanInput::bare()
         }
     }
 

@@ -1240,20 +1240,8 @@ mod tests {
 
     fn prepared() -> Prepared {
         let plan = plan(&PlanInput {
-            outer_uid: 1000,
-            outer_gid: 1000,
             base: vec![(PathBuf::from("/usr"), HostEntry::Dir)],
-            slices: Vec::new(),
-            workdir: None,
-            start_dir: PathBuf::from("/"),
-            isolate_net: false,
-            binds: Vec::new(),
-            landlock_abi: 0,
-            terminal: None,
-            dev: false,
-            tmpfs: Vec::new(),
-            rw_workdir: false,
-            hostname: None,
+            ..PlanInput::bare()
         })
         .unwrap();
         Prepared {
