@@ -38,8 +38,15 @@ run --slice cache-in-2 --env X=1 -- sh -c 'cat /opt/in/f > /opt/o/f'
 run --slice cache-in-2 --env X=1 --uid 1234 -- sh -c 'cat /opt/in/f > /opt/o/f'
 run --slice cache-in-2 --env X=1 --uid 1234 -- sh -c 'cat /opt/in/f  > /opt/o/f'
 run --slice cache-in-2 --env X=1 --uid 1234 -- sh -c 'cat /opt/in/f  > /opt/o/f'
+# A file bound read-only is an input by its content.
+echo a > rb
+run --ro-bind rb:/in/rb -- sh -c 'cat /in/rb > /opt/o/f'
+run --ro-bind rb:/in/rb -- sh -c 'cat /in/rb > /opt/o/f'
+echo b > rb
+run --ro-bind rb:/in/rb -- sh -c 'cat /in/rb > /opt/o/f'
 echo end
 ## STDOUT:
+cached
 cached
 cached
 end

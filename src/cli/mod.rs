@@ -30,13 +30,15 @@ pub struct Context {
     pub host_signals: Option<HostSignalSource>,
 }
 
+/// The value of `name` in `NAME=VALUE` entries.
+fn env_value<'e>(env: &'e [OsString], name: &[u8]) -> Option<&'e [u8]> {
+    env.iter()
+        .find_map(|entry| entry.as_bytes().strip_prefix(name)?.strip_prefix(b"="))
+}
+
 impl Context {
     pub fn var(&self, name: &str) -> Option<String> {
-        self.env.iter().find_map(|entry| {
-            let bytes = entry.as_bytes();
-            let value = bytes.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
-            Some(String::from_utf8_lossy(value).into_owned())
-        })
+        env_value(&self.env, name.as_bytes()).map(|v| String::from_utf8_lossy(v).into_owned())
     }
 
     fn env_pairs(&self) -> Vec<(String, String)> {

@@ -157,9 +157,7 @@ pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure
 
     // No command: the user's shell, interactive when stdin is a terminal.
     let (argv, fallback) = if parsed.operands.is_empty() {
-        let shell = env
-            .iter()
-            .find_map(|e| e.as_bytes().strip_prefix(b"SHELL="))
+        let shell = super::env_value(&env, b"SHELL")
             .filter(|s| s.starts_with(b"/"))
             .map(|s| OsString::from_vec(s.to_vec()))
             .unwrap_or_else(|| OsString::from("/bin/sh"));
@@ -619,11 +617,7 @@ fn expand(entry: &[u8], env: &[OsString]) -> Vec<u8> {
         };
         let name = &rest[start + 2..start + 2 + len];
         out.extend_from_slice(&rest[..start]);
-        if let Some(value) = env.iter().find_map(|e| {
-            e.as_bytes()
-                .strip_prefix(name)
-                .and_then(|v| v.strip_prefix(b"="))
-        }) {
+        if let Some(value) = super::env_value(env, name) {
             out.extend_from_slice(value);
         }
         rest = &rest[start + 3 + len..];

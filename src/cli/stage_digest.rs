@@ -4,11 +4,8 @@
 //! output.
 
 use std::ffi::OsString;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-
-use sha2::{Digest as _, Sha256};
 
 use super::{Exit, Failure};
 use crate::digest::Digest;
@@ -41,18 +38,7 @@ fn content_digest(path: &Path, what: &str) -> Result<Digest, Failure> {
     if path.is_dir() {
         return crate::store::directory_digest(path).map_err(|e| unreadable(what, path, e));
     }
-    let mut file = std::fs::File::open(path).map_err(|e| unreadable(what, path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0; 256 * 1024];
-    loop {
-        match file.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buffer[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(unreadable(what, path, e)),
-        }
-    }
-    Ok(Digest::from_hasher(hasher))
+    crate::store::file_digest(path).map_err(|e| unreadable(what, path, e))
 }
 
 /// `slices` are (mount point, slice digest); `out_dir` is the `--out` DIR.

@@ -268,7 +268,12 @@ impl HostView for RealHost {
         let mut out: Vec<_> = entries
             .filter_map(|e| {
                 let e = e.ok()?;
-                Some((e.file_name(), self.kind(&e.path())?))
+                let kind = match e.file_type().ok()? {
+                    t if t.is_dir() => ShadowKind::Dir,
+                    t if t.is_symlink() => self.kind(&e.path())?,
+                    _ => ShadowKind::File,
+                };
+                Some((e.file_name(), kind))
             })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -631,6 +636,15 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
     plan_with(input, &RealHost)
 }
 
+/// The nearest proper ancestor of `path` that is a key of `mounts`: the
+/// mount that holds `path` (a later mount at the same target covers an
+/// earlier one, as an insert replaces).
+fn holder<'m, 'p, V>(mounts: &'m HashMap<PathBuf, V>, path: &'p Path) -> Option<(&'p Path, &'m V)> {
+    path.ancestors()
+        .skip(1)
+        .find_map(|a| Some((a, mounts.get(a)?)))
+}
+
 /// A mount already planned, as a later mount below it sees it.
 struct Placed {
     /// Where its content comes from on the host (`None`: the stage's own).
@@ -681,20 +695,21 @@ fn resolve_destination(
     input: &PlanInput,
     host: &dyn HostView,
 ) -> Result<PathBuf, PlanError> {
-    let mut covers: Vec<(&Path, &Path)> = Vec::new();
+    // Target -> source, in the order the mounts stack at one target.
+    let mut covers: HashMap<PathBuf, &Path> = HashMap::new();
     for (path, entry) in &input.base {
         if *entry == HostEntry::Dir {
-            covers.push((path, path));
+            covers.insert(path.clone(), path);
         }
     }
     if let Some(workdir) = &input.workdir {
-        covers.push((workdir, workdir));
+        covers.insert(workdir.clone(), workdir);
     }
     for slice in &input.slices {
-        covers.push((&slice.mount_point, &slice.tree));
+        covers.insert(slice.mount_point.clone(), &slice.tree);
     }
     for bind in &input.binds {
-        covers.push((&bind.target, &bind.source));
+        covers.insert(bind.target.clone(), &bind.source);
     }
     let link_at = |path: &Path| -> Option<PathBuf> {
         for (at, entry) in &input.base {
@@ -708,10 +723,7 @@ fn resolve_destination(
         if input.tmpfs.iter().any(|t| path.starts_with(&t.target)) {
             return None;
         }
-        let (target, source) = covers
-            .iter()
-            .filter(|(target, _)| path.starts_with(target) && path != *target)
-            .max_by_key(|(target, _)| target.components().count())?;
+        let (target, source) = holder(&covers, path)?;
         match host.kind(&source.join(path.strip_prefix(target).ok()?))? {
             ShadowKind::Symlink(text) => Some(PathBuf::from(OsString::from_vec(text.into_bytes()))),
             _ => None,
@@ -1008,10 +1020,7 @@ pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanErr
     let mut shadows: Vec<PathBuf> = Vec::new();
     for mount in &mounts {
         let target = mount.target();
-        let cover = target
-            .ancestors()
-            .skip(1)
-            .find_map(|a| Some((a, placed.get(a)?)));
+        let cover = holder(&placed, target);
         if let Some((dir, on_host)) = cover
             .filter(|(_, c)| c.read_only && !under_writable_bind(target))
             .and_then(|(at, c)| missing_below(at, c, target, host))

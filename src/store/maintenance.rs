@@ -108,7 +108,8 @@ fn object_key(fanout: &str, name: &str) -> Option<ObjectKey> {
     Some((Digest::from_hex(&format!("{fanout}{rest}"))?, executable))
 }
 
-fn hash_file(path: &Path) -> io::Result<Digest> {
+/// A file's content digest, as objects are named (verify, `--cache`).
+pub fn file_digest(path: &Path) -> io::Result<Digest> {
     hash_rest_of(File::open(path)?)
 }
 
@@ -381,7 +382,7 @@ impl Store {
             if (meta.permissions().mode() & 0o111 != 0) != *executable {
                 problems.push(broken("executable bit differs from its name".into()));
             }
-            match hash_file(path) {
+            match file_digest(path) {
                 Ok(actual) if actual == *content => {}
                 Ok(actual) => problems.push(broken(format!(
                     "content is {actual}, not what its name says"

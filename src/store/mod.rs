@@ -44,7 +44,7 @@ pub use ingest::{
 pub use limits::{Limits, LIMIT_KEYS};
 pub use listing::{parse as parse_listing, Entry};
 pub use lock::{OutputDir, Pin, StoreLock};
-pub use maintenance::{Change, Damage, GcReport, SliceUsage, StoreStats};
+pub use maintenance::{file_digest, Change, Damage, GcReport, SliceUsage, StoreStats};
 pub use refs::validate_name;
 pub use slice::{Manifest, SliceInfo};
 pub use tree::{tree_digest, Node};
