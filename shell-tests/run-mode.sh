@@ -7,7 +7,7 @@ cd "$SLICEBOX_TEST_WORK"
 
 # Whatever a test does, the host's mount table must be the same afterwards
 # and no process of a stage may outlive the suite.
-mounts_before=$(cat /proc/self/mountinfo | wc -l)
+mounts_before=$(cat /proc/self/mountinfo)
 
 python3 "$here/../spec/run.py" "$here"/../spec/*.test.sh
 
@@ -16,14 +16,24 @@ for t in "$here"/t-*.sh; do
     SLICEBOX_STORE="$SLICEBOX_TEST_WORK/store-$(basename "$t" .sh)" bash "$t"
 done
 
-mounts_after=$(cat /proc/self/mountinfo | wc -l)
+mounts_after=$(cat /proc/self/mountinfo)
 if [ "$mounts_before" != "$mounts_after" ]; then
-    echo "FAIL: the host's mount table changed during the suite: $mounts_before -> $mounts_after lines" >&2
+    echo "FAIL: the host's mount table changed during the suite (< before, > after):" >&2
+    diff <(echo "$mounts_before") <(echo "$mounts_after") >&2 || true
     exit 1
 fi
-# A stage killed at the very end (tmux's teardown) may still be exiting:
-# poll a little for running pid 1s to vanish; zombies are already dead.
-running_stages() { ps -u "$(id -u)" -o pid=,stat=,comm= | awk '$3 == "slicebox-init" && $2 !~ /^Z/'; }
+# Every process of a stage is in a pid namespace of its own, so any
+# process of ours in another pid namespace outlived its stage. A stage
+# killed at the very end (tmux's teardown) may still be exiting: poll a
+# little for them to vanish; zombies are already dead.
+our_pid_ns=$(readlink /proc/self/ns/pid)
+running_stages() {
+    local pid ns
+    for pid in $(ps -u "$(id -u)" -o pid=,stat= | awk '$2 !~ /^Z/ { print $1 }'); do
+        ns=$(readlink "/proc/$pid/ns/pid" 2>/dev/null) || continue
+        [ "$ns" = "$our_pid_ns" ] || ps -o pid=,stat=,args= -p "$pid" || true
+    done
+}
 for _ in $(seq 100); do [ -z "$(running_stages)" ] && break; sleep 0.05; done
 if [ -n "$(running_stages)" ]; then
     echo "FAIL: stages outlived the suite:" >&2

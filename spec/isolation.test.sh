@@ -34,6 +34,26 @@ Usage: sandbox [OPTIONS] [--] [COMMAND [ARG...]]
 status=2
 ## END
 
+#### a stage with 500 slices resolves them all, and names the first missing one in --slice order
+mkdir many; echo m > many/file
+slice-add --at /opt/many iso-many many >/dev/null
+i=0; set --
+while [ "$i" -lt 500 ]; do i=$((i + 1)); set -- "$@" --slice "iso-many:/m/$i"; done
+sandbox "$@" -- sh -c 'cat /m/1/file /m/500/file; ls /m | wc -l'
+sandbox "$@" --slice iso-many-nope --slice iso-many-also-nope -- true; echo "status=$?"
+sandbox --slice iso-many-first-nope "$@" --slice iso-many-also-nope -- true; echo "status=$?"
+## STDOUT:
+m
+m
+500
+status=125
+status=125
+## END
+## STDERR:
+sandbox: cannot use slice 'iso-many-nope': no slice 'iso-many-nope' in the store
+sandbox: cannot use slice 'iso-many-first-nope': no slice 'iso-many-first-nope' in the store
+## END
+
 #### slices, /usr and / are read-only; remount and umount of a slice fail
 mkdir v
 echo 1 > v/version

@@ -64,6 +64,22 @@ pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure
         return Err(Failure::usage("--chdir needs an absolute path"));
     }
     let output = parsed.last("out").map(output_spec).transpose()?;
+    // An --out dir is ingested as slice-add ingests, and a --cache stage's
+    // inputs are read the same way: under the same limits.
+    if output.is_none() && parsed.has("limit") {
+        return Err(Failure::usage(
+            "--limit needs --out DIR=NAME: it limits what a stage stores",
+        ));
+    }
+    let limits = crate::store::Limits::from_settings(
+        ctx.var("SLICEBOX_LIMITS")
+            .as_deref()
+            .filter(|_| output.is_some()),
+        parsed
+            .values("limit")
+            .map(|v| v.to_str().unwrap_or("(not UTF-8)")),
+    )
+    .map_err(|e| Failure::usage(printable(e.as_bytes())))?;
     let cache = parsed.has("cache");
     if cache {
         refuse_undeclared_inputs(parsed, isolate_net, output.is_some())?;
@@ -89,27 +105,32 @@ pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure
         // Resolving and pinning under the shared lock: gc cannot run between.
         let lock = store.lock_shared()?;
         let mut digests = Vec::new();
-        for reference in slice_refs {
-            let text = reference.to_string_lossy();
-            let (name, at) = match text.split_once(':') {
-                // `sha256:…` is a digest, not NAME:MOUNTPOINT.
-                Some((n, rest)) if n != "sha256" => (n.to_string(), Some(rest.to_string())),
-                Some(("sha256", rest)) if rest.contains(':') => {
-                    let (hex, at) = rest.split_once(':').expect("checked above");
-                    (format!("sha256:{hex}"), Some(at.to_string()))
+        let refs: Vec<(String, Option<String>)> = slice_refs
+            .iter()
+            .map(|reference| {
+                let text = reference.to_string_lossy();
+                match text.split_once(':') {
+                    // `sha256:…` is a digest, not NAME:MOUNTPOINT.
+                    Some((n, rest)) if n != "sha256" => (n.to_string(), Some(rest.to_string())),
+                    Some(("sha256", rest)) if rest.contains(':') => {
+                        let (hex, at) = rest.split_once(':').expect("checked above");
+                        (format!("sha256:{hex}"), Some(at.to_string()))
+                    }
+                    _ => (text.to_string(), None),
                 }
-                _ => (text.to_string(), None),
-            };
+            })
+            .collect();
+        let names: Vec<&str> = refs.iter().map(|(name, _)| name.as_str()).collect();
+        for ((name, at), found) in refs.iter().zip(store.resolve_slices(&names)) {
             let failure = |e: crate::store::Error| {
                 setup_failure(format!(
                     "cannot use slice '{}': {e}",
                     printable(name.as_bytes())
                 ))
             };
-            let digest = store.resolve(&name).map_err(failure)?;
-            let manifest = store.manifest(&digest).map_err(failure)?;
+            let (digest, manifest) = found.map_err(failure)?;
             let mount_point = match at {
-                Some(at) => crate::store::validate_mount_point(&at)
+                Some(at) => crate::store::validate_mount_point(at)
                     .map_err(|e| Failure::usage(e.to_string()))?,
                 None => manifest.mount_point.clone(),
             };
@@ -122,7 +143,7 @@ pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure
             digests.push(digest);
             mounted.push((OsString::from(&mount_point), digest));
             slices.push(PlannedSlice {
-                label: name,
+                label: name.clone(),
                 tree: store.slice_tree(&digest),
                 mount_point: PathBuf::from(mount_point),
             });
@@ -241,7 +262,7 @@ pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure
     let mut _null = None;
     let stage_digest = match (&output, &store, cache) {
         (Some((dir, name)), Some(store), true) => {
-            let digest = super::stage_digest::stage_digest(&stage, &mounted, dir)?;
+            let digest = super::stage_digest::stage_digest(&stage, &mounted, dir, &limits)?;
             if let Some(reused) = store.reuse_output(&digest, name)? {
                 ctx.err(&format!(
                     "sandbox: --cache: '{}' is {reused}, stored by an earlier run of this stage; the command did not run\n",
@@ -285,7 +306,7 @@ pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure
     if let (Some((dir, name)), Some(made), Some(store), Exit::SUCCESS) =
         (&output, &output_dir, &store, exit)
     {
-        let stored = store_output(store, made, dir, name)?;
+        let stored = store_output(store, made, dir, name, &limits)?;
         if let Some(stage_digest) = stage_digest {
             store.remember_output(&stage_digest, &stored)?;
         }
@@ -322,6 +343,19 @@ fn step_times(started: u64, parsed: u64, planning: u64, child: &runtime::ChildTi
 /// The exit status of a stage killed by `--timeout`, as timeout(1) has it.
 const TIMED_OUT: i32 = 124;
 
+/// Why the store refused a directory, naming the entry by `shown`, the
+/// path the user knows it as (for an `--out` dir, the path inside the
+/// stage, not the store's own).
+pub(super) fn ingest_cause(shown: &Path, error: crate::store::Error) -> String {
+    match error {
+        crate::store::Error::Rejected { entry, reason, .. } => {
+            format!("'{}/{entry}' {reason}", printable_path(shown))
+        }
+        crate::store::Error::BadSource { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
+
 /// Stores what the stage left in its `--out` dir as slice `name`, through
 /// the same ingest as `slice-add`.
 fn store_output(
@@ -329,6 +363,7 @@ fn store_output(
     made: &crate::store::OutputDir,
     dir: &Path,
     name: &str,
+    limits: &crate::store::Limits,
 ) -> Result<crate::digest::Digest, Failure> {
     let mount_point = dir.to_str().expect("checked UTF-8").to_string();
     store
@@ -338,20 +373,12 @@ fn store_output(
             &crate::store::IngestOptions {
                 mount_point,
                 env: Vec::new(),
-                limits: crate::store::Limits::default(),
+                limits: *limits,
                 progress_fd: None,
             },
         )
         .map_err(|e| {
-            // The output dir's own path is the store's business: name the
-            // entry as the stage saw it.
-            let cause = match e {
-                crate::store::Error::Rejected { entry, reason, .. } => {
-                    format!("'{}/{entry}' {reason}", printable_path(dir))
-                }
-                crate::store::Error::BadSource { reason, .. } => reason,
-                other => other.to_string(),
-            };
+            let cause = ingest_cause(dir, e);
             Failure {
                 message: format!(
                     "cannot store --out '{}' as slice '{}': {cause}; nothing was stored",

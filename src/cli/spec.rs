@@ -121,6 +121,11 @@ pub const SANDBOX: CommandSpec = CommandSpec {
             help: "with --out and --net none: reuse the output of an earlier run with the same inputs",
         },
         OptionSpec {
+            long: "limit",
+            value: Some("KEY=VALUE"),
+            help: "a limit on what --out stores and --cache hashes, as slice-add's --limit; repeatable",
+        },
+        OptionSpec {
             long: "env",
             value: Some("NAME=VALUE"),
             help: "set an environment variable; repeatable",

@@ -10,6 +10,7 @@ use std::path::Path;
 use super::{Exit, Failure};
 use crate::digest::Digest;
 use crate::runtime::Stage;
+use crate::store::Limits;
 use crate::text::printable_path;
 
 /// The format's first line; a new one changes every digest.
@@ -34,9 +35,10 @@ fn unreadable(what: &str, path: &Path, cause: impl std::fmt::Display) -> Failure
 }
 
 /// A host path's content: a directory as a slice tree, a file by its bytes.
-fn content_digest(path: &Path, what: &str) -> Result<Digest, Failure> {
+fn content_digest(path: &Path, what: &str, limits: &Limits) -> Result<Digest, Failure> {
     if path.is_dir() {
-        return crate::store::directory_digest(path).map_err(|e| unreadable(what, path, e));
+        return crate::store::directory_digest(path, limits)
+            .map_err(|e| unreadable(what, path, super::sandbox::ingest_cause(path, e)));
     }
     crate::store::file_digest(path).map_err(|e| unreadable(what, path, e))
 }
@@ -46,6 +48,7 @@ pub fn stage_digest(
     stage: &Stage,
     slices: &[(OsString, Digest)],
     out_dir: &Path,
+    limits: &Limits,
 ) -> Result<Digest, Failure> {
     let mut text = VERSION.to_vec();
     for arg in &stage.argv {
@@ -64,7 +67,7 @@ pub fn stage_digest(
     match &stage.workdir {
         Some(dir) => {
             field(&mut text, "workdir", dir.as_os_str().as_bytes());
-            let digest = content_digest(dir, "the working directory")?;
+            let digest = content_digest(dir, "the working directory", limits)?;
             field(&mut text, "digest", digest.to_string().as_bytes());
         }
         None => field(&mut text, "workdir", b""),
@@ -78,7 +81,7 @@ pub fn stage_digest(
             continue;
         }
         field(&mut text, "ro-bind", bind.target.as_os_str().as_bytes());
-        let digest = content_digest(&bind.source, "--ro-bind source")?;
+        let digest = content_digest(&bind.source, "--ro-bind source", limits)?;
         field(&mut text, "digest", digest.to_string().as_bytes());
     }
     let mut tmpfs: Vec<_> = stage.tmpfs.iter().collect();

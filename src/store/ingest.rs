@@ -416,9 +416,9 @@ fn normalise_entry_name(name: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
 /// The tree digest `dir` would have as a slice, read as `slice-add` reads
 /// it (same walk, same limits), storing nothing: a `--cache` stage's
 /// working directory and read-only binds.
-pub fn directory_digest(dir: &Path) -> Result<Digest> {
+pub fn directory_digest(dir: &Path, limits: &Limits) -> Result<Digest> {
     let progress = Progress::start(None, String::new());
-    let tree = read_directory(dir, Limits::default(), &super::objects::HashOnly, &progress);
+    let tree = read_directory(dir, *limits, &super::objects::HashOnly, &progress);
     progress.finish();
     Ok(tree_digest(&tree?))
 }

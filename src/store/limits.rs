@@ -80,9 +80,6 @@ impl Limits {
         let (key, value) = spec
             .split_once('=')
             .ok_or_else(|| format!("--limit needs KEY=VALUE, not '{spec}'"))?;
-        let value = Limits::parse_size(value).ok_or_else(|| {
-            format!("--limit {key}= needs a number (with K, M, G or T), not '{value}'")
-        })?;
         let slot = match key {
             "bytes" => &mut self.bytes,
             "file" => &mut self.file,
@@ -98,6 +95,9 @@ impl Limits {
                 ));
             }
         };
+        let value = Limits::parse_size(value).ok_or_else(|| {
+            format!("--limit {key}= needs a number (with K, M, G or T), not '{value}'")
+        })?;
         // A name or path longer than the kernel takes could pass the
         // budget only to fail half-way through building the tree.
         let most = match key {

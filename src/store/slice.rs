@@ -103,6 +103,26 @@ impl Store {
         Ok(manifest)
     }
 
+    /// Resolves each reference and reads its manifest, as a stage does
+    /// before it starts. The answers come back in the order asked, each
+    /// with its own error. Two files are read per slice, and their syscalls
+    /// dominate the start of a stage with many slices, so a long list is
+    /// split over the cores. Starting the threads costs about as much as
+    /// it saves up to ~400 slices on a 2-core VM (measured: 1000 slices
+    /// 10.3 -> 6.9 ms; 100 slices 1.1 -> 1.3 ms).
+    pub fn resolve_slices(&self, references: &[&str]) -> Vec<Result<(Digest, Manifest)>> {
+        const PARALLEL_FROM: usize = 400;
+        let lookup = |reference: &&str| {
+            let digest = self.resolve(reference)?;
+            Ok((digest, self.manifest(&digest)?))
+        };
+        if references.len() < PARALLEL_FROM {
+            return references.iter().map(lookup).collect();
+        }
+        super::parallel::map(references, |reference| Ok(lookup(reference)))
+            .expect("the job itself never fails: each lookup keeps its own error")
+    }
+
     pub fn slice_info(&self, slice: &Digest) -> Result<SliceInfo> {
         Ok(SliceInfo {
             digest: *slice,
