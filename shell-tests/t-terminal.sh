@@ -128,6 +128,12 @@ for mode in exe builtin; do
     expect_eq "$mode: its exit status comes back" 3 "$(result inner-exit)"
     expect_match "$mode: inside, tty names the stage's own terminal" "*/dev/pts/*" "$(screen | grep '^/dev/pts/' | tail -1)"
 
+    # With --dev the stage's own devpts covers /dev/pts: its terminal is
+    # at /dev/console, where ttyname() finds it.
+    send "sandbox --dev -- sh -c 'echo RESULT devtty=\$(tty)'"
+    wait_for '^RESULT devtty='
+    expect_eq "$mode: with --dev, tty names the stage's terminal at /dev/console" /dev/console "$(result devtty)"
+
     # No command: $SHELL starts inside, interactive, and a prompt can see
     # it is in a stage.
     send "PS1='STAGE-IN> ' SHELL=/bin/sh sandbox; echo RESULT default-exit=\$?"

@@ -412,8 +412,8 @@ pub struct PlanInput {
     /// The kernel's Landlock ABI version (0: none).
     pub landlock_abi: u32,
     /// The number of the stage's own pty in the host's /dev/pts, shown at
-    /// the same path inside so that ttyname() works (not with `dev`, whose
-    /// devpts covers that path).
+    /// the same path inside so that ttyname() works (with `dev`, whose
+    /// devpts covers that path, at /dev/console).
     pub terminal: Option<u32>,
     /// A devpts of the stage's own at /dev/pts, with /dev/ptmx.
     pub dev: bool,
@@ -825,11 +825,19 @@ pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanErr
         .collect::<Result<_, _>>()?;
     let first_source = dev_slots.first().copied().unwrap_or(p.slots);
 
-    let terminal = match input.terminal.filter(|_| !input.dev) {
+    // The stage's pty is shown where ttyname() finds it: at its host path,
+    // or with --dev (whose devpts covers /dev/pts) at /dev/console, as
+    // container runtimes show a container's terminal.
+    let terminal = match input.terminal {
         Some(number) => {
-            let path = PathBuf::from(format!("/dev/pts/{number}"));
-            let slot = p.clone_host(&path, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false)?;
-            Some((path, slot))
+            let host_path = PathBuf::from(format!("/dev/pts/{number}"));
+            let slot = p.clone_host(&host_path, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false)?;
+            let shown_at = if input.dev {
+                PathBuf::from("/dev/console")
+            } else {
+                host_path
+            };
+            Some((shown_at, slot))
         }
         None => None,
     };
@@ -2341,6 +2349,24 @@ mod tests {
                 "{expected} in {words:#?}"
             );
         }
+    }
+
+    #[test]
+    fn with_its_own_devpts_the_stage_sees_its_terminal_at_dev_console() {
+        let mut i = input(&[]);
+        i.terminal = Some(4);
+        i.dev = true;
+        let words: Vec<String> = plan(&i).unwrap().steps.iter().map(Step::what).collect();
+        let position = |wanted: &str| {
+            words
+                .iter()
+                .position(|w| w == wanted)
+                .unwrap_or_else(|| panic!("{wanted} in {words:#?}"))
+        };
+        position("open '/dev/pts/4' on the host");
+        // After the devpts mount, which would cover /dev/pts/4.
+        assert!(position("bind the stage's terminal /dev/console") > 0);
+        assert!(!words.iter().any(|w| w.contains("terminal /dev/pts/")));
     }
 
     #[test]
