@@ -34,6 +34,28 @@ Usage: sandbox [OPTIONS] [--] [COMMAND [ARG...]]
 status=2
 ## END
 
+#### two explicit mounts at one mount point are refused, naming both; a base dir may be covered
+mkdir -p dup/a dup/b hostdir && echo a > dup/a/f && echo b > dup/b/f
+slice-add --at /opt/dup iso-dup-a dup/a >/dev/null
+slice-add --at /opt/dup iso-dup-b dup/b >/dev/null
+here=$PWD
+sandbox --slice iso-dup-a --slice iso-dup-b -- true 2>&1 | head -n 1
+sandbox --slice iso-dup-a --bind "$here/hostdir:/opt/dup" -- true 2>&1 | head -n 1 | sed "s|$here|HERE|"
+sandbox --ro-bind "$here/hostdir:/opt/dup" --tmpfs /opt/dup -- true 2>&1 | head -n 1 | sed "s|$here|HERE|"
+sandbox --slice iso-dup-a --out /opt/dup=iso-dup-out -- true 2>&1 | head -n 1
+sandbox --tmpfs /opt/dup --slice iso-dup-b:/opt/dup/inner -- cat /opt/dup/inner/f
+sandbox --ro-bind "$here/dup/a:/etc" -- cat /etc/f
+sandbox --slice iso-dup-a --slice iso-dup-b -- true 2>/dev/null; echo "status=$?"
+## STDOUT:
+sandbox: slice 'iso-dup-a' and slice 'iso-dup-b' want the same mount point '/opt/dup': one would hide the other
+sandbox: slice 'iso-dup-a' and --bind 'HERE/hostdir' want the same mount point '/opt/dup': one would hide the other
+sandbox: --ro-bind 'HERE/hostdir' and --tmpfs want the same mount point '/opt/dup': one would hide the other
+sandbox: slice 'iso-dup-a' and --out want the same mount point '/opt/dup': one would hide the other
+b
+a
+status=2
+## END
+
 #### a stage with 500 slices resolves them all, and names the first missing one in --slice order
 mkdir many; echo m > many/file
 slice-add --at /opt/many iso-many many >/dev/null

@@ -226,16 +226,16 @@ status=1
 ## END
 
 #### --out and --cache read under slice-add's limits: SLICEBOX_LIMITS, then --limit
-build='mkdir -p /opt/lim/x; echo 1 > /opt/lim/x/f; echo 22 > /opt/lim/g'
-SLICEBOX_LIMITS=entries=2 sandbox --out /opt/lim=opt-out-lim-refused -- sh -c "$build"; echo "status=$?"
-slice-show opt-out-lim-refused >/dev/null 2>&1; echo "stored=$?"
-SLICEBOX_LIMITS=entries=2 sandbox --out /opt/lim=opt-out-lim --limit entries=3 -- sh -c "$build"; echo "status=$?"
-sandbox --out /opt/lim=opt-out-lim --limit file=2 -- sh -c "$build"; echo "status=$?"
+build='mkdir -p /opt/bounded/x; echo 1 > /opt/bounded/x/f; echo 22 > /opt/bounded/g'
+SLICEBOX_LIMITS=entries=2 sandbox --out /opt/bounded=opt-out-bounded-refused -- sh -c "$build"; echo "status=$?"
+slice-show opt-out-bounded-refused >/dev/null 2>&1; echo "stored=$?"
+SLICEBOX_LIMITS=entries=2 sandbox --out /opt/bounded=opt-out-bounded --limit entries=3 -- sh -c "$build"; echo "status=$?"
+sandbox --out /opt/bounded=opt-out-bounded --limit file=2 -- sh -c "$build"; echo "status=$?"
 mkdir limcwd && echo a > limcwd/a && echo b > limcwd/b && cd limcwd
 here=$PWD
-{ sandbox --net none --cache --out /opt/lim=opt-out-limc --limit entries=1 -- true; echo "status=$?"; } 2>&1 | sed "s|$here|CWD|g"
+{ sandbox --net none --cache --out /opt/bounded=opt-out-boundedc --limit entries=1 -- true; echo "status=$?"; } 2>&1 | sed "s|$here|CWD|g"
 cd ..
-SLICEBOX_LIMITS=colour=red sandbox --out /opt/lim=opt-out-lim -- true 2>&1 | head -n 1
+SLICEBOX_LIMITS=colour=red sandbox --out /opt/bounded=opt-out-bounded -- true 2>&1 | head -n 1
 SLICEBOX_LIMITS=colour=red sandbox -- true; echo "without --out: $?"
 sandbox --limit file=1 -- true 2>&1 | head -n 1
 ## STDOUT:
@@ -250,8 +250,8 @@ without --out: 0
 sandbox: --limit needs --out DIR=NAME: it limits what a stage stores
 ## END
 ## STDERR:
-sandbox: cannot store --out '/opt/lim' as slice 'opt-out-lim-refused': '/opt/lim/x/f' is entry number 3, more than the limit of 2 entries (--limit entries=N raises it); nothing was stored
-sandbox: cannot store --out '/opt/lim' as slice 'opt-out-lim': '/opt/lim/g' holds 3 bytes, more than the limit of 2 bytes for one file (--limit file=N raises it); nothing was stored
+sandbox: cannot store --out '/opt/bounded' as slice 'opt-out-bounded-refused': '/opt/bounded/x/f' is entry number 3, more than the limit of 2 entries (--limit entries=N raises it); nothing was stored
+sandbox: cannot store --out '/opt/bounded' as slice 'opt-out-bounded': '/opt/bounded/g' holds 3 bytes, more than the limit of 2 bytes for one file (--limit file=N raises it); nothing was stored
 ## END
 
 #### when user namespaces are refused, the message names the setting and what to do (125)

@@ -10,7 +10,7 @@ echo b > d/g
 slice-add --limit entries=2 lim d; echo "status=$?"
 SLICEBOX_LIMITS=depth=1 slice-add lim d; echo "status=$?"
 slice-add --limit file=1 lim d; echo "status=$?"
-slice-list | grep lim || echo "no slice lim"
+slice-list | grep "^lim	" || echo "no slice lim"
 ## STDOUT:
 status=1
 status=1

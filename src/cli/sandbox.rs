@@ -207,6 +207,7 @@ pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure
                 target: dir.clone(),
                 writable: true,
                 is_dir: true,
+                is_output: true,
             });
             Some(made)
         }
@@ -689,6 +690,7 @@ fn planned_bind(
         target,
         writable,
         is_dir,
+        is_output: false,
     })
 }
 

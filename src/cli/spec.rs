@@ -159,7 +159,10 @@ symlink of the stage binds over what it points to, resolved inside the
 stage; nothing is created on the host. Parents are mounted before children,
 whatever the order of the options; a mount point missing in a read-only
 dir is made in a tmpfs over that dir that shows the same entries. A missing bind source or a symlink on
-the way to a mount point fails with 125 and names the path.
+the way to a mount point fails with 125 and names the path. Two of
+--slice, --bind, --ro-bind, --tmpfs and --out at one mount point are a
+usage error (2) that names both; any of them may cover a host dir such as
+/etc or the working directory.
 
 The environment is the caller's (or empty with --clearenv), then each
 slice's variables in --slice order, where ${NAME} is NAME's value so far

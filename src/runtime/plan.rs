@@ -463,6 +463,8 @@ pub struct PlannedBind {
     pub target: PathBuf,
     pub writable: bool,
     pub is_dir: bool,
+    /// The stage's `--out` dir (its source is the store's, not the user's).
+    pub is_output: bool,
 }
 
 /// The Landlock ABI that can restrict connecting to Unix sockets by path.
@@ -470,8 +472,12 @@ pub const LANDLOCK_ABI_UNIX_SOCKETS: u32 = 9;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
-    #[error("two slices want the same mount point '{0}'")]
-    MountPointTaken(String),
+    #[error("{first} and {second} want the same mount point '{path}': one would hide the other")]
+    MountPointTaken {
+        path: String,
+        first: String,
+        second: String,
+    },
     #[error("path '{0}' contains a NUL byte")]
     Nul(String),
     #[error("mount point '{0}' must be absolute, without '.' or '..'")]
@@ -552,6 +558,23 @@ enum Mount<'a> {
 }
 
 impl Mount<'_> {
+    /// The option that asked for an explicit mount, as the user wrote it;
+    /// `None` for the base dirs and the working directory, which explicit
+    /// mounts may cover.
+    fn asked_by(&self) -> Option<String> {
+        match self {
+            Mount::Base { .. } | Mount::Workdir { .. } => None,
+            Mount::Slice(s) => Some(format!("slice '{}'", printable(s.label.as_bytes()))),
+            Mount::Bind { bind, .. } if bind.is_output => Some("--out".to_string()),
+            Mount::Bind { bind, .. } => Some(format!(
+                "{} '{}'",
+                if bind.writable { "--bind" } else { "--ro-bind" },
+                printable_path(&bind.source)
+            )),
+            Mount::Tmpfs(_) => Some("--tmpfs".to_string()),
+        }
+    }
+
     fn target(&self) -> &Path {
         match self {
             Mount::Base { path, .. } | Mount::Workdir { path, .. } => path,
@@ -877,15 +900,9 @@ pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanErr
         }
     }
     let mut stores: Vec<(&Path, usize, usize)> = Vec::new();
-    let mut taken = HashSet::new();
     for slice in &input.slices {
         Target::new(&slice.mount_point)?;
         check_foreign_target(&slice.mount_point, false)?;
-        if !taken.insert(&slice.mount_point) {
-            return Err(PlanError::MountPointTaken(printable_path(
-                &slice.mount_point,
-            )));
-        }
         if let Some((dir, _)) = source_of(&slice.tree) {
             if !stores.iter().any(|(d, _, _)| *d == dir) {
                 let (clone_slot, path_slot) = (p.slot(), p.slot());
@@ -919,6 +936,21 @@ pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanErr
         Target::new(&tmpfs.target)?;
         check_foreign_target(&tmpfs.target, true)?;
         mounts.push(Mount::Tmpfs(tmpfs));
+    }
+    // Explicit mounts are a set, as their order on the command line does
+    // not count: two at one point would leave which one shows to chance.
+    let mut taken: HashMap<&Path, String> = HashMap::new();
+    for mount in &mounts {
+        let Some(asked_by) = mount.asked_by() else {
+            continue;
+        };
+        if let Some(first) = taken.insert(mount.target(), asked_by.clone()) {
+            return Err(PlanError::MountPointTaken {
+                path: printable_path(mount.target()),
+                first,
+                second: asked_by,
+            });
+        }
     }
 
     p.push(Op::MountRoot, What::Text("mount the stage's root tmpfs"));
@@ -2195,11 +2227,39 @@ mod tests {
     }
 
     #[test]
-    fn two_slices_at_one_mount_point_are_refused() {
+    fn two_explicit_mounts_at_one_mount_point_are_refused() {
+        let taken = |first: &str, second: &str| PlanError::MountPointTaken {
+            path: "/opt/x".into(),
+            first: first.into(),
+            second: second.into(),
+        };
         assert_eq!(
             plan(&input(&[("a", "/opt/x"), ("b", "/opt/x")])).unwrap_err(),
-            PlanError::MountPointTaken("/opt/x".into())
+            taken("slice 'a'", "slice 'b'")
         );
+        let mut i = input(&[("a", "/opt/x")]);
+        i.binds = vec![bind("/host/x", "/opt/x", true)];
+        assert_eq!(
+            plan(&i).unwrap_err(),
+            taken("slice 'a'", "--bind '/host/x'")
+        );
+        i.binds[0].is_output = true;
+        assert_eq!(plan(&i).unwrap_err(), taken("slice 'a'", "--out"));
+        let mut i = input(&[]);
+        i.binds = vec![bind("/host/x", "/opt/x", false)];
+        i.tmpfs = vec![PlannedTmpfs {
+            target: PathBuf::from("/opt/x"),
+            size: None,
+            mode: 0o755,
+        }];
+        assert_eq!(
+            plan(&i).unwrap_err(),
+            taken("--ro-bind '/host/x'", "--tmpfs")
+        );
+        // A base dir is there to be covered.
+        let mut i = input(&[]);
+        i.binds = vec![bind("/host/etc", "/etc", false)];
+        assert!(plan(&i).is_ok());
     }
 
     #[test]
@@ -2234,6 +2294,7 @@ mod tests {
             target: PathBuf::from(target),
             writable,
             is_dir: true,
+            is_output: false,
         }
     }
 
