@@ -106,3 +106,48 @@ status=1
 rep-other
 slice-list: slice 'rep-tree' is damaged: store is damaged at 'STORE/slices/HEX/manifest.json': missing field `format` at line 1 column 2 (re-adding its source repairs it)
 ## END
+
+#### a stage of many slices reads the ref index; an entry that does not check out is not used, slice-verify names it, slice-gc rewrites it
+SLICEBOX_STORE=$PWD/own-store
+export SLICEBOX_STORE
+i=0; set --
+while [ "$i" -lt 40 ]; do
+  i=$((i + 1)); mkdir -p many/$i; echo "slice $i" > many/$i/f
+  slice-add --at /opt/m$i idx-$i many/$i >/dev/null
+  set -- "$@" --slice idx-$i
+done
+grep -c '^idx-' "$SLICEBOX_STORE/refs/.index"
+sandbox "$@" -- cat /opt/m1/f /opt/m40/f
+# The index holds the manifests: a stage of 32 or more slices does not read
+# slices/<hex>/manifest.json, one of fewer does (and refuses a lost one).
+d3=$(slice-show --json idx-3 | sed -n 's/.*"digest": *"sha256:\([0-9a-f]*\)".*/\1/p' | head -n 1)
+mv "$SLICEBOX_STORE/slices/$d3/manifest.json" manifest.saved
+sandbox "$@" -- cat /opt/m3/f
+sandbox --slice idx-3 -- true 2>/dev/null; echo "alone=$?"
+mv manifest.saved "$SLICEBOX_STORE/slices/$d3/manifest.json"
+# A changed mount point: the entry no longer hashes to its digest.
+sed 's|"/opt/m7"|"/opt/elsewhere"|' "$SLICEBOX_STORE/refs/.index" > index.new
+cat index.new > "$SLICEBOX_STORE/refs/.index"
+sandbox "$@" -- sh -c 'cat /opt/m7/f; test -e /opt/elsewhere || echo "not at /opt/elsewhere"'
+slice-verify >/dev/null 2>&1; echo "verify=$?"
+slice-verify 2>&1 | grep -c 'refs/.index'
+slice-gc >/dev/null
+slice-verify; echo "verify=$?"
+slice-rm idx-40 >/dev/null
+grep -c '^idx-40	' "$SLICEBOX_STORE/refs/.index"
+sandbox "$@" -- true 2>&1; echo "status=$?"
+## STDOUT:
+40
+slice 1
+slice 40
+slice 3
+alone=125
+slice 7
+not at /opt/elsewhere
+verify=1
+1
+verify=0
+0
+sandbox: cannot use slice 'idx-40': no slice 'idx-40' in the store
+status=125
+## END

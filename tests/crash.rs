@@ -287,6 +287,8 @@ fn a_crash_between_any_two_durable_steps_leaves_old_or_new_state() {
         "add:one-object-published",
         "add:objects-published",
         "add:slice-published",
+        "refs:index-removed",
+        "refs:before-index-written",
         "add:ref-written",
     ] {
         let store = tmp.path().join(point.replace(':', "-"));
@@ -315,6 +317,29 @@ fn a_crash_between_any_two_durable_steps_leaves_old_or_new_state() {
             stats["reclaimable_bytes"], 0,
             "gc left garbage after a crash at {point}"
         );
+    }
+    // slice-rm changes a ref too: the index goes first, so a crash leaves
+    // none rather than one that still lists the removed name.
+    for point in ["refs:index-removed", "refs:before-index-written"] {
+        let store = tmp.path().join(format!("rm-{}", point.replace(':', "-")));
+        let keep = ok(&store, &["slice-add", "--at", AT, "keep", a])
+            .trim()
+            .to_string();
+        let victim = ok(&store, &["slice-add", "--at", AT, "victim", b])
+            .trim()
+            .to_string();
+        crash_at(&store, point, &["slice-rm", "victim"]);
+        assert!(
+            !store.join("refs/.index").exists(),
+            "a crash after the index was removed leaves none"
+        );
+        assert_consistent(&store, &[keep.clone(), victim.clone()]);
+        ok(&store, &["slice-gc"]);
+        assert!(
+            store.join("refs/.index").exists(),
+            "slice-gc writes the index a crash removed"
+        );
+        assert_consistent(&store, &[keep.clone(), victim]);
     }
     for point in [
         "gc:history-pruned",

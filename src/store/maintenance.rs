@@ -258,6 +258,13 @@ impl Store {
         }
         if slice.is_none() {
             damage.extend(self.verify_objects()?);
+            let index = self.refs_dir().join(".index");
+            for problem in super::ref_index::disagreements(self)? {
+                damage.push(Damage::at(
+                    &index,
+                    format!("{problem} (slice-gc writes the index anew)"),
+                ));
+            }
         }
         Ok(damage)
     }

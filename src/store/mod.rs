@@ -27,6 +27,7 @@ mod maintenance;
 mod objects;
 mod parallel;
 mod progress;
+mod ref_index;
 mod refs;
 mod slice;
 mod tarball;

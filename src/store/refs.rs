@@ -7,6 +7,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 
 use super::ingest::sync_dir;
+use super::ref_index;
 use super::{Error, IoContext, Result, Store};
 use crate::digest::{self, Digest};
 
@@ -41,7 +42,17 @@ pub(crate) fn set(store: &Store, name: &str, target: &Digest) -> Result<()> {
         return Ok(());
     }
     history.insert(0, *target);
-    write(store, name, &history)
+    let held = ref_index::invalidate(store)?;
+    write(store, name, &history)?;
+    ref_index::write(store, held, |entries| {
+        // A slice whose manifest cannot be read stays out: a stage then
+        // reads its ref and reports the damage.
+        match store.manifest(target) {
+            Ok(manifest) => entries.insert(name.to_string(), (*target, manifest)),
+            Err(_) => entries.remove(name),
+        };
+        Ok(())
+    })
 }
 
 /// Serialises read-modify-write updates of refs between processes.
@@ -72,11 +83,20 @@ fn write(store: &Store, name: &str, history: &[Digest]) -> Result<()> {
 pub(crate) fn remove(store: &Store, name: &str) -> Result<bool> {
     let _guard = lock_refs(store)?;
     let path = store.refs_dir().join(name);
-    match fs::remove_file(&path) {
-        Ok(()) => sync_dir(&store.refs_dir()).map(|()| true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e).at("remove ref", &path),
+    if !path.exists() {
+        return Ok(false);
     }
+    let held = ref_index::invalidate(store)?;
+    match fs::remove_file(&path) {
+        Ok(()) => sync_dir(&store.refs_dir())?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).at("remove ref", &path),
+    }
+    ref_index::write(store, held, |entries| {
+        entries.remove(name);
+        Ok(())
+    })?;
+    Ok(true)
 }
 
 /// Drops every ref's history, keeping only where each name points now,
@@ -100,7 +120,9 @@ pub(crate) fn prune_history(store: &Store) -> Result<()> {
             write(store, &name, &history[..1])?;
         }
     }
-    Ok(())
+    // No name changed where it points; the index is written anew all the
+    // same, which also makes one that a crash removed.
+    ref_index::rebuild(store)
 }
 
 /// The history of `name`, newest first; empty when there is no such ref.
