@@ -82,6 +82,10 @@ for mode in $MODES; do
     as_user "$mode" bash -c 'for ((k = 1; k <= $2; k++)); do
         SLICEBOX_STORE=$1/store "$0/bin/slicebox" slice-add "s$k" "$0/src/s$k" >/dev/null || exit 1
     done' "$WORK" "$mdir" "$NMAX"
+    # Each stage creates a pin file in the store: let the adds' writeback
+    # finish first, or the first rows time the disk, not the stage.
+    sync
+    sleep 5
     echo "# $mode: $BENCH_RUNS runs per command and N" >&2
     as_user "$mode" bash "$WORK/bin/steps.sh" __measure "$WORK" "$mdir"
 done
