@@ -558,20 +558,26 @@ enum Mount<'a> {
 }
 
 impl Mount<'_> {
-    /// The option that asked for an explicit mount, as the user wrote it;
-    /// `None` for the base dirs and the working directory, which explicit
-    /// mounts may cover.
-    fn asked_by(&self) -> Option<String> {
+    /// Whether an option asked for this mount; the base dirs and the
+    /// working directory are implicit, and explicit mounts may cover them.
+    fn is_explicit(&self) -> bool {
+        !matches!(self, Mount::Base { .. } | Mount::Workdir { .. })
+    }
+
+    /// What asked for the mount: for an explicit one, the option as the
+    /// user wrote it.
+    fn asked_by(&self) -> String {
         match self {
-            Mount::Base { .. } | Mount::Workdir { .. } => None,
-            Mount::Slice(s) => Some(format!("slice '{}'", printable(s.label.as_bytes()))),
-            Mount::Bind { bind, .. } if bind.is_output => Some("--out".to_string()),
-            Mount::Bind { bind, .. } => Some(format!(
+            Mount::Base { path, .. } => format!("the host's '{}'", printable_path(path)),
+            Mount::Workdir { .. } => "the working directory".to_string(),
+            Mount::Slice(s) => format!("slice '{}'", printable(s.label.as_bytes())),
+            Mount::Bind { bind, .. } if bind.is_output => "--out".to_string(),
+            Mount::Bind { bind, .. } => format!(
                 "{} '{}'",
                 if bind.writable { "--bind" } else { "--ro-bind" },
                 printable_path(&bind.source)
-            )),
-            Mount::Tmpfs(_) => Some("--tmpfs".to_string()),
+            ),
+            Mount::Tmpfs(_) => "--tmpfs".to_string(),
         }
     }
 
@@ -939,16 +945,14 @@ pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanErr
     }
     // Explicit mounts are a set, as their order on the command line does
     // not count: two at one point would leave which one shows to chance.
-    let mut taken: HashMap<&Path, String> = HashMap::new();
-    for mount in &mounts {
-        let Some(asked_by) = mount.asked_by() else {
-            continue;
-        };
-        if let Some(first) = taken.insert(mount.target(), asked_by.clone()) {
+    // (Described only on a collision: this runs for every slice.)
+    let mut taken: HashMap<&Path, &Mount<'_>> = HashMap::new();
+    for mount in mounts.iter().filter(|m| m.is_explicit()) {
+        if let Some(first) = taken.insert(mount.target(), mount) {
             return Err(PlanError::MountPointTaken {
                 path: printable_path(mount.target()),
-                first,
-                second: asked_by,
+                first: first.asked_by(),
+                second: mount.asked_by(),
             });
         }
     }

@@ -258,7 +258,7 @@ impl Store {
         }
         if slice.is_none() {
             damage.extend(self.verify_objects()?);
-            let index = self.refs_dir().join(".index");
+            let index = super::ref_index::path(self);
             for problem in super::ref_index::disagreements(self)? {
                 damage.push(Damage::at(
                     &index,

@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io;
+use std::path::PathBuf;
 
 use super::slice::Manifest;
 use super::{refs, IoContext, Result, Store};
@@ -54,11 +55,19 @@ fn parse_entry(digest: &str, json: &str) -> Option<(Digest, Manifest)> {
     (manifest.slice_digest() == digest).then_some((digest, manifest))
 }
 
-/// The index's text, or `None` when there is none (or it is not ours).
-fn read_text(store: &Store) -> Result<Option<String>> {
-    let path = store.refs_dir().join(FILE);
+pub(crate) fn path(store: &Store) -> PathBuf {
+    store.refs_dir().join(FILE)
+}
+
+/// The index's entry lines (the text after its header), or `None` when
+/// there is no index (or it is not ours).
+fn read_lines(store: &Store) -> Result<Option<String>> {
+    let path = path(store);
     match fs::read_to_string(&path) {
-        Ok(text) if text.starts_with(HEADER) => Ok(Some(text)),
+        Ok(mut text) if text.starts_with(HEADER) => {
+            text.drain(..HEADER.len());
+            Ok(Some(text))
+        }
         Ok(_) => Ok(None),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) if e.kind() == io::ErrorKind::InvalidData => Ok(None),
@@ -70,11 +79,10 @@ fn read_text(store: &Store) -> Result<Option<String>> {
 /// entry that checks out. A name it lacks, or whose entry does not check
 /// out, is left to the refs themselves (and their error messages).
 pub(crate) fn lookup(store: &Store, names: &HashSet<&str>) -> BTreeMap<String, (Digest, Manifest)> {
-    let Ok(Some(text)) = read_text(store) else {
+    let Ok(Some(text)) = read_lines(store) else {
         return BTreeMap::new();
     };
-    text[HEADER.len()..]
-        .lines()
+    text.lines()
         .filter_map(split_line)
         .filter(|(name, _, _)| names.contains(name))
         .filter_map(|(name, digest, json)| Some((name.to_string(), parse_entry(digest, json)?)))
@@ -84,11 +92,11 @@ pub(crate) fn lookup(store: &Store, names: &HashSet<&str>) -> BTreeMap<String, (
 /// Every entry, when the index is there and whole; the writers' starting
 /// point, so that one change does not re-read every ref.
 fn load_all(store: &Store) -> Result<Option<Entries>> {
-    let Some(text) = read_text(store)? else {
+    let Some(text) = read_lines(store)? else {
         return Ok(None);
     };
     let mut entries = Entries::new();
-    for line in text[HEADER.len()..].lines() {
+    for line in text.lines() {
         let Some((name, digest, json)) = split_line(line) else {
             return Ok(None);
         };
@@ -117,7 +125,7 @@ fn scan(store: &Store) -> Result<Entries> {
 /// can leave an index that disagrees with the refs. Returns what it held.
 pub(crate) fn invalidate(store: &Store) -> Result<Option<Entries>> {
     let held = load_all(store)?;
-    let path = store.refs_dir().join(FILE);
+    let path = path(store);
     match fs::remove_file(&path) {
         Ok(()) => super::ingest::sync_dir(&store.refs_dir())?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -159,13 +167,13 @@ pub(crate) fn rebuild(store: &Store) -> Result<()> {
 /// `slice-verify`: names missing or extra, digests or manifests that
 /// differ. An absent index is not damage (stages then read the refs).
 pub(crate) fn disagreements(store: &Store) -> Result<Vec<String>> {
-    let Some(text) = read_text(store)? else {
+    let Some(text) = read_lines(store)? else {
         return Ok(Vec::new());
     };
     let mut listed = Entries::new();
     let mut damaged = HashSet::new();
     let mut problems = Vec::new();
-    for line in text[HEADER.len()..].lines() {
+    for line in text.lines() {
         let Some((name, digest, json)) = split_line(line) else {
             problems.push(format!(
                 "holds a line that is not an entry: '{}'",
