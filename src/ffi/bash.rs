@@ -188,10 +188,20 @@ impl HostSignals for BashSignals {
         None
     }
 
-    fn finish(&mut self) {
-        if self.interrupts > 0 {
+    /// A ^C that bash passed on, or one the user typed at the stage's
+    /// relayed terminal (which bash itself would have received without
+    /// the relay), leaves bash interrupted, as after any interrupted
+    /// command. A typed ^\\ is raised on bash itself: its own disposition
+    /// decides (ignored when interactive, a trap, or the default).
+    fn finish(&mut self, typed: Option<c_int>) {
+        if self.interrupts > 0 || typed == Some(libc::SIGINT) {
             // SAFETY: as above.
             unsafe { std::ptr::write_volatile(self.interrupt_state, 1) };
+        }
+        if typed == Some(libc::SIGQUIT) {
+            // SAFETY: raising a signal on this process; bash's handlers
+            // for SIGQUIT only record it.
+            unsafe { libc::raise(libc::SIGQUIT) };
         }
     }
 }

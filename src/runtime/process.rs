@@ -336,8 +336,11 @@ fn clone_hint(err: &std::io::Error, read: &dyn Fn(&str) -> Option<String>) -> St
 pub trait HostSignals {
     /// The next signal to forward, if one arrived since the last call.
     fn pending(&mut self) -> Option<c_int>;
-    /// Called once the stage is over.
-    fn finish(&mut self) {}
+    /// Called once the stage is over. `typed` is the signal the stage died
+    /// of when the user typed its key (^C, ^\\) at the stage's relayed
+    /// terminal: in raw mode that key reached only the stage, where
+    /// without the relay the host would have received the signal too.
+    fn finish(&mut self, _typed: Option<c_int>) {}
 }
 
 /// The pidfd of the running stage's pid 1, for the executable's signal
@@ -489,6 +492,17 @@ const INIT_NAME: &[u8] = b"slicebox-init";
 /// host received itself.
 pub fn spawn_and_wait(
     prepared: &Prepared,
+    terminal: Option<&mut Terminal>,
+    host: Option<&mut (dyn HostSignals + 'static)>,
+) -> Result<(Outcome, Option<ChildTimes>), SpawnError> {
+    spawn_and_wait_with(&Linux, prepared, terminal, host)
+}
+
+/// `spawn_and_wait`, with the child's setup calls going through `sys`
+/// (tests inject failures and panics there).
+fn spawn_and_wait_with(
+    sys: &dyn Syscall,
+    prepared: &Prepared,
     mut terminal: Option<&mut Terminal>,
     mut host: Option<&mut (dyn HostSignals + 'static)>,
 ) -> Result<(Outcome, Option<ChildTimes>), SpawnError> {
@@ -542,6 +556,7 @@ pub fn spawn_and_wait(
     let mut slots = vec![-1; prepared.plan.slots];
     let mut walk = vec![-1; prepared.plan.depth];
     let child = Child {
+        sys,
         p: prepared,
         argv: &argv,
         envp: &envp,
@@ -573,6 +588,10 @@ pub fn spawn_and_wait(
         )
     };
     if pid == 0 {
+        // The child is a copy of the caller: a panic must never unwind
+        // out of it into the caller's frames (the builtin would return in
+        // the child, and bash would run the rest of the script twice).
+        let _guard = ExitOnUnwind;
         child.run(&mut slots, &mut walk);
     }
     if pid < 0 {
@@ -597,10 +616,7 @@ pub fn spawn_and_wait(
         host.as_deref_mut(),
     );
     times.reaped = now_ns();
-    let relayed_keyboard = terminal.map(|t| t.finish());
-    if let Some(h) = host {
-        h.finish();
-    }
+    let typed = terminal.map(|t| t.finish()).unwrap_or_default();
     // No forwarded signal may reach a closed (or reused) pidfd number.
     let forwarded = sigset(FORWARDED_SIGNALS);
     let before = set_signal_mask(libc::SIG_BLOCK, &forwarded);
@@ -609,28 +625,26 @@ pub fn spawn_and_wait(
     unsafe { libc::close(pidfd) };
     set_signal_mask(libc::SIG_SETMASK, &before);
 
-    let status = match waited {
-        Ok(status) => status,
-        Err(err) => {
-            close_pair(parent_end, -1);
-            return Err(err);
-        }
-    };
-    let outcome = match status {
+    let outcome = match waited {
         // Killed at the deadline: whatever pid 1 reported on its way out.
-        Outcome::TimedOut => Outcome::TimedOut,
-        status => read_reports(parent_end).unwrap_or(status),
+        Ok(Outcome::TimedOut) => Ok(Outcome::TimedOut),
+        Ok(status) => Ok(read_reports(parent_end).unwrap_or(status)),
+        Err(err) => Err(err),
     };
     close_pair(parent_end, -1);
-    // The stage had the keyboard in raw mode, so a ^C that killed it never
-    // reached the caller's process group as it would have without a
-    // terminal of its own: deliver it now, as the terminal would have.
-    if let (Some(Some(isig)), Outcome::Signaled(signal)) = (relayed_keyboard, outcome) {
-        if isig && (signal == libc::SIGINT || signal == libc::SIGQUIT) {
-            // SAFETY: kill(0) signals our own process group.
-            unsafe { libc::kill(0, signal) };
-        }
+    // A ^C typed at the relayed terminal reached only the stage. It is
+    // passed to the host itself (bash then acts as after any interrupted
+    // command), never to a process group: a stage that kills itself must
+    // not make us signal anyone, and the executable dies of the stage's
+    // signal anyway.
+    let typed_signal = match outcome {
+        Ok(Outcome::Signaled(signal)) if typed.sent(signal) => Some(signal),
+        _ => None,
+    };
+    if let Some(h) = host {
+        h.finish(typed_signal);
     }
+    let outcome = outcome?;
     let times = clock.map(|c| ChildTimes {
         marks: c.read(),
         ..times
@@ -953,8 +967,21 @@ pub fn prepare_payload(
 /// The most `--fd`s a stage takes (the payload sorts them without allocating).
 pub const MAX_FDS: usize = 64;
 
+/// Ends the process with 125 when dropped, which in the cloned child only
+/// happens while a panic unwinds: the child body never returns.
+struct ExitOnUnwind;
+
+impl Drop for ExitOnUnwind {
+    fn drop(&mut self) {
+        // SAFETY: _exit is async-signal-safe and runs no destructor.
+        unsafe { libc::_exit(125) }
+    }
+}
+
 /// Everything the cloned child reads, prepared by the parent.
 struct Child<'a> {
+    /// The seam every setup call goes through (`Linux` but in tests).
+    sys: &'a dyn Syscall,
     p: &'a Prepared,
     argv: &'a [*const c_char],
     envp: &'a [*const c_char],
@@ -983,7 +1010,7 @@ impl Child<'_> {
             // SAFETY: resetting a disposition is async-signal-safe.
             unsafe { libc::signal(signal, libc::SIG_DFL) };
         }
-        if let Err(failure) = prepare_init(&Linux, self.p, self.keep, slots, walk) {
+        if let Err(failure) = prepare_init(self.sys, self.p, self.keep, slots, walk) {
             self.fail(failure);
         }
         self.mark(1);
@@ -1009,7 +1036,7 @@ impl Child<'_> {
             self.exec_payload();
         }
         self.mark(2);
-        if let Err(errno) = Linux.keep_capabilities(0) {
+        if let Err(errno) = self.sys.keep_capabilities(0) {
             send_signal(payload_pidfd, libc::SIGKILL);
             self.fail(ChildFailure::Init(InitStep::ClearCapabilities, errno));
         }
@@ -1065,7 +1092,7 @@ impl Child<'_> {
         // its ends.
         let mut keep = [self.report_fd as u32, payload_pidfd as u32];
         keep.sort_unstable();
-        if let Err(errno) = close_all_but(&Linux, keep, 0) {
+        if let Err(errno) = close_all_but(self.sys, keep, 0) {
             kill_and_fail(InitStep::CloseOwn, errno);
         }
         let mask = sigset(WATCHED_SIGNALS);
@@ -1169,7 +1196,7 @@ impl Child<'_> {
             libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         }
         let mut copies = [-1; 3 + MAX_FDS];
-        if let Err(failure) = prepare_payload(&Linux, p, &mut copies) {
+        if let Err(failure) = prepare_payload(self.sys, p, &mut copies) {
             self.fail(failure);
         }
         self.mark(3);
@@ -1402,6 +1429,145 @@ mod tests {
                 assert_eq!(errno, libc::EMFILE);
                 assert_eq!(sys.calls.into_inner().len(), call + 1, "{name} call {call}");
             }
+        }
+    }
+
+    /// Counts the allocations of the current thread, to show that the
+    /// code between clone and exec makes none.
+    struct CountingAllocator;
+
+    std::thread_local! {
+        static ALLOCATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    fn count_allocation() {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+    }
+
+    // SAFETY: every call is passed on to the system allocator unchanged.
+    unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+        unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+            count_allocation();
+            // SAFETY: the caller's layout, as GlobalAlloc requires.
+            unsafe { std::alloc::System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+            // SAFETY: `ptr` came from System.alloc with this layout.
+            unsafe { std::alloc::System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(
+            &self,
+            ptr: *mut u8,
+            layout: std::alloc::Layout,
+            size: usize,
+        ) -> *mut u8 {
+            count_allocation();
+            // SAFETY: as for dealloc.
+            unsafe { std::alloc::System.realloc(ptr, layout, size) }
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: CountingAllocator = CountingAllocator;
+
+    /// A stage using most of what setup can do: slices (one below a
+    /// read-only base dir, which needs a shadow tmpfs), binds, a tmpfs,
+    /// --dev, a terminal, a host name, no network with Landlock, --uid,
+    /// limits and --fds.
+    fn full_featured() -> Prepared {
+        let input = PlanInput {
+            base: vec![
+                (PathBuf::from("/usr"), HostEntry::Dir),
+                (
+                    PathBuf::from("/bin"),
+                    HostEntry::Symlink(PathBuf::from("usr/bin")),
+                ),
+            ],
+            slices: vec![
+                super::super::PlannedSlice {
+                    label: "a".into(),
+                    tree: PathBuf::from("/store/slices/a/tree"),
+                    mount_point: PathBuf::from("/opt/a"),
+                },
+                super::super::PlannedSlice {
+                    label: "b".into(),
+                    tree: PathBuf::from("/store/slices/b/tree"),
+                    mount_point: PathBuf::from("/usr/share/no-such-dir-here/b"),
+                },
+            ],
+            binds: vec![super::super::PlannedBind {
+                source: PathBuf::from("/etc"),
+                target: PathBuf::from("/srv/etc"),
+                writable: true,
+                is_dir: true,
+                is_output: false,
+            }],
+            tmpfs: vec![super::super::PlannedTmpfs {
+                target: PathBuf::from("/scratch"),
+                size: Some(1 << 20),
+                mode: 0o700,
+            }],
+            dev: true,
+            terminal: Some(3),
+            isolate_net: true,
+            landlock_abi: 9,
+            hostname: Some(c"stage".to_owned()),
+            ..PlanInput::bare()
+        };
+        let mut p = prepared();
+        p.plan = plan(&input).unwrap();
+        p.identity = Some(IdentityMaps {
+            uid_map: b"0 1000 1\n".to_vec(),
+            gid_map: b"0 1000 1\n".to_vec(),
+            maps_root: false,
+        });
+        p
+    }
+
+    #[test]
+    fn nothing_allocates_between_clone_and_exec() {
+        let p = full_featured();
+        assert!(
+            p.plan.steps.iter().any(|s| matches!(s.op, super::super::plan::Op::Shadow { .. })),
+            "the plan covers a shadow tmpfs"
+        );
+        let sys = super::super::syscall::recording::Quiet::default();
+        let mut slots = vec![-1; p.plan.slots];
+        let mut walk = vec![-1; p.plan.depth];
+        let mut copies = [-1; 3 + MAX_FDS];
+        let keep = [1u32, 3, 5, 7, 9, 12, 20];
+        let probe = ALLOCATIONS.with(|n| n.get());
+        std::hint::black_box(Box::new(probe));
+        assert_eq!(ALLOCATIONS.with(|n| n.get()), probe + 1, "the counter counts");
+        let before = ALLOCATIONS.with(|n| n.get());
+        prepare_init(&sys, &p, &keep, &mut slots, &mut walk).unwrap();
+        prepare_payload(&sys, &p, &mut copies).unwrap();
+        let allocations = ALLOCATIONS.with(|n| n.get()) - before;
+        assert!(sys.calls.get() > 100, "setup ran: {} calls", sys.calls.get());
+        assert_eq!(allocations, 0, "allocations during setup");
+    }
+
+    #[test]
+    fn a_panic_in_the_child_ends_it_with_125_and_never_returns_into_the_caller() {
+        let p = prepared();
+        let calls_of_pid_1 = {
+            let sys = super::super::syscall::recording::Quiet::default();
+            let mut slots = vec![-1; p.plan.slots];
+            let mut walk = vec![-1; p.plan.depth];
+            prepare_init(&sys, &p, &[1, 3], &mut slots, &mut walk).unwrap();
+            sys.calls.get()
+        };
+        let caller = std::process::id();
+        // In pid 1's setup, and (past its calls and the ones it makes
+        // before forking) in the payload's.
+        for panic_at in [0, calls_of_pid_1 - 1, calls_of_pid_1 + 3] {
+            let sys = super::super::syscall::recording::Quiet {
+                panic_at: Some(panic_at),
+                ..Default::default()
+            };
+            let (outcome, _) = spawn_and_wait_with(&sys, &p, None, None).unwrap();
+            assert_eq!(std::process::id(), caller, "only the caller returns");
+            assert_eq!(outcome, Outcome::Exited(125), "panic at call {panic_at}");
         }
     }
 

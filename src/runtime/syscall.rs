@@ -644,6 +644,160 @@ pub mod recording {
         }
     }
 
+    /// A double that does nothing, records nothing and allocates
+    /// nothing: for checking that the code between clone and exec never
+    /// allocates, and for injecting a panic at call `panic_at` there.
+    #[derive(Default)]
+    pub struct Quiet {
+        pub calls: Cell<usize>,
+        pub panic_at: Option<usize>,
+    }
+
+    impl Quiet {
+        fn call(&self) -> SysResult {
+            let n = self.calls.get();
+            self.calls.set(n + 1);
+            if self.panic_at == Some(n) {
+                panic!("a panic injected at call {n}");
+            }
+            Ok(())
+        }
+
+        fn fd(&self) -> SysResult<RawFd> {
+            self.call()?;
+            Ok(100 + self.calls.get() as RawFd)
+        }
+    }
+
+    impl Syscall for Quiet {
+        fn write_file(&self, _: &CStr, _: &[u8]) -> SysResult {
+            self.call()
+        }
+        fn set_propagation(&self, _: &CStr, _: c_ulong) -> SysResult {
+            self.call()
+        }
+        fn mount_tmpfs(&self, _: &CStr, _: &CStr) -> SysResult {
+            self.call()
+        }
+        fn open_dir(&self, _: &CStr) -> SysResult<RawFd> {
+            self.fd()
+        }
+        fn open_tree(&self, _: RawFd, _: &CStr, _: c_uint) -> SysResult<RawFd> {
+            self.fd()
+        }
+        fn mount_setattr(&self, _: RawFd, _: c_uint, _: MountAttr) -> SysResult {
+            self.call()
+        }
+        fn move_mount(&self, _: RawFd, _: RawFd) -> SysResult {
+            self.call()
+        }
+        fn move_mount_at(&self, _: RawFd, _: RawFd, _: &CStr) -> SysResult {
+            self.call()
+        }
+        fn fsopen(&self, _: &CStr) -> SysResult<RawFd> {
+            self.fd()
+        }
+        fn fsconfig_set(&self, _: RawFd, _: &CStr, _: &CStr) -> SysResult {
+            self.call()
+        }
+        fn fsconfig_create(&self, _: RawFd) -> SysResult {
+            self.call()
+        }
+        fn fsmount(&self, _: RawFd, _: u64) -> SysResult<RawFd> {
+            self.fd()
+        }
+        fn open_resolved(&self, _: RawFd, _: &CStr, _: c_int, _: u64) -> SysResult<RawFd> {
+            self.fd()
+        }
+        fn mkdirat(&self, _: RawFd, _: &CStr, _: libc::mode_t) -> SysResult {
+            self.call()
+        }
+        fn create_file_at(&self, _: RawFd, _: &CStr) -> SysResult<RawFd> {
+            self.fd()
+        }
+        fn symlinkat(&self, _: &CStr, _: RawFd, _: &CStr) -> SysResult {
+            self.call()
+        }
+        fn close(&self, _: RawFd) {
+            let _ = self.call();
+        }
+        fn fchdir(&self, _: RawFd) -> SysResult {
+            self.call()
+        }
+        fn pivot_root(&self, _: &CStr, _: &CStr) -> SysResult {
+            self.call()
+        }
+        fn umount_detach(&self, _: &CStr) -> SysResult {
+            self.call()
+        }
+        fn loopback_up(&self) -> SysResult {
+            self.call()
+        }
+        fn set_hostname(&self, _: &CStr) -> SysResult {
+            self.call()
+        }
+        fn new_user_namespace(&self) -> SysResult {
+            self.call()
+        }
+        fn set_rlimit(&self, _: c_int, _: u64, _: u64) -> SysResult {
+            self.call()
+        }
+        fn join_new_session_keyring(&self) -> SysResult {
+            self.call()
+        }
+        fn close_range(&self, _: u32, _: u32, _: c_uint) -> SysResult {
+            self.call()
+        }
+        fn setsid(&self) -> SysResult {
+            self.call()
+        }
+        fn set_own_process_group(&self) -> SysResult {
+            self.call()
+        }
+        // Like a kernel whose last capability is 40.
+        fn drop_bounding_capability(&self, capability: c_int) -> SysResult {
+            self.call()?;
+            if capability > 40 {
+                Err(libc::EINVAL)
+            } else {
+                Ok(())
+            }
+        }
+        fn clear_ambient_capabilities(&self) -> SysResult {
+            self.call()
+        }
+        fn set_no_new_privs(&self) -> SysResult {
+            self.call()
+        }
+        fn keep_capabilities(&self, _: u64) -> SysResult {
+            self.call()
+        }
+        fn set_dumpable(&self, _: bool) -> SysResult {
+            self.call()
+        }
+        fn dup_at_least(&self, _: RawFd, _: RawFd) -> SysResult<RawFd> {
+            self.fd()
+        }
+        fn dup2(&self, _: RawFd, _: RawFd) -> SysResult {
+            self.call()
+        }
+        fn set_inheritable(&self, _: RawFd) -> SysResult {
+            self.call()
+        }
+        fn set_controlling_terminal(&self, _: RawFd) -> SysResult {
+            self.call()
+        }
+        fn landlock_create_ruleset(&self, _: u64) -> SysResult<RawFd> {
+            self.fd()
+        }
+        fn landlock_allow(&self, _: RawFd, _: RawFd, _: u64) -> SysResult {
+            self.call()
+        }
+        fn landlock_restrict_self(&self, _: RawFd) -> SysResult {
+            self.call()
+        }
+    }
+
     fn s(c: &CStr) -> String {
         c.to_string_lossy().into_owned()
     }

@@ -38,6 +38,39 @@ pub struct Terminal {
     pending: Vec<u8>,
     input_open: bool,
     output_open: bool,
+    /// Signals the user typed for the stage: the caller's INTR or QUIT
+    /// key read from its keyboard while its terminal turns them into
+    /// signals (ISIG).
+    typed: TypedKeys,
+}
+
+/// Which signal keys the user typed while the stage had the keyboard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TypedKeys {
+    pub interrupt: bool,
+    pub quit: bool,
+}
+
+impl TypedKeys {
+    /// Whether the user typed the key that sends `signal`.
+    pub fn sent(self, signal: libc::c_int) -> bool {
+        (signal == libc::SIGINT && self.interrupt) || (signal == libc::SIGQUIT && self.quit)
+    }
+
+    /// Notes the caller's signal keys among `keys`, as its terminal would
+    /// have seen them with `modes` (the caller's own, saved).
+    fn note(&mut self, keys: &[u8], modes: &libc::termios) {
+        if modes.c_lflag & libc::ISIG == 0 {
+            return;
+        }
+        // A control character of 0 (_POSIX_VDISABLE) is switched off.
+        let key = |index: usize| Some(modes.c_cc[index]).filter(|c| *c != 0);
+        let (intr, quit) = (key(libc::VINTR), key(libc::VQUIT));
+        for byte in keys {
+            self.interrupt |= Some(*byte) == intr;
+            self.quit |= Some(*byte) == quit;
+        }
+    }
 }
 
 fn last_error() -> io::Error {
@@ -105,6 +138,7 @@ impl Terminal {
             pending: Vec::new(),
             input_open: input.is_some(),
             output_open: true,
+            typed: TypedKeys::default(),
         };
         if is_terminal(stdio[1]) {
             terminal.output = stdio[1];
@@ -335,7 +369,11 @@ impl Terminal {
         // SAFETY: reads into a stack buffer; poll said it is readable.
         let n = unsafe { libc::read(input, buf.as_mut_ptr().cast(), buf.len()) };
         if n > 0 {
-            self.pending.extend_from_slice(&buf[..n as usize]);
+            let keys = &buf[..n as usize];
+            if let Some(modes) = &self.saved {
+                self.typed.note(keys, modes);
+            }
+            self.pending.extend_from_slice(keys);
         } else if n == 0 || last_error().raw_os_error() != Some(libc::EINTR) {
             self.input_open = false;
         }
@@ -364,20 +402,17 @@ impl Terminal {
     }
 
     /// Once the stage is over: copies its last output, restores the
-    /// caller's modes and signal mask. Returns, when the stage had the
-    /// keyboard, whether the caller's terminal turns ^C into a signal
-    /// (ISIG), so the caller can deliver the ^C that killed the stage.
-    pub fn finish(&mut self) -> Option<bool> {
+    /// caller's modes and signal mask. Returns the signal keys the user
+    /// typed for the stage, which in raw mode reached only the stage.
+    pub fn finish(&mut self) -> TypedKeys {
         if self.output_open {
             self.copy_output();
         }
-        let mut had_keyboard = None;
         if let (Some(input), Some(saved)) = (self.input, self.saved) {
             if self.raw {
                 // SAFETY: restores the modes saved from this terminal.
                 unsafe { libc::tcsetattr(input, libc::TCSANOW, &saved) };
                 self.raw = false;
-                had_keyboard = Some(saved.c_lflag & libc::ISIG != 0);
             }
         }
         // SAFETY: closing our own descriptors and restoring the saved mask.
@@ -398,7 +433,7 @@ impl Terminal {
         }
         self.signals = -1;
         self.master = -1;
-        had_keyboard
+        self.typed
     }
 }
 
