@@ -63,6 +63,27 @@ rw=0
 yes
 ## END
 
+#### --rw-cwd: mounts below the working directory create nothing in it
+# (The cases run below /tmp, where slices and --tmpfs cannot mount; the
+# planner's unit tests cover those below a writable working directory.)
+mkdir -p tree/bin && echo hi > tree/bin/hi
+mkdir w && cd w && touch file
+sandbox --rw-cwd --ro-bind "../tree:$PWD/sub/x" -- true 2>/dev/null; echo "dir bind=$?"
+sandbox --rw-cwd --ro-bind "file:$PWD/new-file" -- true 2>/dev/null; echo "file bind=$?"
+ls -A
+# Where the mount points exist, the same mounts work.
+mkdir -p sub/x && touch new-file
+sandbox --rw-cwd --ro-bind "../tree:$PWD/sub/x" --ro-bind "file:$PWD/new-file" \
+  -- sh -c 'cat sub/x/bin/hi; echo rw > written'
+cat written
+## STDOUT:
+dir bind=125
+file bind=125
+file
+hi
+rw
+## END
+
 #### --hostname names the stage's host; the host's name is untouched
 before=$(hostname)
 sandbox --hostname build-box -- hostname

@@ -1046,12 +1046,16 @@ pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanErr
             .as_bytes()
             .cmp(b.target().as_os_str().as_bytes())
     });
-    // Below a writable bind a mount point must exist already: nothing is
-    // ever created in a host dir. (Below a --tmpfs, the stage's own, it is.)
-    let writable_binds: Vec<&Path> = binds
+    // Below a writable host dir (a --bind, or the working directory with
+    // --rw-cwd) a mount point must exist already: nothing is ever created
+    // in a host dir. (Below a --tmpfs, the stage's own, it is.)
+    let writable_binds: Vec<&Path> = mounts
         .iter()
-        .filter(|b| b.writable)
-        .map(|b| b.target.as_path())
+        .filter_map(|m| match m {
+            Mount::Bind { bind, .. } if bind.writable => Some(bind.target.as_path()),
+            Mount::Workdir { path, .. } if input.rw_workdir => Some(*path),
+            _ => None,
+        })
         .collect();
     let under_writable_bind = |path: &Path| {
         writable_binds
@@ -2330,6 +2334,42 @@ mod tests {
         let sys = Recorder::failing_on(&format!("open sub resolve {WALK:#x}"), libc::ENOENT);
         let _ = run(&planned, &sys);
         assert!(sys.calls.into_inner().iter().any(|c| c == "mkdir sub"));
+    }
+
+    #[test]
+    fn nothing_is_made_inside_a_writable_working_directory() {
+        // --rw-cwd: the working directory is a writable host dir too.
+        let mut i = input(&[("s", "/home/u/project/sub/x")]);
+        i.rw_workdir = true;
+        i.tmpfs = vec![PlannedTmpfs {
+            target: PathBuf::from("/home/u/project/t/mnt"),
+            size: None,
+            mode: 0o755,
+        }];
+        i.binds = vec![bind("/host/file", "/home/u/project/f", false)];
+        i.binds[0].is_dir = false;
+        let planned = plan(&i).unwrap();
+        for missing in ["sub", "t", "f"] {
+            let sys =
+                Recorder::failing_on(&format!("open {missing} resolve {WALK:#x}"), libc::ENOENT);
+            let failure = run(&planned, &sys).unwrap_err();
+            assert_eq!(failure.errno, libc::ENOENT, "{missing}");
+            let calls = sys.calls.into_inner();
+            let workdir = position(&calls, "move_mount_at project");
+            assert!(
+                !calls[workdir..]
+                    .iter()
+                    .any(|c| c.starts_with("mkdir") || c.starts_with("create")),
+                "{missing}: {calls:?}"
+            );
+        }
+        // Read-only, the same mounts are planned as before (made in a
+        // shadow or refused by the kernel, never on the host).
+        i.rw_workdir = false;
+        let planned = plan(&i).unwrap();
+        let sys = Recorder::failing_on(&format!("open t resolve {WALK:#x}"), libc::ENOENT);
+        let _ = run(&planned, &sys);
+        assert!(sys.calls.into_inner().iter().any(|c| c == "mkdir t"));
     }
 
     #[test]

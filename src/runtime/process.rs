@@ -1455,12 +1455,7 @@ mod tests {
             // SAFETY: `ptr` came from System.alloc with this layout.
             unsafe { std::alloc::System.dealloc(ptr, layout) }
         }
-        unsafe fn realloc(
-            &self,
-            ptr: *mut u8,
-            layout: std::alloc::Layout,
-            size: usize,
-        ) -> *mut u8 {
+        unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
             count_allocation();
             // SAFETY: as for dealloc.
             unsafe { std::alloc::System.realloc(ptr, layout, size) }
@@ -1528,7 +1523,10 @@ mod tests {
     fn nothing_allocates_between_clone_and_exec() {
         let p = full_featured();
         assert!(
-            p.plan.steps.iter().any(|s| matches!(s.op, super::super::plan::Op::Shadow { .. })),
+            p.plan
+                .steps
+                .iter()
+                .any(|s| matches!(s.op, super::super::plan::Op::Shadow { .. })),
             "the plan covers a shadow tmpfs"
         );
         let sys = super::super::syscall::recording::Quiet::default();
@@ -1538,12 +1536,20 @@ mod tests {
         let keep = [1u32, 3, 5, 7, 9, 12, 20];
         let probe = ALLOCATIONS.with(|n| n.get());
         std::hint::black_box(Box::new(probe));
-        assert_eq!(ALLOCATIONS.with(|n| n.get()), probe + 1, "the counter counts");
+        assert_eq!(
+            ALLOCATIONS.with(|n| n.get()),
+            probe + 1,
+            "the counter counts"
+        );
         let before = ALLOCATIONS.with(|n| n.get());
         prepare_init(&sys, &p, &keep, &mut slots, &mut walk).unwrap();
         prepare_payload(&sys, &p, &mut copies).unwrap();
         let allocations = ALLOCATIONS.with(|n| n.get()) - before;
-        assert!(sys.calls.get() > 100, "setup ran: {} calls", sys.calls.get());
+        assert!(
+            sys.calls.get() > 100,
+            "setup ran: {} calls",
+            sys.calls.get()
+        );
         assert_eq!(allocations, 0, "allocations during setup");
     }
 
