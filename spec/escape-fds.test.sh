@@ -67,3 +67,27 @@ environ-denied
 root-denied
 mem-denied
 ## END
+
+#### --fd N=M never lands on slicebox's own report socket
+# Whatever number the report socket has, a descriptor passed onto it must
+# not swallow the report: an exec failure is still named, and nothing of
+# slicebox's is written to the user's file.
+for m in 3 4 5 6 7 8; do
+  sandbox --fd 9=$m -- /no/such/command 9>f-$m 2>err-$m; echo "$m: status=$? bytes=$(wc -c < f-$m) $(grep -c 'cannot execute' err-$m)"
+done
+## STDOUT:
+3: status=127 bytes=0 1
+4: status=127 bytes=0 1
+5: status=127 bytes=0 1
+6: status=127 bytes=0 1
+7: status=127 bytes=0 1
+8: status=127 bytes=0 1
+## END
+
+#### --fd M above the descriptor limit is a usage error, not an overflow
+sandbox --fd 9=2147483647 -- true 9<. 2>&1 | head -n 1 | sed 's/the highest is [0-9]*/the highest is N/'
+sandbox --fd 9=2147483647 -- true 9<.; echo "status=$?"
+## STDOUT:
+sandbox: --fd 9=2147483647: 2147483647 is too high a number; the highest is N (the descriptor limit, ulimit -n, less room for moving descriptors)
+status=2
+## END

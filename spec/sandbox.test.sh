@@ -215,3 +215,17 @@ ignored: 130
 
 default: 130
 ## END
+
+#### a script without a #! line runs with /bin/sh, as execvp runs it
+printf 'echo "run by sh: $0 $1"\n' > noshebang.sh && chmod +x noshebang.sh
+sandbox -- ./noshebang.sh one; echo "status=$?"
+sandbox --env PATH="$PWD:/usr/bin:/bin" -- noshebang.sh two | sed "s|$PWD|CASE|"
+# A binary the kernel cannot run (another architecture) is not a script.
+printf '\177ELF\002\001\000\000' > foreign && chmod +x foreign
+sandbox -- ./foreign; echo "status=$?"
+## STDOUT:
+run by sh: ./noshebang.sh one
+status=0
+run by sh: CASE/noshebang.sh two
+status=126
+## END

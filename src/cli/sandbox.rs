@@ -465,6 +465,17 @@ fn passed_fds(parsed: &Parsed) -> Result<Vec<(i32, i32)>, Failure> {
                 "--fd: two descriptors would be number {to} in the stage"
             )));
         }
+        // The payload copies each descriptor above the highest target
+        // before moving it, and slicebox's own report socket sits above
+        // them too: all of that must fit below the descriptor limit.
+        let highest = highest_fd_target();
+        if to > highest {
+            return Err(Failure::usage(format!(
+                "--fd {}: {to} is too high a number; the highest is {highest} \
+                 (the descriptor limit, ulimit -n, less room for moving descriptors)",
+                printable(value.as_bytes())
+            )));
+        }
         fds.push((from, to));
     }
     if fds.len() > runtime::MAX_FDS {
@@ -474,6 +485,23 @@ fn passed_fds(parsed: &Parsed) -> Result<Vec<(i32, i32)>, Failure> {
         )));
     }
     Ok(fds)
+}
+
+/// The highest number a `--fd` may have in the stage: the soft limit of
+/// descriptors, less one copy per passed descriptor and stdio, and the
+/// report socket.
+fn highest_fd_target() -> i32 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur.min(i32::MAX as u64) as i32
+    } else {
+        1024
+    };
+    soft - (runtime::MAX_FDS as i32 + 3 + 2)
 }
 
 /// `--uid N` and `--gid N`; the one not given stays the caller's.

@@ -266,6 +266,41 @@ fn report(fd: RawFd, record: Record) {
     };
 }
 
+/// The shell a script without a `#!` line runs with.
+const SCRIPT_SHELL: &std::ffi::CStr = c"/bin/sh";
+
+/// Whether a file the kernel could not execute is a binary (say, for
+/// another architecture) rather than a script without `#!`: a NUL byte in
+/// its first line, as bash decides. Async-signal-safe: a stack buffer.
+fn looks_binary(path: &std::ffi::CStr) -> bool {
+    // SAFETY: a NUL-terminated path; the fd is closed below.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK,
+        )
+    };
+    if fd < 0 {
+        return false;
+    }
+    let mut head = [0u8; 80];
+    // SAFETY: reads into a stack buffer of that size.
+    let n = unsafe { libc::read(fd, head.as_mut_ptr().cast(), head.len()) };
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(fd) };
+    let head = &head[..n.max(0) as usize];
+    head.iter().take_while(|b| **b != b'\n').any(|b| *b == 0)
+}
+
+/// `argv` for running a script with `SCRIPT_SHELL`: slot 1 is the script.
+fn script_argv(argv: &[*const c_char]) -> Vec<std::cell::Cell<*const c_char>> {
+    [SCRIPT_SHELL.as_ptr(), std::ptr::null()]
+        .into_iter()
+        .chain(argv.iter().skip(1).copied())
+        .map(std::cell::Cell::new)
+        .collect()
+}
+
 /// Null-terminated pointer arrays for execve, built before cloning.
 fn pointers(strings: &[CString]) -> Vec<*const c_char> {
     strings
@@ -425,12 +460,18 @@ fn set_signal_mask(how: c_int, set: &libc::sigset_t) -> libc::sigset_t {
 /// it can never be mistaken for stdio when the caller runs with one of
 /// them closed.
 pub(crate) fn above_stdio(fd: RawFd) -> std::io::Result<RawFd> {
-    if fd > 2 {
+    at_least(fd, 3)
+}
+
+/// Moves a descriptor of ours to `min` or above (close-on-exec), closing
+/// the old number.
+fn at_least(fd: RawFd, min: RawFd) -> std::io::Result<RawFd> {
+    if fd >= min {
         return Ok(fd);
     }
     // SAFETY: fcntl and close on a descriptor this module owns.
     unsafe {
-        let moved = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3);
+        let moved = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min);
         let err = std::io::Error::last_os_error();
         libc::close(fd);
         if moved < 0 {
@@ -513,6 +554,7 @@ fn spawn_and_wait_with(
     };
     let mut times = ChildTimes::default();
     let argv = pointers(&prepared.argv);
+    let script_argv = script_argv(&argv);
     let envp = pointers(&prepared.env);
     let mut pair = [0 as c_int; 2];
     // SAFETY: `pair` has room for two descriptors.
@@ -535,7 +577,16 @@ fn spawn_and_wait_with(
         }
     };
     let parent_end = pair[0];
-    let child_end = match above_stdio(pair[1]) {
+    // Above every number the payload's descriptors move to: a `--fd N=M`
+    // must never land on the report socket, which stays open until exec.
+    let lowest = prepared
+        .fds
+        .iter()
+        .map(|(_, to)| to + 1)
+        .max()
+        .unwrap_or(3)
+        .max(3);
+    let child_end = match at_least(pair[1], lowest) {
         Ok(fd) => fd,
         Err(_) => {
             let err = spawn_error("create the report socket");
@@ -559,6 +610,7 @@ fn spawn_and_wait_with(
         sys,
         p: prepared,
         argv: &argv,
+        script_argv: &script_argv,
         envp: &envp,
         report_fd: child_end,
         keep: &keep,
@@ -984,6 +1036,11 @@ struct Child<'a> {
     sys: &'a dyn Syscall,
     p: &'a Prepared,
     argv: &'a [*const c_char],
+    /// `/bin/sh`, a slot for the script, then `argv[1..]`: for a script
+    /// without a `#!` line (ENOEXEC), which runs with /bin/sh as execvp
+    /// and shells run it. Cells, so the child can fill the slot without
+    /// allocating (a Cell has its content's layout).
+    script_argv: &'a [std::cell::Cell<*const c_char>],
     envp: &'a [*const c_char],
     report_fd: RawFd,
     keep: &'a [u32],
@@ -1207,6 +1264,21 @@ impl Child<'_> {
             // that live in this (copied) address space.
             unsafe { libc::execve(candidate.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr()) };
             last_error = errno();
+            if last_error == libc::ENOEXEC && !looks_binary(candidate) {
+                // A file the kernel cannot run, such as a script without
+                // a `#!` line: the shell runs it, as execvp would.
+                self.script_argv[1].set(candidate.as_ptr());
+                // SAFETY: as above; a Cell<*const c_char> array has the
+                // layout of a *const c_char one, NULL-terminated.
+                unsafe {
+                    libc::execve(
+                        SCRIPT_SHELL.as_ptr(),
+                        self.script_argv.as_ptr().cast(),
+                        self.envp.as_ptr(),
+                    )
+                };
+                last_error = errno();
+            }
             match last_error {
                 libc::ENOENT | libc::ENOTDIR => {}
                 libc::EACCES => saw_permission_denied = true,
