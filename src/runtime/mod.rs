@@ -93,6 +93,39 @@ fn cstring(bytes: impl Into<Vec<u8>>) -> Result<CString, Error> {
     CString::new(bytes).map_err(|_| Error::Nul)
 }
 
+/// How the payload becomes `--uid`/`--gid` (see `process::Identity`).
+fn identity(asked: (u32, u32)) -> process::Identity {
+    identity_for(
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+        asked,
+    )
+}
+
+fn identity_for(euid: u32, egid: u32, (uid, gid): (u32, u32)) -> process::Identity {
+    if euid != 0 {
+        return process::Identity {
+            switch_to: None,
+            nested: Some(process::NestedMaps {
+                uid_map: format!("{uid} {euid} 1\n").into_bytes(),
+                gid_map: format!("{gid} {egid} 1\n").into_bytes(),
+                maps_root: false,
+            }),
+        };
+    }
+    // Root maps the ids themselves (see plan's stage maps) and switches to
+    // them; uid 0 still gets a nested namespace, so that it has no power
+    // over the stage's mounts.
+    process::Identity {
+        switch_to: Some((uid, gid)),
+        nested: (uid == 0).then(|| process::NestedMaps {
+            uid_map: b"0 0 1\n".to_vec(),
+            gid_map: format!("{gid} {gid} 1\n").into_bytes(),
+            maps_root: true,
+        }),
+    }
+}
+
 /// Reads how the host's base dirs look (dir, symlink, absent).
 pub fn host_base() -> Vec<(PathBuf, HostEntry)> {
     plan::BASE_DIRS
@@ -157,7 +190,7 @@ pub fn run(stage: &Stage, host: Option<&mut (dyn HostSignals + 'static)>) -> Res
         Some((t, slot)) => (Some(t), Some(slot)),
         None => (None, None),
     };
-    let plan = plan::plan(&PlanInput {
+    let input = PlanInput {
         outer_uid: nix::unistd::geteuid().as_raw(),
         outer_gid: nix::unistd::getegid().as_raw(),
         base: stage.base.clone(),
@@ -175,12 +208,15 @@ pub fn run(stage: &Stage, host: Option<&mut (dyn HostSignals + 'static)>) -> Res
         dev: stage.dev,
         tmpfs: stage.tmpfs.clone(),
         rw_workdir: stage.rw_workdir,
+        identity: stage.identity,
         hostname: stage
             .hostname
             .as_ref()
             .map(|h| cstring(h.clone().into_vec()))
             .transpose()?,
-    })?;
+    };
+    let plan = plan::plan(&input)?;
+    let caller_maps = plan::caller_writes_id_maps(&input).then(|| plan::stage_id_maps(&input));
     let prepared = process::Prepared {
         clone_flags: flags as libc::c_ulong,
         plan,
@@ -206,11 +242,8 @@ pub fn run(stage: &Stage, host: Option<&mut (dyn HostSignals + 'static)>) -> Res
         fds: stage.fds.clone(),
         ignored_signals: stage.ignored_signals.clone(),
         rlimits: stage.rlimits.clone(),
-        identity: stage.identity.map(|(uid, gid)| process::IdentityMaps {
-            uid_map: format!("{uid} {} 1\n", nix::unistd::geteuid().as_raw()).into_bytes(),
-            gid_map: format!("{gid} {} 1\n", nix::unistd::getegid().as_raw()).into_bytes(),
-            maps_root: nix::unistd::geteuid().is_root(),
-        }),
+        identity: stage.identity.map(identity),
+        caller_maps,
         timeout: stage.timeout,
         timed: stage.timed,
     };

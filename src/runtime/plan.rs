@@ -421,6 +421,8 @@ pub struct PlanInput {
     /// The working directory is shown writable.
     pub rw_workdir: bool,
     pub hostname: Option<CString>,
+    /// `--uid`/`--gid`: as root, the stage's namespace maps them too.
+    pub identity: Option<(u32, u32)>,
 }
 
 #[cfg(test)]
@@ -442,6 +444,7 @@ impl PlanInput {
             tmpfs: Vec::new(),
             rw_workdir: false,
             hostname: None,
+            identity: None,
         }
     }
 }
@@ -803,6 +806,33 @@ fn resolve_destination(
     Ok(current)
 }
 
+/// The stage's own id maps, uid_map and gid_map: the caller's uid and gid
+/// as themselves. As root with `--uid`/`--gid`, those ids are mapped too
+/// (the payload switches to them). A map of more than one id can only be
+/// written from outside the namespace, by the caller: see
+/// `caller_writes_id_maps`.
+pub fn stage_id_maps(input: &PlanInput) -> (Vec<u8>, Vec<u8>) {
+    let map = |own: u32, asked: Option<u32>| {
+        let mut text = format!("{own} {own} 1\n");
+        if let Some(id) = asked.filter(|id| *id != own) {
+            text.push_str(&format!("{id} {id} 1\n"));
+        }
+        text.into_bytes()
+    };
+    let (uid, gid) = match input.identity {
+        Some((uid, gid)) if caller_writes_id_maps(input) => (Some(uid), Some(gid)),
+        _ => (None, None),
+    };
+    (map(input.outer_uid, uid), map(input.outer_gid, gid))
+}
+
+/// Root with `--uid`/`--gid`: the caller writes the stage's id maps (the
+/// child cannot map ids other than its own), and leaves setgroups allowed
+/// so that the payload can drop root's supplementary groups.
+pub fn caller_writes_id_maps(input: &PlanInput) -> bool {
+    input.outer_uid == 0 && input.identity.is_some()
+}
+
 pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanError> {
     let mut p = Planner {
         steps: Vec::new(),
@@ -811,27 +841,26 @@ pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanErr
     // The payload keeps the caller's uid and gid: a non-zero uid loses
     // every capability at exec, and pid 1 drops them all before it forks
     // the payload, so nothing in the stage holds CAP_SYS_ADMIN over its mounts.
-    p.push(
-        Op::WriteFile {
-            path: c("/proc/self/setgroups")?,
-            data: b"deny".to_vec(),
-        },
-        What::Text("write /proc/self/setgroups"),
-    );
-    p.push(
-        Op::WriteFile {
-            path: c("/proc/self/uid_map")?,
-            data: format!("{0} {0} 1\n", input.outer_uid).into_bytes(),
-        },
-        What::Text("write /proc/self/uid_map"),
-    );
-    p.push(
-        Op::WriteFile {
-            path: c("/proc/self/gid_map")?,
-            data: format!("{0} {0} 1\n", input.outer_gid).into_bytes(),
-        },
-        What::Text("write /proc/self/gid_map"),
-    );
+    if !caller_writes_id_maps(input) {
+        let (uid_map, gid_map) = stage_id_maps(input);
+        for (path, data, what) in [
+            (
+                "/proc/self/setgroups",
+                b"deny".to_vec(),
+                "write /proc/self/setgroups",
+            ),
+            ("/proc/self/uid_map", uid_map, "write /proc/self/uid_map"),
+            ("/proc/self/gid_map", gid_map, "write /proc/self/gid_map"),
+        ] {
+            p.push(
+                Op::WriteFile {
+                    path: c(path)?,
+                    data,
+                },
+                What::Text(what),
+            );
+        }
+    }
     p.push(
         Op::NewSessionKeyring,
         What::Text("create the stage's session keyring"),

@@ -69,6 +69,7 @@ pub enum InitStep {
     PayloadDumpable,
     EnterIdentity,
     MapIdentity,
+    SwitchIds,
 }
 
 const INIT_STEPS: &[InitStep] = &[
@@ -94,6 +95,7 @@ const INIT_STEPS: &[InitStep] = &[
     InitStep::PayloadDumpable,
     InitStep::EnterIdentity,
     InitStep::MapIdentity,
+    InitStep::SwitchIds,
 ];
 
 impl InitStep {
@@ -122,6 +124,7 @@ impl InitStep {
             InitStep::PayloadDumpable => "make the command's process dumpable for --uid/--gid",
             InitStep::EnterIdentity => "create the user namespace of --uid/--gid",
             InitStep::MapIdentity => "map the user and group of --uid/--gid",
+            InitStep::SwitchIds => "take the user and group of --uid/--gid",
         }
     }
 
@@ -154,18 +157,56 @@ pub struct Prepared {
     pub rlimits: Vec<super::Rlimit>,
     /// The payload's uid_map and gid_map in a user namespace nested in the
     /// stage's, entered after setup (`--uid`, `--gid`).
-    pub identity: Option<IdentityMaps>,
+    pub identity: Option<Identity>,
+    /// The stage's uid_map and gid_map, when the caller writes them (as
+    /// root, with `--uid`/`--gid`); pid 1 waits for them before setup.
+    pub caller_maps: Option<(Vec<u8>, Vec<u8>)>,
     pub timeout: Option<std::time::Duration>,
     /// Record when each part of the start happened (`SLICEBOX_TIMES`).
     pub timed: bool,
 }
 
+/// Who the payload is inside (`--uid`, `--gid`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdentityMaps {
+pub struct Identity {
+    /// As root: ids the payload takes in the stage's own user namespace,
+    /// which maps each to the same id outside. A real uid other than 0
+    /// has no power at all, and root can map it, so it runs as exactly
+    /// that user (it cannot read what only root may read).
+    pub switch_to: Option<(u32, u32)>,
+    /// The maps of a user namespace nested in the stage's, entered after
+    /// setup: how a caller without root runs as another id, and how uid 0
+    /// looks like root without power over the stage's mounts.
+    pub nested: Option<NestedMaps>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NestedMaps {
     pub uid_map: Vec<u8>,
     pub gid_map: Vec<u8>,
-    /// The map's outside uid is 0 (sandbox runs as root).
+    /// The uid map's outside uid is 0 (sandbox runs as root).
     pub maps_root: bool,
+}
+
+impl Identity {
+    /// The capabilities pid 1 leaves the payload to take its identity:
+    /// CAP_SETUID and CAP_SETGID to switch ids, CAP_SETFCAP for a nested
+    /// map of uid 0 (the kernel's verify_root_map). The payload loses them
+    /// all when it switches to a uid other than 0, or enters the nested
+    /// namespace, whose bounding set it empties.
+    fn capabilities(&self) -> u64 {
+        let switch = if self.switch_to.is_some() {
+            1 << CAP_SETUID | 1 << CAP_SETGID
+        } else {
+            0
+        };
+        let map_root = if self.nested.as_ref().is_some_and(|n| n.maps_root) {
+            1 << CAP_SETFCAP
+        } else {
+            0
+        };
+        switch | map_root
+    }
 }
 
 /// Where the child writes when it reached each of `CHILD_MARKS`, for
@@ -656,6 +697,17 @@ fn spawn_and_wait_with(
     set_signal_mask(libc::SIG_SETMASK, &old_mask);
     // SAFETY: the child holds its own copy of this end now.
     unsafe { libc::close(child_end) };
+    if let Some(maps) = &prepared.caller_maps {
+        if let Err(err) = write_id_maps(pid as libc::pid_t, maps, parent_end) {
+            send_signal(pidfd, libc::SIGKILL);
+            let _ = wait_for(pidfd, None, None, None);
+            STAGE_PIDFD.store(-1, Ordering::SeqCst);
+            // SAFETY: ours, from clone.
+            unsafe { libc::close(pidfd) };
+            close_pair(parent_end, -1);
+            return Err(err);
+        }
+    }
 
     if let Some(t) = terminal.as_deref_mut() {
         t.start();
@@ -702,6 +754,35 @@ fn spawn_and_wait_with(
         ..times
     });
     Ok((outcome, times))
+}
+
+/// Writes the stage's id maps from outside (a map of more than its own
+/// id needs CAP_SETUID over the parent namespace, which only the caller
+/// has), then tells pid 1, which waits for them, over the report socket.
+fn write_id_maps(
+    pid: libc::pid_t,
+    (uid_map, gid_map): &(Vec<u8>, Vec<u8>),
+    report: RawFd,
+) -> Result<(), SpawnError> {
+    for (name, map) in [("uid_map", uid_map), ("gid_map", gid_map)] {
+        let path = format!("/proc/{pid}/{name}");
+        if let Err(source) = std::fs::write(&path, map) {
+            return Err(SpawnError {
+                what: if name == "uid_map" {
+                    "write the stage's uid_map"
+                } else {
+                    "write the stage's gid_map"
+                },
+                source,
+                hint: String::new(),
+            });
+        }
+    }
+    // SAFETY: sends one byte from a stack buffer.
+    if unsafe { libc::send(report, [1u8].as_ptr().cast(), 1, libc::MSG_NOSIGNAL) } != 1 {
+        return Err(spawn_error("tell the stage its id maps are written"));
+    }
+    Ok(())
 }
 
 /// Polls until pid 1 exits, relaying the terminal and the host's signals
@@ -869,6 +950,8 @@ fn close_all_but(
     sys.close_range(from, u32::MAX, flags)
 }
 
+const CAP_SETGID: u32 = 6;
+const CAP_SETUID: u32 = 7;
 const CAP_SETFCAP: u32 = 31;
 
 /// Empties the bounding and ambient sets and keeps only `keep` (a mask)
@@ -913,14 +996,9 @@ pub fn prepare_init(
     // stage ever gains privileges by exec.
     sys.set_no_new_privs().map_err(init(InitStep::NoNewPrivs))?;
     execute(sys, &p.plan.steps, slots, walk).map_err(ChildFailure::Step)?;
-    // Root's nested --uid namespace may map uid 0 only if its creator
-    // held CAP_SETFCAP (the kernel's verify_root_map): the payload gets
-    // that one from pid 1, and pid 1 drops it once the payload is started.
-    let keep = if p.identity.as_ref().is_some_and(|i| i.maps_root) {
-        1 << CAP_SETFCAP
-    } else {
-        0
-    };
+    // What the payload needs to take its --uid/--gid (see Identity);
+    // pid 1 drops it once the payload is started.
+    let keep = p.identity.as_ref().map_or(0, Identity::capabilities);
     drop_capabilities(sys, keep)?;
     // With no capabilities left, non-dumpable is what keeps the payload
     // from ptracing pid 1 or reading its memory and descriptors.
@@ -982,24 +1060,8 @@ pub fn prepare_payload(
         sys.set_rlimit(limit.resource, limit.soft, limit.hard)
             .map_err(init(InitStep::SetRlimit))?;
     }
-    if let Some(maps) = &p.identity {
-        // pid 1 left the process non-dumpable, which makes its /proc
-        // files root's; its own maps are written by itself. exec decides
-        // dumpability afresh.
-        sys.set_dumpable(true)
-            .map_err(init(InitStep::PayloadDumpable))?;
-        // Nested in the stage's namespace, which owns every mount: uid 0
-        // here holds no capability over them, and exec leaves it none at
-        // all, since the bounding set is empty.
-        sys.new_user_namespace()
-            .map_err(init(InitStep::EnterIdentity))?;
-        sys.write_file(c"/proc/self/setgroups", b"deny")
-            .and_then(|()| sys.write_file(c"/proc/self/uid_map", &maps.uid_map))
-            .and_then(|()| sys.write_file(c"/proc/self/gid_map", &maps.gid_map))
-            .map_err(init(InitStep::MapIdentity))?;
-        // A new user namespace starts with every capability, bounding set
-        // included: uid 0 would keep them all across exec.
-        drop_capabilities(sys, 0)?;
+    if let Some(identity) = &p.identity {
+        take_identity(sys, identity)?;
     }
     // The report socket must stay open until exec: close-on-exec, not closed.
     let mut targets = [0u32; 3 + MAX_FDS];
@@ -1014,6 +1076,37 @@ pub fn prepare_payload(
     kept.sort_unstable();
     close_all_but(sys, kept.iter().copied(), libc::CLOSE_RANGE_CLOEXEC)
         .map_err(init(InitStep::CloseOthers))
+}
+
+/// The payload becomes who `--uid`/`--gid` asked for: as root, by
+/// switching ids in the stage's namespace; then, for a caller without
+/// root or for uid 0, by entering a nested user namespace.
+fn take_identity(sys: &dyn Syscall, identity: &Identity) -> Result<(), ChildFailure> {
+    if let Some((uid, gid)) = identity.switch_to {
+        // No supplementary group of root's is kept.
+        sys.switch_ids(uid, gid)
+            .map_err(init(InitStep::SwitchIds))?;
+    }
+    let Some(maps) = &identity.nested else {
+        return Ok(());
+    };
+    // pid 1 left the process non-dumpable, which makes its /proc files
+    // root's; its own maps are written by itself. exec decides
+    // dumpability afresh.
+    sys.set_dumpable(true)
+        .map_err(init(InitStep::PayloadDumpable))?;
+    // Nested in the stage's namespace, which owns every mount: uid 0 here
+    // holds no capability over them, and exec leaves it none at all,
+    // since the bounding set is empty.
+    sys.new_user_namespace()
+        .map_err(init(InitStep::EnterIdentity))?;
+    sys.write_file(c"/proc/self/setgroups", b"deny")
+        .and_then(|()| sys.write_file(c"/proc/self/uid_map", &maps.uid_map))
+        .and_then(|()| sys.write_file(c"/proc/self/gid_map", &maps.gid_map))
+        .map_err(init(InitStep::MapIdentity))?;
+    // A new user namespace starts with every capability, bounding set
+    // included: uid 0 would keep them all across exec.
+    drop_capabilities(sys, 0)
 }
 
 /// The most `--fd`s a stage takes (the payload sorts them without allocating).
@@ -1067,6 +1160,9 @@ impl Child<'_> {
             // SAFETY: resetting a disposition is async-signal-safe.
             unsafe { libc::signal(signal, libc::SIG_DFL) };
         }
+        if self.p.caller_maps.is_some() {
+            self.wait_for_id_maps();
+        }
         if let Err(failure) = prepare_init(self.sys, self.p, self.keep, slots, walk) {
             self.fail(failure);
         }
@@ -1098,6 +1194,24 @@ impl Child<'_> {
             self.fail(ChildFailure::Init(InitStep::ClearCapabilities, errno));
         }
         self.reap(payload as libc::pid_t, payload_pidfd)
+    }
+
+    /// Blocks until the caller wrote the stage's id maps (one byte on the
+    /// report socket); a caller gone meanwhile ends the stage.
+    fn wait_for_id_maps(&self) {
+        let mut byte = 0u8;
+        loop {
+            // SAFETY: receives at most one byte into a stack variable.
+            let n = unsafe { libc::recv(self.report_fd, (&mut byte as *mut u8).cast(), 1, 0) };
+            if n == 1 {
+                return;
+            }
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            // SAFETY: _exit is async-signal-safe.
+            unsafe { libc::_exit(125) }
+        }
     }
 
     fn fail(&self, failure: ChildFailure) -> ! {
@@ -1360,6 +1474,7 @@ mod tests {
                 hard: 128,
             }],
             identity: None,
+            caller_maps: None,
             timeout: None,
             timed: false,
         }
@@ -1436,10 +1551,13 @@ mod tests {
     fn a_uid_inside_is_a_nested_user_namespace_with_no_capability_left() {
         let sys = Recorder::default();
         let mut p = prepared();
-        p.identity = Some(IdentityMaps {
-            uid_map: b"0 1000 1\n".to_vec(),
-            gid_map: b"0 1000 1\n".to_vec(),
-            maps_root: false,
+        p.identity = Some(Identity {
+            switch_to: None,
+            nested: Some(NestedMaps {
+                uid_map: b"0 1000 1\n".to_vec(),
+                gid_map: b"0 1000 1\n".to_vec(),
+                maps_root: false,
+            }),
         });
         prepare_payload(&sys, &p, &mut [-1; 6]).unwrap();
         let calls = sys.calls.into_inner();
@@ -1467,6 +1585,39 @@ mod tests {
         );
         let last_before_close = calls.iter().rposition(|c| c.starts_with("capset")).unwrap();
         assert_eq!(calls[last_before_close], "capset 0x0");
+    }
+
+    #[test]
+    fn as_root_a_uid_inside_is_that_real_uid_with_no_group_of_roots() {
+        let sys = Recorder::default();
+        let mut p = prepared();
+        p.identity = Some(super::super::identity_for(0, 0, (1000, 100)));
+        let keep = p.identity.as_ref().unwrap().capabilities();
+        assert_eq!(
+            keep,
+            1 << CAP_SETUID | 1 << CAP_SETGID,
+            "only what the switch needs"
+        );
+        prepare_payload(&sys, &p, &mut [-1; 6]).unwrap();
+        let calls = sys.calls.into_inner();
+        assert!(
+            calls.contains(&"switch ids 1000 100".to_string()),
+            "{calls:?}"
+        );
+        assert!(
+            !calls.iter().any(|c| c == "unshare user"),
+            "no nested namespace: {calls:?}"
+        );
+        // uid 0 as root: the real root's uid, in a nested namespace.
+        let root = super::super::identity_for(0, 0, (0, 100));
+        assert_eq!(root.switch_to, Some((0, 100)));
+        let nested = root.nested.expect("nested");
+        assert_eq!(nested.uid_map, b"0 0 1\n");
+        assert_eq!(nested.gid_map, b"100 100 1\n");
+        // Without root: nested maps onto the caller's own ids, no switch.
+        let user = super::super::identity_for(1001, 1002, (0, 0));
+        assert_eq!(user.switch_to, None);
+        assert_eq!(user.nested.unwrap().uid_map, b"0 1001 1\n");
     }
 
     #[test]
@@ -1583,10 +1734,13 @@ mod tests {
         };
         let mut p = prepared();
         p.plan = plan(&input).unwrap();
-        p.identity = Some(IdentityMaps {
-            uid_map: b"0 1000 1\n".to_vec(),
-            gid_map: b"0 1000 1\n".to_vec(),
-            maps_root: false,
+        p.identity = Some(Identity {
+            switch_to: None,
+            nested: Some(NestedMaps {
+                uid_map: b"0 1000 1\n".to_vec(),
+                gid_map: b"0 1000 1\n".to_vec(),
+                maps_root: false,
+            }),
         });
         p
     }

@@ -63,6 +63,10 @@ pub trait Syscall {
     fn set_hostname(&self, name: &CStr) -> SysResult;
     /// unshare(CLONE_NEWUSER).
     fn new_user_namespace(&self) -> SysResult;
+    /// No supplementary groups, then the real, effective and saved gid
+    /// and uid: raw syscalls, for this thread only (glibc's wrappers
+    /// signal every thread of the caller, which a cloned child lacks).
+    fn switch_ids(&self, uid: u32, gid: u32) -> SysResult;
     fn set_rlimit(&self, resource: c_int, soft: u64, hard: u64) -> SysResult;
     fn join_new_session_keyring(&self) -> SysResult;
     fn close_range(&self, first: u32, last: u32, flags: c_uint) -> SysResult;
@@ -406,6 +410,19 @@ impl Syscall for Linux {
         check(unsafe { libc::unshare(libc::CLONE_NEWUSER) })
     }
 
+    fn switch_ids(&self, uid: u32, gid: u32) -> SysResult {
+        // SAFETY: raw setgroups/setresgid/setresuid with plain integers
+        // and no group list.
+        unsafe {
+            check(
+                libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>())
+                    as c_int,
+            )?;
+            check(libc::syscall(libc::SYS_setresgid, gid, gid, gid) as c_int)?;
+            check(libc::syscall(libc::SYS_setresuid, uid, uid, uid) as c_int)
+        }
+    }
+
     fn set_rlimit(&self, resource: c_int, soft: u64, hard: u64) -> SysResult {
         let limit = libc::rlimit {
             rlim_cur: soft,
@@ -739,6 +756,9 @@ pub mod recording {
         fn new_user_namespace(&self) -> SysResult {
             self.call()
         }
+        fn switch_ids(&self, _: u32, _: u32) -> SysResult {
+            self.call()
+        }
         fn set_rlimit(&self, _: c_int, _: u64, _: u64) -> SysResult {
             self.call()
         }
@@ -891,6 +911,9 @@ pub mod recording {
         }
         fn new_user_namespace(&self) -> SysResult {
             self.log("unshare user".into())
+        }
+        fn switch_ids(&self, uid: u32, gid: u32) -> SysResult {
+            self.log(format!("switch ids {uid} {gid}"))
         }
         fn set_rlimit(&self, resource: c_int, soft: u64, hard: u64) -> SysResult {
             self.log(format!("rlimit {resource} {soft} {hard}"))
