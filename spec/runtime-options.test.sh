@@ -246,6 +246,17 @@ sandbox: cannot store --out '/opt/fifo' as slice 'opt-out-fifo': '/opt/fifo/pipe
 status=1
 ## END
 
+#### --out through a symlink of the stage is refused before the command runs, naming the real path
+mkdir -p linked/real && ln -s real linked/l && slice-add --at /opt/outlink opt-outlink linked >/dev/null
+sandbox --slice opt-outlink --out /opt/outlink/l/x=opt-outlinked -- touch ran 2>&1; echo "status=$?"
+test -e ran || echo "the command did not run"
+## STDOUT:
+sandbox: --out '/opt/outlink/l/x' goes through a symbolic link of the stage, and a slice is never mounted through one: use its real path, --out '/opt/outlink/real/x'
+Usage: sandbox [OPTIONS] [--] [COMMAND [ARG...]]
+status=2
+the command did not run
+## END
+
 #### --out and --cache read under slice-add's limits: SLICEBOX_LIMITS, then --limit
 build='mkdir -p /opt/bounded/x; echo 1 > /opt/bounded/x/f; echo 22 > /opt/bounded/g'
 SLICEBOX_LIMITS=entries=2 sandbox --out /opt/bounded=opt-out-bounded-refused -- sh -c "$build"; echo "status=$?"

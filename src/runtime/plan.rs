@@ -487,6 +487,11 @@ pub enum PlanError {
     NotNormal(String),
     #[error("mount point '{0}' is inside the stage's own {1}")]
     Reserved(String, &'static str),
+    #[error(
+        "--out '{given}' goes through a symbolic link of the stage, and a slice is never \
+         mounted through one: use its real path, --out '{real}'"
+    )]
+    OutputThroughLink { given: String, real: String },
     #[error("bind destination '{0}' goes through more than 40 symbolic links")]
     SymlinkLoop(String),
 }
@@ -906,8 +911,18 @@ pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanErr
         .iter()
         .map(|b| {
             Target::new(&b.target)?;
+            let target = resolve_destination(&b.target, input, host)?;
+            // An --out dir becomes a slice's mount point, and slices are
+            // never mounted through a symlink: the stored slice would be
+            // unusable. Its real path inside the stage is named instead.
+            if b.is_output && target != b.target {
+                return Err(PlanError::OutputThroughLink {
+                    given: printable_path(&b.target),
+                    real: printable_path(&target),
+                });
+            }
             Ok(PlannedBind {
-                target: resolve_destination(&b.target, input, host)?,
+                target,
                 ..b.clone()
             })
         })
