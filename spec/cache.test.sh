@@ -128,3 +128,59 @@ sandbox: --cache: it refuses --bind '/tmp': a writable host path is an input and
 sandbox: --cache: it refuses --rw-cwd: a writable working directory is an input and an output at once
 sandbox: --cache: it refuses --fd: what a descriptor holds is not part of the digest
 ## END
+
+#### a --cache stage sees the snapshot it was hashed by, not what a writer changes meanwhile
+SLICEBOX_STORE=$TMP.store; export SLICEBOX_STORE
+echo A > input
+build() {
+  slicebox sandbox --net none --clearenv --out /opt/r=cache-race --cache -- \
+    /bin/sh -c 'cat input > /opt/r/seen; echo ran >&2' 2>&1 | sed 's/.*did not run$/cached/'
+}
+# The executable waits once its inputs are stored (and hashed), and before
+# the command runs, until the test removes its pause file: the input
+# changes right there.
+( export SLICEBOX_PAUSE_AT=sandbox:inputs-stored SLICEBOX_PAUSE_FILE="$TMP.pause"
+  build > "$TMP.paused" ) &
+tries=0
+until [ -e "$TMP.pause" ]; do
+  tries=$((tries + 1)); [ $tries -lt 3000 ] || { echo "it never paused"; exit 1; }
+  sleep 0.01
+done
+echo "paused with its inputs stored"
+echo B > input
+rm "$TMP.pause"; wait; cat "$TMP.paused"
+sandbox --no-cwd --slice cache-race -- cat /opt/r/seen
+# Filed under A's digest: B's content runs the stage, A's is cached.
+build
+sandbox --no-cwd --slice cache-race -- cat /opt/r/seen
+echo A > input
+build
+## STDOUT:
+paused with its inputs stored
+ran
+A
+ran
+B
+cached
+## END
+
+#### --cache: a file --ro-bind counts with its executable bit; the host name is fixed
+SLICEBOX_STORE=$TMP.store; export SLICEBOX_STORE
+echo 'echo tool' > tool
+build() {
+  sandbox --net none --clearenv --no-cwd --ro-bind "tool:/in/tool" --out /opt/x=cache-x --cache -- \
+    /bin/sh -c 'ls -l /in/tool | cut -c1-10 > /opt/x/mode; hostname > /opt/x/host; echo ran >&2' 2>&1 |
+    sed 's/.*did not run$/cached/'
+}
+build
+chmod +x tool
+build
+build
+sandbox --no-cwd --slice cache-x -- cat /opt/x/mode /opt/x/host
+## STDOUT:
+ran
+ran
+cached
+-r-xr-xr-x
+localhost
+## END

@@ -202,6 +202,16 @@ pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure
     let output_dir = match (&output, &store) {
         (Some((dir, _)), Some(store)) => {
             let made = store.output_dir()?;
+            // As root with --uid/--gid the command is that real user: the
+            // output dir is its own, as a rootless caller's is.
+            if let (Some((uid, gid)), true) = (identity, nix::unistd::geteuid().is_root()) {
+                std::os::unix::fs::chown(&made.path, Some(uid), Some(gid)).map_err(|e| {
+                    setup_failure(format!(
+                        "cannot give the --out dir to uid {uid}: {}",
+                        runtime::strerror(e.raw_os_error().unwrap_or(libc::EIO))
+                    ))
+                })?;
+            }
             binds.push(runtime::PlannedBind {
                 source: made.path.clone(),
                 target: dir.clone(),
@@ -241,6 +251,7 @@ pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure
         slices,
         base,
         workdir,
+        workdir_source: None,
         start_dir,
         isolate_net,
         binds,
@@ -261,9 +272,18 @@ pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure
     // A --cache stage either reuses an earlier output, or runs with stdin
     // from /dev/null: input it reads must be declared, and stdin is not.
     let mut _null = None;
+    let mut _snapshots = None;
     let stage_digest = match (&output, &store, cache) {
         (Some((dir, name)), Some(store), true) => {
-            let digest = super::stage_digest::stage_digest(&stage, &mounted, dir, &limits)?;
+            // A --cache stage's host name is fixed, as it is part of what
+            // the command can read: a host's own name is no input.
+            stage
+                .hostname
+                .get_or_insert_with(|| OsString::from(CACHE_HOSTNAME));
+            let snapshots = snapshot_inputs(store, &mut stage, limits)?;
+            let digest =
+                super::stage_digest::stage_digest(&stage, &mounted, &snapshots.trees, dir)?;
+            _snapshots = Some(snapshots);
             if let Some(reused) = store.reuse_output(&digest, name)? {
                 ctx.err(&format!(
                     "sandbox: --cache: '{}' is {reused}, stored by an earlier run of this stage; the command did not run\n",
@@ -339,6 +359,104 @@ fn step_times(started: u64, parsed: u64, planning: u64, child: &runtime::ChildTi
 
         span(started, runtime::now_ns()),
     )
+}
+
+/// The host name of a `--cache` stage that names none.
+const CACHE_HOSTNAME: &str = "localhost";
+
+/// What a `--cache` stage reads from the host, stored before it runs: the
+/// stage mounts these snapshots, not the live paths, so what it sees is
+/// exactly what its digest covers, whatever writes to the host meanwhile.
+struct Snapshots {
+    /// Keeps the unnamed snapshot slices from slice-gc while the stage runs.
+    _pin: crate::store::Pin,
+    /// (where the stage sees it, its tree digest), for the stage digest.
+    trees: Vec<(PathBuf, crate::digest::Digest)>,
+}
+
+/// Stores the working directory and each `--ro-bind` source as unnamed
+/// slices, through slice-add's ingest (a file bind as a tree of one file,
+/// so that its executable bit counts), and points the stage at them.
+fn snapshot_inputs(
+    store: &crate::store::Store,
+    stage: &mut Stage,
+    limits: crate::store::Limits,
+) -> Result<Snapshots, Failure> {
+    // Held from the first store to the pin: gc cannot remove a snapshot
+    // that no name points at in between.
+    let _lock = store.lock_shared().map_err(store_setup_failure)?;
+    let mut slices = Vec::new();
+    let mut trees = Vec::new();
+    if let Some(dir) = stage.workdir.clone() {
+        let (slice, tree) = snapshot(store, &dir, &dir, limits)?;
+        stage.workdir_source = Some(store.slice_tree(&slice));
+        slices.push(slice);
+        trees.push((dir, tree));
+    }
+    for bind in stage.binds.iter_mut().filter(|b| !b.is_output) {
+        let (slice, tree) = if bind.is_dir {
+            snapshot(store, &bind.source, &bind.target, limits)?
+        } else {
+            let scratch = store.output_dir().map_err(store_setup_failure)?;
+            let copy = scratch.path.join(FILE_SNAPSHOT);
+            std::fs::copy(&bind.source, &copy).map_err(|e| {
+                setup_failure(format!(
+                    "cannot store --ro-bind '{}' for --cache: {}",
+                    printable_path(&bind.source),
+                    runtime::strerror(e.raw_os_error().unwrap_or(libc::EIO))
+                ))
+            })?;
+            snapshot(store, &scratch.path, &bind.target, limits)?
+        };
+        bind.source = store.slice_tree(&slice);
+        if !bind.is_dir {
+            bind.source.push(FILE_SNAPSHOT);
+        }
+        slices.push(slice);
+        trees.push((bind.target.clone(), tree));
+    }
+    crate::store::pause_point("sandbox:inputs-stored");
+    let pin = store.pin(&slices).map_err(store_setup_failure)?;
+    Ok(Snapshots { _pin: pin, trees })
+}
+
+/// The name of a file `--ro-bind` source in its one-file snapshot tree.
+const FILE_SNAPSHOT: &str = "file";
+
+/// One snapshot: the slice digest and its tree digest. `shown` is the
+/// path inside the stage, which a refused entry is named by.
+fn snapshot(
+    store: &crate::store::Store,
+    source: &Path,
+    shown: &Path,
+    limits: crate::store::Limits,
+) -> Result<(crate::digest::Digest, crate::digest::Digest), Failure> {
+    let added = store
+        .add_unnamed(
+            &crate::store::Source::Directory(source.to_path_buf()),
+            &crate::store::IngestOptions {
+                mount_point: SNAPSHOT_MOUNT_POINT.to_string(),
+                env: Vec::new(),
+                limits,
+                progress_fd: None,
+            },
+        )
+        .map_err(|e| {
+            setup_failure(format!(
+                "cannot store '{}' for --cache: {}",
+                printable_path(shown),
+                ingest_cause(shown, e)
+            ))
+        })?;
+    Ok((added.info.digest, added.info.manifest.tree))
+}
+
+/// The mount point recorded for snapshots; the stage mounts them where
+/// their source was, and no name points at them.
+const SNAPSHOT_MOUNT_POINT: &str = "/slicebox-cache-input";
+
+fn store_setup_failure(e: crate::store::Error) -> Failure {
+    setup_failure(e.to_string())
 }
 
 /// The exit status of a stage killed by `--timeout`, as timeout(1) has it.

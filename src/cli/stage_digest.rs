@@ -5,16 +5,15 @@
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{Exit, Failure};
 use crate::digest::Digest;
 use crate::runtime::Stage;
-use crate::store::Limits;
 use crate::text::printable_path;
 
 /// The format's first line; a new one changes every digest.
-const VERSION: &[u8] = b"slicebox stage 1\n";
+const VERSION: &[u8] = b"slicebox stage 2\n";
 
 /// Appends `tag LEN:bytes\n`: a length prefix keeps any byte unambiguous.
 fn field(text: &mut Vec<u8>, tag: &str, bytes: &[u8]) {
@@ -24,32 +23,25 @@ fn field(text: &mut Vec<u8>, tag: &str, bytes: &[u8]) {
     text.push(b'\n');
 }
 
-fn unreadable(what: &str, path: &Path, cause: impl std::fmt::Display) -> Failure {
-    Failure {
-        message: format!(
-            "cannot hash {what} '{}' for --cache: {cause}",
-            printable_path(path)
-        ),
-        exit: Exit::SETUP_FAILED,
-    }
-}
-
-/// A host path's content: a directory as a slice tree, a file by its bytes.
-fn content_digest(path: &Path, what: &str, limits: &Limits) -> Result<Digest, Failure> {
-    if path.is_dir() {
-        return crate::store::directory_digest(path, limits)
-            .map_err(|e| unreadable(what, path, super::sandbox::ingest_cause(path, e)));
-    }
-    crate::store::file_digest(path).map_err(|e| unreadable(what, path, e))
-}
-
-/// `slices` are (mount point, slice digest); `out_dir` is the `--out` DIR.
+/// `slices` are (mount point, slice digest); `inputs` the snapshots'
+/// (where the stage sees them, tree digest): the working directory and
+/// each `--ro-bind`; `out_dir` is the `--out` DIR.
 pub fn stage_digest(
     stage: &Stage,
     slices: &[(OsString, Digest)],
+    inputs: &[(PathBuf, Digest)],
     out_dir: &Path,
-    limits: &Limits,
 ) -> Result<Digest, Failure> {
+    let input = |at: &Path| {
+        inputs
+            .iter()
+            .find(|(shown, _)| shown == at)
+            .map(|(_, tree)| tree.to_string())
+            .ok_or_else(|| Failure {
+                message: format!("no snapshot of '{}' for --cache", printable_path(at)),
+                exit: Exit::SETUP_FAILED,
+            })
+    };
     let mut text = VERSION.to_vec();
     for arg in &stage.argv {
         field(&mut text, "arg", arg.as_bytes());
@@ -67,8 +59,7 @@ pub fn stage_digest(
     match &stage.workdir {
         Some(dir) => {
             field(&mut text, "workdir", dir.as_os_str().as_bytes());
-            let digest = content_digest(dir, "the working directory", limits)?;
-            field(&mut text, "digest", digest.to_string().as_bytes());
+            field(&mut text, "digest", input(dir)?.as_bytes());
         }
         None => field(&mut text, "workdir", b""),
     }
@@ -81,8 +72,7 @@ pub fn stage_digest(
             continue;
         }
         field(&mut text, "ro-bind", bind.target.as_os_str().as_bytes());
-        let digest = content_digest(&bind.source, "--ro-bind source", limits)?;
-        field(&mut text, "digest", digest.to_string().as_bytes());
+        field(&mut text, "digest", input(&bind.target)?.as_bytes());
     }
     let mut tmpfs: Vec<_> = stage.tmpfs.iter().collect();
     tmpfs.sort_by(|a, b| a.target.cmp(&b.target));

@@ -35,6 +35,9 @@ pub struct Stage {
     /// The caller's working directory (absolute), shown read-only at its
     /// own path; `None` hides it.
     pub workdir: Option<PathBuf>,
+    /// Where the working directory's content comes from instead (a
+    /// `--cache` stage's stored snapshot of it).
+    pub workdir_source: Option<PathBuf>,
     /// Where the payload starts, resolved inside the stage.
     pub start_dir: PathBuf,
     pub isolate_net: bool,
@@ -196,6 +199,7 @@ pub fn run(stage: &Stage, host: Option<&mut (dyn HostSignals + 'static)>) -> Res
         base: stage.base.clone(),
         slices: stage.slices.clone(),
         workdir: stage.workdir.clone(),
+        workdir_source: stage.workdir_source.clone(),
         start_dir: stage.start_dir.clone(),
         isolate_net: stage.isolate_net,
         binds: stage.binds.clone(),

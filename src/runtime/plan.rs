@@ -405,6 +405,9 @@ pub struct PlanInput {
     /// The caller's working directory, shown read-only at its own path;
     /// `None` when it is hidden.
     pub workdir: Option<PathBuf>,
+    /// Where the working directory's content comes from, when not from
+    /// the directory itself (a `--cache` stage's stored snapshot).
+    pub workdir_source: Option<PathBuf>,
     /// Where the payload starts, resolved inside the new root.
     pub start_dir: PathBuf,
     pub isolate_net: bool,
@@ -435,6 +438,7 @@ impl PlanInput {
             base: Vec::new(),
             slices: Vec::new(),
             workdir: None,
+            workdir_source: None,
             start_dir: PathBuf::from("/"),
             isolate_net: false,
             binds: Vec::new(),
@@ -740,7 +744,10 @@ fn resolve_destination(
         }
     }
     if let Some(workdir) = &input.workdir {
-        covers.insert(workdir.clone(), workdir);
+        covers.insert(
+            workdir.clone(),
+            input.workdir_source.as_ref().unwrap_or(workdir),
+        );
     }
     for slice in &input.slices {
         covers.insert(slice.mount_point.clone(), &slice.tree);
@@ -942,7 +949,8 @@ pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanErr
             } else {
                 READ_ONLY
             };
-            let slot = p.clone_host(workdir, attr, true)?;
+            let source = input.workdir_source.as_ref().unwrap_or(workdir);
+            let slot = p.clone_host(source, attr, true)?;
             mounts.push(Mount::Workdir {
                 path: workdir,
                 slot,
@@ -1166,7 +1174,14 @@ pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanErr
         }
         let here = Placed {
             source: match mount {
-                Mount::Base { path, .. } | Mount::Workdir { path, .. } => Some(path.to_path_buf()),
+                Mount::Base { path, .. } => Some(path.to_path_buf()),
+                Mount::Workdir { path, .. } => Some(
+                    input
+                        .workdir_source
+                        .as_deref()
+                        .unwrap_or(path)
+                        .to_path_buf(),
+                ),
                 Mount::Slice(slice) => Some(slice.tree.clone()),
                 Mount::Bind { bind, .. } => Some(bind.source.clone()),
                 Mount::Tmpfs(_) => None,
@@ -1216,6 +1231,20 @@ pub fn plan_with(input: &PlanInput, host: &dyn HostView) -> Result<Plan, PlanErr
                 let mut options = vec![(c"mode", mode.as_c_str())];
                 if let Some(size) = &size {
                     options.push((c"size", size.as_c_str()));
+                }
+                // As root with --uid/--gid the payload is that real user:
+                // its tmpfs is its own, as a rootless caller's is.
+                let owner =
+                    input
+                        .identity
+                        .filter(|_| caller_writes_id_maps(input))
+                        .map(|(uid, gid)| {
+                            let id = |n: u32| CString::new(n.to_string()).expect("digits");
+                            (id(uid), id(gid))
+                        });
+                if let Some((uid, gid)) = &owner {
+                    options.push((c"uid", uid.as_c_str()));
+                    options.push((c"gid", gid.as_c_str()));
                 }
                 p.mount_fs(
                     c"tmpfs",

@@ -70,6 +70,22 @@ impl Store {
     /// Adds `source` as a slice and points `name` at it.
     pub fn add_slice(&self, name: &str, source: &Source, options: &IngestOptions) -> Result<Added> {
         refs::validate_name(name)?;
+        self.store_slice(Some(name), source, options)
+    }
+
+    /// Stores `source` as a slice that no name points at (a `--cache`
+    /// stage's inputs): the caller pins it, under the shared lock taken
+    /// before this call, and slice-gc removes it once nothing does.
+    pub fn add_unnamed(&self, source: &Source, options: &IngestOptions) -> Result<Added> {
+        self.store_slice(None, source, options)
+    }
+
+    fn store_slice(
+        &self,
+        name: Option<&str>,
+        source: &Source,
+        options: &IngestOptions,
+    ) -> Result<Added> {
         let mount_point = validate_mount_point(&options.mount_point)?;
         for entry in &options.env {
             if !entry
@@ -87,7 +103,10 @@ impl Store {
         let stage = Stage::create(self)?;
         let objects = ObjectWriter::new(self, &stage.path)?;
         let source_name = source.describe();
-        let progress = Progress::start(options.progress_fd, format!("adding {name}"));
+        let progress = Progress::start(
+            options.progress_fd,
+            format!("adding {}", name.unwrap_or(&source_name)),
+        );
         let root = match source {
             Source::Directory(dir) => read_directory(dir, options.limits, &objects, &progress)?,
             Source::Archive(path) => {
@@ -132,8 +151,10 @@ impl Store {
         let healed_slice =
             self.publish_slice(&staged_slice, &slice_digest, &objects.trusted_inodes())?;
         crash_point("add:slice-published");
-        refs::set(self, name, &slice_digest)?;
-        crash_point("add:ref-written");
+        if let Some(name) = name {
+            refs::set(self, name, &slice_digest)?;
+            crash_point("add:ref-written");
+        }
         drop(stage);
         Ok(Added {
             info: self.slice_info(&slice_digest)?,

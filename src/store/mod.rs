@@ -275,11 +275,23 @@ pub(crate) fn crash_point(name: &str) {
 
 /// Pause points for tests: when `SLICEBOX_PAUSE_AT` names this point, the
 /// process stops itself (SIGSTOP) right here, so a test can change the
-/// source under it and let it go on with SIGCONT. Costs one env lookup.
-pub(crate) fn pause_point(name: &str) {
-    if std::env::var_os("SLICEBOX_PAUSE_AT").is_some_and(|at| at == name) {
+/// source under it and let it go on with SIGCONT. With
+/// `SLICEBOX_PAUSE_FILE` set, it creates that file instead and waits
+/// until the test removes it (some shells continue a stopped child on
+/// their own). Costs one env lookup.
+pub fn pause_point(name: &str) {
+    if std::env::var_os("SLICEBOX_PAUSE_AT").is_none_or(|at| at != name) {
+        return;
+    }
+    let Some(file) = std::env::var_os("SLICEBOX_PAUSE_FILE") else {
         // SAFETY: raising a signal on ourselves.
         unsafe { libc::raise(libc::SIGSTOP) };
+        return;
+    };
+    if fs::write(&file, name).is_ok() {
+        while Path::new(&file).exists() {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }
 
