@@ -280,7 +280,7 @@ pub(crate) fn crash_point(name: &str) {
 /// until the test removes it (some shells continue a stopped child on
 /// their own). Costs one env lookup.
 pub fn pause_point(name: &str) {
-    if std::env::var_os("SLICEBOX_PAUSE_AT").is_none_or(|at| at != name) {
+    if !std::env::var_os("SLICEBOX_PAUSE_AT").is_some_and(|at| at == name) {
         return;
     }
     let Some(file) = std::env::var_os("SLICEBOX_PAUSE_FILE") else {
