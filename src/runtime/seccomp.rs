@@ -274,25 +274,19 @@ fn then(first: Vec<libc::sock_filter>, second: Vec<libc::sock_filter>) -> Vec<li
     program
 }
 
-/// Before the rules (which check the architecture themselves): an x32
-/// call, whose number the rules do not know, is refused.
+/// First of all (the rules check the architecture themselves, but not
+/// this): an x32 call, whose number the rules do not know, is refused.
 #[cfg(target_arch = "x86_64")]
 fn abi_guard() -> Vec<libc::sock_filter> {
-    let stmt = |code: u32, k: u32| libc::sock_filter {
-        code: code as u16,
-        jt: 0,
-        jf: 0,
-        k,
-    };
     vec![
         // seccomp_data.nr is at offset 0.
         stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
-        libc::sock_filter {
-            code: (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16,
-            jt: 0,
-            jf: 1,
-            k: X32_SYSCALL_BIT,
-        },
+        jump(
+            libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K,
+            X32_SYSCALL_BIT,
+            0,
+            1,
+        ),
         stmt(
             libc::BPF_RET | libc::BPF_K,
             libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
@@ -305,10 +299,113 @@ fn abi_guard() -> Vec<libc::sock_filter> {
     Vec::new()
 }
 
+/// AUDIT_ARCH_* of linux/audit.h: the ELF machine, 64-bit, little-endian.
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 62 | 0x8000_0000 | 0x4000_0000;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 183 | 0x8000_0000 | 0x4000_0000;
+
+fn stmt(code: u32, k: u32) -> libc::sock_filter {
+    jump(code, k, 0, 0)
+}
+
+fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    }
+}
+
+/// A way out for the calls no rule names: on the native architecture, a
+/// binary search on the call number answers ALLOW in a few instructions
+/// where the rules would compare it with every number they name. The
+/// kernel runs a new filter over every call number when it is installed
+/// (to cache the ones it always allows), so this halves the install's
+/// cost. Every other call, and every call of a foreign architecture,
+/// jumps to the rules, which follow. `named` is sorted.
+fn shortcut(named: &[u32]) -> Vec<libc::sock_filter> {
+    let mut code = vec![
+        // seccomp_data.arch is at offset 4, .nr at 0.
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 4),
+        jump(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            AUDIT_ARCH,
+            1,
+            0,
+        ),
+        stmt(libc::BPF_JMP | libc::BPF_JA, 0),
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+    ];
+    search(named, &mut code);
+    // Every JA of the shortcut goes to the rules, right after it.
+    let end = code.len();
+    for (at, i) in code.iter_mut().enumerate() {
+        if i.code == BPF_JA {
+            i.k = (end - at - 1) as u32;
+        }
+    }
+    code
+}
+
+/// The search over `named` (sorted), the number loaded: a named call
+/// reaches a JA (to the rules), any other `return ALLOW`.
+fn search(named: &[u32], code: &mut Vec<libc::sock_filter>) {
+    const LEAF: usize = 4;
+    if named.len() <= LEAF {
+        for (i, nr) in named.iter().enumerate() {
+            // Past the other comparisons and the ALLOW, to the JA.
+            let to_rules = (named.len() - i) as u8;
+            code.push(jump(
+                libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+                *nr,
+                to_rules,
+                0,
+            ));
+        }
+        code.push(stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW));
+        code.push(stmt(libc::BPF_JMP | libc::BPF_JA, 0));
+        return;
+    }
+    let (low, high) = named.split_at(named.len() / 2);
+    let at = code.len();
+    code.push(jump(
+        libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K,
+        high[0],
+        0,
+        0,
+    ));
+    search(low, code);
+    code[at].jt = u8::try_from(code.len() - at - 1)
+        .expect("a few dozen named calls make a branch far shorter than 255 instructions");
+    search(high, code);
+}
+
+/// The rules, EPERM's then ENOSYS's, and the call numbers they name.
+fn rules(
+    allow_userns: bool,
+) -> Result<(Vec<u32>, Vec<libc::sock_filter>), seccompiler::BackendError> {
+    let refused = refused(allow_userns)?;
+    let missing = missing(allow_userns);
+    let mut named: Vec<u32> = refused
+        .keys()
+        .chain(missing.keys())
+        .map(|nr| *nr as u32)
+        .collect();
+    named.sort_unstable();
+    let program = then(
+        compile(refused, libc::EPERM)?,
+        compile(missing, libc::ENOSYS)?,
+    );
+    Ok((named, program))
+}
+
 fn default_program(allow_userns: bool) -> Result<Program, seccompiler::BackendError> {
-    let refused = compile(refused(allow_userns)?, libc::EPERM)?;
-    let missing = compile(missing(allow_userns), libc::ENOSYS)?;
-    let program = then(then(abi_guard(), refused), missing);
+    let (named, rules) = rules(allow_userns)?;
+    let mut program = abi_guard();
+    program.extend(shortcut(&named));
+    program.extend(rules);
     Ok(Program(program.into()))
 }
 
@@ -316,14 +413,10 @@ fn default_program(allow_userns: bool) -> Result<Program, seccompiler::BackendEr
 mod tests {
     use super::*;
 
-    /// AUDIT_ARCH_* of linux/audit.h: the ELF machine, 64-bit, little-endian.
-    #[cfg(target_arch = "x86_64")]
-    const NATIVE: u32 = 62 | 0x8000_0000 | 0x4000_0000;
+    const NATIVE: u32 = AUDIT_ARCH;
     /// i386, the ABI of `int 0x80` on x86_64.
     #[cfg(target_arch = "x86_64")]
     const FOREIGN: u32 = 3 | 0x4000_0000;
-    #[cfg(target_arch = "aarch64")]
-    const NATIVE: u32 = 183 | 0x8000_0000 | 0x4000_0000;
     /// arm, the compat ABI of aarch64.
     #[cfg(target_arch = "aarch64")]
     const FOREIGN: u32 = 40 | 0x4000_0000;
@@ -446,6 +539,32 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         for nr in [libc::SYS_keyctl, libc::SYS_getpid] {
             assert_eq!(run(&p, nr as u32 | X32_SYSCALL_BIT, NATIVE, [0; 6]), EPERM);
+        }
+    }
+
+    #[test]
+    fn the_shortcut_changes_no_answer() {
+        let requests = [0, TIOCSTI, TIOCLINUX, 0x1_0000_0000 | TIOCSTI];
+        let flags = [0, libc::CLONE_NEWUSER as u64, 0x4_0000, 0xffff_ffff];
+        for allow_userns in [false, true] {
+            let with = default(allow_userns);
+            let (_, rules) = rules(allow_userns).unwrap();
+            let mut plain = abi_guard();
+            plain.extend(rules);
+            let without = Program(plain.into());
+            assert!(with.instructions().len() > without.instructions().len());
+            for arch in [NATIVE, FOREIGN] {
+                for nr in (0..1024).chain(0x4000_0000..0x4000_0400) {
+                    for (request, flag) in requests.into_iter().zip(flags) {
+                        let args = [flag, request, 0, 0, 0, 0];
+                        assert_eq!(
+                            run(&with, nr, arch, args),
+                            run(&without, nr, arch, args),
+                            "call {nr:#x} arch {arch:#x} args {args:x?}"
+                        );
+                    }
+                }
+            }
         }
     }
 
