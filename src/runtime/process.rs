@@ -871,8 +871,8 @@ pub fn prepare_init(
 /// The payload before exec: its own session (and controlling terminal),
 /// stdio and `--fd`s at their numbers, limits, the `--uid` namespace,
 /// every other descriptor closed at exec, and last the seccomp filter.
-/// `copies` is scratch room for one
-/// descriptor per move (3 + `fds`). Async-signal-safe.
+/// `copies` is scratch room for one descriptor per move (3 + `fds`).
+/// Async-signal-safe.
 pub fn prepare_payload(
     sys: &dyn Syscall,
     p: &Prepared,
