@@ -82,8 +82,9 @@ status=127
 mkdir -p shared
 before=$(wc -l < /proc/self/mountinfo)
 # A user namespace of its own gives the payload the power to mount, in a
-# mount namespace of its own (ctypes: unshare(1) would exec and lose it).
-sandbox --bind shared:/mnt/shared -- python3 -c '
+# mount namespace of its own (ctypes: unshare(1) would exec and lose it);
+# the default seccomp filter refuses one without --allow-userns.
+sandbox --allow-userns --bind shared:/mnt/shared -- python3 -c '
 import ctypes
 libc = ctypes.CDLL(None, use_errno=True)
 assert libc.unshare(0x10000000 | 0x00020000) == 0, ctypes.get_errno()

@@ -184,3 +184,23 @@ cached
 -r-xr-xr-x
 localhost
 ## END
+
+#### the seccomp filter is in the digest: --allow-userns and each --seccomp-fd program run the stage again
+SLICEBOX_STORE=$TMP.store; export SLICEBOX_STORE
+python3 -c 'import sys; sys.stdout.buffer.write(b"\x06\0\0\0\0\0\xff\x7f")' > allow.bpf
+python3 -c 'import sys; sys.stdout.buffer.write(b"\x06\0\0\0\0\0\xff\x7f" * 2)' > allow-twice.bpf
+run() {
+  sandbox --net none --clearenv --no-cwd --out /opt/o=cache-sc-out --cache "$@" -- sh -c 'echo x > /opt/o/f' 2>&1 |
+    sed 's/.*did not run$/cached/'
+}
+run; run
+run --allow-userns; run --allow-userns
+run --seccomp-fd 3 3< allow.bpf; run --seccomp-fd 3 3< allow.bpf
+run --seccomp-fd 3 3< allow-twice.bpf
+echo end
+## STDOUT:
+cached
+cached
+cached
+end
+## END

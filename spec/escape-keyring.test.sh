@@ -1,8 +1,42 @@
-# Kernel keyrings: each stage has a session keyring of its own, so the
-# caller's keys can be neither found, read, revoked nor added to.
+# Kernel keyrings: the default seccomp filter refuses every keyring call
+# (issue 13: the caller's keyrings were found by serial in /proc/keys and
+# linked in). Beneath it, each stage has a session keyring of its own, so
+# the caller's keys can be neither found, read, revoked nor added to: the
+# cases that test that layer replace the filter with an allow-all program
+# (--seccomp-fd), one instruction: return ALLOW.
 ## compare_shells: bash dash mksh zsh busybox
 
-#### the caller's session and user keys are out of reach; keys added inside stay inside
+#### issue 13: the caller's user and named session keyrings, found in /proc/keys, cannot be linked in and read
+key=$(keyctl add user "spec-user-key-$$" s3cret-user @u)
+keyctl new_session "spec-ring-$$" >/dev/null
+skey=$(keyctl add user "spec-session-key-$$" s3cret-session @s)
+sandbox -- sh -c '
+  serial() { awk -v name="$1:" "\$9 == name { print \$1 }" /proc/keys; }
+  cause() { sed "s/^.*: //"; }
+  for ring in "_uid.$(id -u)" "$1"; do
+    n=$(serial "$ring")
+    test -n "$n" && echo "found ${ring%%-[0-9]*} in /proc/keys"
+    echo "link it into our session keyring: $(keyctl link "0x$n" @s 2>&1 | cause)"
+    user=${user:-$n}
+  done
+  echo "read the user key: $(keyctl print "$2" 2>&1 | cause)"
+  echo "read the session key: $(keyctl print "$3" 2>&1 | cause)"
+  echo "unlink the user key from the user keyring: $(keyctl unlink "$2" "0x$user" 2>&1 | cause)"
+' sh "spec-ring-$$" "$key" "$skey" | sed "s/_uid\.$(id -u)/_uid.N/"
+keyctl unlink "$key" @u && echo "the user key was still in the user keyring"
+## STDOUT:
+found _uid.N in /proc/keys
+link it into our session keyring: Operation not permitted
+found spec-ring in /proc/keys
+link it into our session keyring: Operation not permitted
+read the user key: Operation not permitted
+read the session key: Operation not permitted
+unlink the user key from the user keyring: Operation not permitted
+the user key was still in the user keyring
+## END
+
+#### beneath the filter: the caller's session and user keys are out of reach; keys added inside stay inside
+python3 -c 'import sys; sys.stdout.buffer.write(b"\x06\0\0\0\0\0\xff\x7f")' > allow-all.bpf
 cat > keys.py <<'EOF'
 import ctypes, os, sys, subprocess
 libc = ctypes.CDLL(None, use_errno=True)
@@ -44,7 +78,7 @@ else:
     attempt("revoke session key", lambda: keyctl(3, s))
     attempt("add to session", lambda: add(b"spec-planted", b"x", SESSION))
 EOF
-python3 keys.py outside sandbox --
+python3 keys.py outside sandbox --seccomp-fd 0 -- < allow-all.bpf
 ## STDOUT:
 search session refused: Required key not available
 search user refused: Required key not available
@@ -56,15 +90,16 @@ outside: session key still readable ok
 outside: a key added inside is in our session keyring refused: Required key not available
 ## END
 
-#### every stage gets a fresh session keyring, not the previous stage's
+#### beneath the filter: every stage gets a fresh session keyring, not the previous stage's
+python3 -c 'import sys; sys.stdout.buffer.write(b"\x06\0\0\0\0\0\xff\x7f")' > allow-all.bpf
 cat > ring.py <<'EOF'
 import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 print(libc.syscall(250, ctypes.c_long(0), ctypes.c_long(-3), ctypes.c_long(0)))
 EOF
-a=$(sandbox -- python3 ring.py)
-b=$(sandbox -- python3 ring.py)
+a=$(sandbox --seccomp-fd 3 -- python3 ring.py 3< allow-all.bpf)
+b=$(sandbox --seccomp-fd 3 -- python3 ring.py 3< allow-all.bpf)
 out=$(python3 ring.py)
 test "$a" -gt 0 && test "$a" != "$b" && test "$a" != "$out" && test "$b" != "$out" && echo three-keyrings
 ## STDOUT:

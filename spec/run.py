@@ -191,7 +191,7 @@ def judge(exp, act):
     return rank
 
 
-def make_env(store, workdir, shell_path):
+def make_env(store, workdir, shell_path, spec_dir):
     env = {k: v for k, v in os.environ.items() if k.startswith(('SLICEBOX_', 'SPEC_'))}
     bindir = os.environ.get('SLICEBOX_BIN_DIR')
     env.update({
@@ -201,6 +201,7 @@ def make_env(store, workdir, shell_path):
         'SLICEBOX_STORE': store,
         'TMP': workdir,
         'SH': shell_path,
+        'SPEC_DIR': spec_dir,
     })
     return env
 
@@ -267,7 +268,8 @@ def main():
             workdir = os.path.join(root, f'{n:03d}-{cell}')
             os.makedirs(workdir)
             act = run_cell(case, cell, progs[cell], workdir,
-                           make_env(store, workdir, progs[cell]), timeout)
+                           make_env(store, workdir, progs[cell],
+                                    os.path.dirname(os.path.abspath(path))), timeout)
             exp = expectations(case, cell)
             r = judge(exp, act)
             totals[cell][r] += 1

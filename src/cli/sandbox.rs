@@ -59,6 +59,7 @@ pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure
         .values("rlimit")
         .map(rlimit)
         .collect::<Result<Vec<_>, _>>()?;
+    let seccomp = seccomp_filter(parsed)?;
     let chdir = parsed.last("chdir").map(PathBuf::from);
     if chdir.as_ref().is_some_and(|d| !d.is_absolute()) {
         return Err(Failure::usage("--chdir needs an absolute path"));
@@ -265,6 +266,7 @@ pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure
         identity,
         rlimits,
         timeout,
+        seccomp,
         timed: ctx
             .var("SLICEBOX_TIMES")
             .is_some_and(|v| !v.is_empty() && v != "0"),
@@ -620,6 +622,60 @@ fn highest_fd_target() -> i32 {
         1024
     };
     soft - (runtime::MAX_FDS as i32 + 3 + 2)
+}
+
+/// The default seccomp filter (without its user namespace rules for
+/// `--allow-userns`), or the program `--seccomp-fd N` holds, read here,
+/// before anything of the stage exists.
+fn seccomp_filter(parsed: &Parsed) -> Result<runtime::seccomp::Filter, Failure> {
+    use runtime::seccomp::{Filter, Program, INSTRUCTION_SIZE, MAX_INSTRUCTIONS};
+    let allow_userns = parsed.has("allow-userns");
+    let Some(value) = parsed.last("seccomp-fd") else {
+        return Ok(Filter::Default { allow_userns });
+    };
+    if allow_userns {
+        return Err(Failure::usage(
+            "--allow-userns changes the default seccomp filter, which --seccomp-fd replaces",
+        ));
+    }
+    let fd = value
+        .to_str()
+        .and_then(|v| v.parse::<i32>().ok())
+        .filter(|fd| *fd >= 0)
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "--seccomp-fd needs a descriptor number, not '{}'",
+                printable(value.as_bytes())
+            ))
+        })?;
+    if !is_open(fd) {
+        return Err(setup_failure(format!(
+            "cannot read the seccomp program of --seccomp-fd {fd}: descriptor {fd} is not open"
+        )));
+    }
+    // One byte more than the largest program, to tell a longer one.
+    let bytes = read_at_most(fd, MAX_INSTRUCTIONS * INSTRUCTION_SIZE + 1).map_err(|e| {
+        setup_failure(format!(
+            "cannot read the seccomp program of --seccomp-fd {fd}: {}",
+            runtime::strerror(e.raw_os_error().unwrap_or(libc::EIO))
+        ))
+    })?;
+    Program::from_bytes(&bytes)
+        .map(Filter::Program)
+        .map_err(|e| Failure::usage(format!("--seccomp-fd {fd}: {e}")))
+}
+
+/// Reads up to `limit` bytes from the caller's open descriptor `fd`,
+/// which stays open: it is the caller's (the shell's) to close.
+fn read_at_most(fd: i32, limit: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    // SAFETY: `fd` is open (checked by the caller); ManuallyDrop keeps the
+    // File from closing a descriptor it borrows.
+    let file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+    let mut bytes = Vec::new();
+    (&*file).take(limit as u64).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// `--uid N` and `--gid N`; the one not given stays the caller's.

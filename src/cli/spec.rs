@@ -96,6 +96,16 @@ pub const SANDBOX: CommandSpec = CommandSpec {
             help: "run COMMAND as group id N inside",
         },
         OptionSpec {
+            long: "allow-userns",
+            value: None,
+            help: "let COMMAND make user namespaces (nested containers: unshare -U, bwrap)",
+        },
+        OptionSpec {
+            long: "seccomp-fd",
+            value: Some("N"),
+            help: "install the compiled BPF program read from descriptor N in place of the default filter",
+        },
+        OptionSpec {
             long: "hostname",
             value: Some("NAME"),
             help: "set the stage's host name",
@@ -182,6 +192,24 @@ does not suspend it, and the terminal's modes are restored afterwards.
 The stage dies with sandbox (or the shell running the builtin), and when
 --timeout passes: every process of it is killed.
 
+A seccomp filter, installed last before COMMAND is executed, refuses
+with EPERM: add_key, keyctl and request_key (the kernel keyrings),
+ioctl TIOCSTI and TIOCLINUX (the request compared on its low 32 bits),
+perf_event_open, kexec_load, kexec_file_load, bpf, userfaultfd,
+init_module, finit_module, delete_module, acct, quotactl, quotactl_fd,
+syslog, personality other than 0, 8, 0x20000, 0x20008 and 0xffffffff
+(so no setarch -R), and unshare and clone with CLONE_NEWUSER. clone3 and
+io_uring_setup, io_uring_enter and io_uring_register fail with ENOSYS,
+as on a kernel without them: libc then uses clone, whose flags the filter
+can read, and event loops fall back to epoll. x32 calls fail with EPERM;
+a call of a foreign ABI (i386 int 0x80 on x86_64, arm32 on aarch64) kills
+the process with SIGSYS. Every other call is allowed. --allow-userns
+leaves out the user namespace rules (unshare, clone, clone3).
+--seccomp-fd N reads a program from descriptor N (an array of struct
+sock_filter, as bwrap --seccomp takes; at most 4096 instructions) before
+the stage starts and installs it instead of the default one; N is not
+passed to COMMAND.
+
 --out DIR=NAME: DIR starts empty and writable; after COMMAND exits 0 its
 content is stored as slice NAME with mount point DIR, as slice-add would
 (crash-safe, deduplicated). On any other status nothing is stored.
@@ -196,10 +224,10 @@ and --fd; stdin is /dev/null. The host's base dirs are not hashed.
 With SLICEBOX_TIMES=1 in the environment, one line on stderr after the
 stage gives the µs each step of its start took.
 
-Exit status: COMMAND's own; 128+N if it was killed by signal N; 124 if
---timeout passed; 125 if the sandbox could not be set up; 126 if COMMAND
-could not be executed; 127 if it was not found; 1 if --out could not be
-stored; 2 for a usage error.",
+Exit status: COMMAND's own; 128+N if it was killed by signal N (159:
+SIGSYS, a call of a foreign ABI); 124 if --timeout passed; 125 if the
+sandbox could not be set up; 126 if COMMAND could not be executed; 127 if
+it was not found; 1 if --out could not be stored; 2 for a usage error.",
 };
 
 pub const SLICE_ADD: CommandSpec = CommandSpec {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Exit, Failure};
 use crate::digest::Digest;
+use crate::runtime::seccomp::Filter;
 use crate::runtime::Stage;
 use crate::text::printable_path;
 
@@ -101,6 +102,17 @@ pub fn stage_digest(
             "rlimit",
             format!("{} {} {}", limit.resource, limit.soft, limit.hard).as_bytes(),
         );
+    }
+    match &stage.seccomp {
+        Filter::Default {
+            allow_userns: false,
+        } => {}
+        Filter::Default { allow_userns: true } => field(&mut text, "seccomp", b"allow-userns"),
+        Filter::Program(program) => field(
+            &mut text,
+            "seccomp",
+            Digest::of(&program.to_bytes()).to_string().as_bytes(),
+        ),
     }
     field(&mut text, "out", out_dir.as_os_str().as_bytes());
     Ok(Digest::of(&text))

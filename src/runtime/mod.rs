@@ -1,10 +1,12 @@
 //! The kernel work: a stage description becomes namespaces, mounts and one
 //! exec. `plan` decides the mount order, `syscall` is the seam every
 //! state-changing call goes through, `process` clones, execs and waits,
-//! and `terminal` gives a stage on a terminal a pty of its own.
+//! `seccomp` builds the payload's system call filter, and `terminal`
+//! gives a stage on a terminal a pty of its own.
 
 pub mod plan;
 pub mod process;
+pub mod seccomp;
 pub mod syscall;
 pub mod terminal;
 
@@ -55,6 +57,8 @@ pub struct Stage {
     pub identity: Option<(u32, u32)>,
     pub rlimits: Vec<Rlimit>,
     pub timeout: Option<std::time::Duration>,
+    /// The system call filter the payload installs last before exec.
+    pub seccomp: seccomp::Filter,
     /// Record the times of the start's steps (`SLICEBOX_TIMES`).
     pub timed: bool,
 }
@@ -73,6 +77,8 @@ pub enum Error {
     Plan(#[from] plan::PlanError),
     #[error("argument contains a NUL byte")]
     Nul,
+    #[error("cannot build the seccomp filter: {0}")]
+    Seccomp(#[from] seccompiler::BackendError),
     #[error("cannot {what}: {}{hint}", strerror_of(.source))]
     Spawn {
         what: &'static str,
@@ -249,6 +255,7 @@ pub fn run(stage: &Stage, host: Option<&mut (dyn HostSignals + 'static)>) -> Res
         identity: stage.identity.map(identity),
         caller_maps,
         timeout: stage.timeout,
+        seccomp: stage.seccomp.program()?,
         timed: stage.timed,
     };
     let (outcome, child_times) = process::spawn_and_wait(&prepared, terminal.as_mut(), host)

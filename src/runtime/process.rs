@@ -70,6 +70,7 @@ pub enum InitStep {
     EnterIdentity,
     MapIdentity,
     SwitchIds,
+    Seccomp,
 }
 
 const INIT_STEPS: &[InitStep] = &[
@@ -96,6 +97,7 @@ const INIT_STEPS: &[InitStep] = &[
     InitStep::EnterIdentity,
     InitStep::MapIdentity,
     InitStep::SwitchIds,
+    InitStep::Seccomp,
 ];
 
 impl InitStep {
@@ -125,6 +127,7 @@ impl InitStep {
             InitStep::EnterIdentity => "create the user namespace of --uid/--gid",
             InitStep::MapIdentity => "map the user and group of --uid/--gid",
             InitStep::SwitchIds => "take the user and group of --uid/--gid",
+            InitStep::Seccomp => "install the seccomp filter",
         }
     }
 
@@ -162,6 +165,8 @@ pub struct Prepared {
     /// root, with `--uid`/`--gid`); pid 1 waits for them before setup.
     pub caller_maps: Option<(Vec<u8>, Vec<u8>)>,
     pub timeout: Option<std::time::Duration>,
+    /// The payload's system call filter, installed last before exec.
+    pub seccomp: super::seccomp::Program,
     /// Record when each part of the start happened (`SLICEBOX_TIMES`).
     pub timed: bool,
 }
@@ -1008,9 +1013,10 @@ pub fn prepare_init(
 }
 
 /// The payload before exec: its own session (and controlling terminal),
-/// stdio and `--fd`s at their numbers, limits, the `--uid` namespace, and
-/// every other descriptor closed at exec. `copies` is scratch room for one
-/// descriptor per move (3 + `fds`). Async-signal-safe.
+/// stdio and `--fd`s at their numbers, limits, the `--uid` namespace,
+/// every other descriptor closed at exec, and last the seccomp filter.
+/// `copies` is scratch room for one descriptor per move (3 + `fds`).
+/// Async-signal-safe.
 pub fn prepare_payload(
     sys: &dyn Syscall,
     p: &Prepared,
@@ -1075,7 +1081,12 @@ pub fn prepare_payload(
     let kept = &mut targets[..count];
     kept.sort_unstable();
     close_all_but(sys, kept.iter().copied(), libc::CLOSE_RANGE_CLOEXEC)
-        .map_err(init(InitStep::CloseOthers))
+        .map_err(init(InitStep::CloseOthers))?;
+    // Last: every call above is slicebox's own (the --uid namespace among
+    // them); after it only execve, and on its failure a report and _exit.
+    // pid 1 set no_new_privs, which the payload inherited.
+    sys.set_seccomp_filter(p.seccomp.instructions())
+        .map_err(init(InitStep::Seccomp))
 }
 
 /// The payload becomes who `--uid`/`--gid` asked for: as root, by
@@ -1476,6 +1487,9 @@ mod tests {
             identity: None,
             caller_maps: None,
             timeout: None,
+            // One instruction: return ALLOW.
+            seccomp: super::super::seccomp::Program::from_bytes(&[0x06, 0, 0, 0, 0, 0, 0xff, 0x7f])
+                .unwrap(),
             timed: false,
         }
     }
@@ -1543,8 +1557,48 @@ mod tests {
                 "close_range 6 8 0x4",
                 "close_range 10 11 0x4",
                 "close_range 13 4294967295 0x4",
+                "seccomp 1 instructions",
             ]
         );
+    }
+
+    /// `prepared()` with `--uid 0`, rootless.
+    fn as_uid_0() -> Prepared {
+        Prepared {
+            identity: Some(super::super::identity_for(1000, 1000, (0, 0))),
+            ..prepared()
+        }
+    }
+
+    #[test]
+    fn the_seccomp_filter_is_the_last_call_after_the_uid_namespace() {
+        let sys = Recorder::default();
+        prepare_payload(&sys, &as_uid_0(), &mut [-1; 6]).unwrap();
+        let calls = sys.calls.into_inner();
+        let at = |line: &str| calls.iter().position(|c| c == line).expect(line);
+        assert_eq!(calls.last().unwrap(), "seccomp 1 instructions");
+        assert!(at("setsid") < at("seccomp 1 instructions"));
+        assert!(at("write /proc/self/gid_map 0 1000 1") < at("seccomp 1 instructions"));
+        assert!(at("capset 0x0") < at("seccomp 1 instructions"));
+        // pid 1 never installs it: its own setup needs mount, keyctl, unshare.
+        let sys = Recorder::default();
+        init_calls(&sys).unwrap();
+        assert!(!sys
+            .calls
+            .into_inner()
+            .iter()
+            .any(|c| c.starts_with("seccomp")));
+    }
+
+    #[test]
+    fn a_refused_seccomp_filter_ends_the_payload_naming_the_step() {
+        let sys = Recorder::failing_on("seccomp 1 instructions", libc::EINVAL);
+        let failure = prepare_payload(&sys, &prepared(), &mut [-1; 6]).unwrap_err();
+        assert_eq!(failure, ChildFailure::Init(InitStep::Seccomp, libc::EINVAL));
+        assert_eq!(InitStep::Seccomp.what(), "install the seccomp filter");
+        let [kind, step, errno, _] = failure.record();
+        assert_eq!((kind, errno), (REPORT_INIT, libc::EINVAL));
+        assert_eq!(INIT_STEPS[step as usize], InitStep::Seccomp);
     }
 
     #[test]
@@ -1560,6 +1614,7 @@ mod tests {
             }),
         });
         prepare_payload(&sys, &p, &mut [-1; 6]).unwrap();
+        prepare_payload(&sys, &as_uid_0(), &mut [-1; 6]).unwrap();
         let calls = sys.calls.into_inner();
         let at = calls
             .iter()

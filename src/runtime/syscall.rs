@@ -91,6 +91,8 @@ pub trait Syscall {
     /// Grants `access` below (or on) the object `fd` refers to.
     fn landlock_allow(&self, ruleset: RawFd, fd: RawFd, access: u64) -> SysResult;
     fn landlock_restrict_self(&self, ruleset: RawFd) -> SysResult;
+    /// seccomp(SECCOMP_SET_MODE_FILTER): needs no_new_privs.
+    fn set_seccomp_filter(&self, program: &[libc::sock_filter]) -> SysResult;
 }
 
 /// The kernel's Landlock ABI version, 0 without Landlock.
@@ -602,6 +604,25 @@ impl Syscall for Linux {
         check_fd(unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) })
             .map(drop)
     }
+
+    fn set_seccomp_filter(&self, program: &[libc::sock_filter]) -> SysResult {
+        let fprog = libc::sock_fprog {
+            // A longer program is refused before the clone (MAX_INSTRUCTIONS).
+            len: program.len().min(u16::MAX as usize) as u16,
+            filter: program.as_ptr().cast_mut(),
+        };
+        // SAFETY: `fprog` points at `program`, which outlives the call; the
+        // kernel copies the instructions and never writes through the pointer.
+        check_fd(unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0u32,
+                &fprog as *const libc::sock_fprog,
+            )
+        })
+        .map(drop)
+    }
 }
 
 #[cfg(test)]
@@ -757,6 +778,9 @@ pub mod recording {
             self.call()
         }
         fn switch_ids(&self, _: u32, _: u32) -> SysResult {
+            self.call()
+        }
+        fn set_seccomp_filter(&self, _: &[libc::sock_filter]) -> SysResult {
             self.call()
         }
         fn set_rlimit(&self, _: c_int, _: u64, _: u64) -> SysResult {
@@ -965,6 +989,9 @@ pub mod recording {
         }
         fn landlock_restrict_self(&self, _ruleset: RawFd) -> SysResult {
             self.log("landlock restrict".into())
+        }
+        fn set_seccomp_filter(&self, program: &[libc::sock_filter]) -> SysResult {
+            self.log(format!("seccomp {} instructions", program.len()))
         }
     }
 }
