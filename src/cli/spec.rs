@@ -213,9 +213,12 @@ passed to COMMAND.
 --out DIR=NAME: DIR starts empty and writable; after COMMAND exits 0 its
 content is stored as slice NAME with mount point DIR, as slice-add would
 (crash-safe, deduplicated). On any other status nothing is stored.
---cache: the stage's digest covers its slices, the content of the working
-directory and of each --ro-bind, the command, the environment, the ids
-and every option that can change the output. When an earlier run with
+--cache: the working directory and each --ro-bind source are stored
+first, and COMMAND sees those stored copies (read-only, with only the
+executable bit kept), not the live paths, and the host name localhost
+unless --hostname. The stage's digest covers its slices, those copies,
+the command, the environment, the ids and every option that can change
+the output. When an earlier run with
 that digest stored an output that is still in the store, COMMAND does not
 run: NAME points at that output and one line on stderr says so. Inputs
 must be declared: --cache needs --net none, and refuses --bind, --rw-cwd
