@@ -10,6 +10,7 @@ pub mod digest;
 pub mod ffi;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod os;
 pub mod runtime;
 pub mod store;
 pub mod text;

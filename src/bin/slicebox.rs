@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use slicebox::cli::{self, spec, Context, Exit};
-use slicebox::runtime::process::forward_signals_to_stage;
+use slicebox::runtime::forward_signals_to_stage;
 
 fn usage() -> String {
     let mut text = String::from("Usage: slicebox COMMAND [ARG...]\n\nCommands:\n");

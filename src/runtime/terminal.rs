@@ -13,7 +13,8 @@
 use std::io;
 use std::os::fd::RawFd;
 
-use super::process::{above_stdio, sigset};
+use super::sys::fd::above_stdio;
+use super::sys::signals::sigset;
 
 /// Signals the relay reads from a signalfd while it runs.
 const RELAY_SIGNALS: &[libc::c_int] = &[libc::SIGWINCH, libc::SIGCONT];

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use nix::dir::Dir;
 
-use crate::runtime::syscall::openat2;
+use crate::os::openat2;
 
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 const RESOLVE_NO_SYMLINKS: u64 = 0x04;

@@ -1,0 +1,103 @@
+//! The few raw-syscall helpers every part of slicebox shares: errno and
+//! its text, `openat2` under resolve rules, and writing all of a buffer to
+//! a descriptor. Async-signal-safe where noted, so the cloned child may
+//! use them.
+
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+
+use libc::c_int;
+
+pub type Errno = i32;
+pub type SysResult<T = ()> = Result<T, Errno>;
+
+pub fn errno() -> Errno {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+pub(crate) fn check(ret: c_int) -> SysResult {
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// openat2 with O_CLOEXEC added, retried on EAGAIN (a racing rename, as
+/// the kernel asks) and EINTR: the one way anything here opens a path
+/// under resolve rules, the stage's setup and the store's walks alike.
+pub fn openat2(dirfd: RawFd, path: &CStr, flags: c_int, resolve: u64) -> SysResult<RawFd> {
+    // SAFETY: open_how is plain data; zeroed is valid.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = resolve;
+    loop {
+        // SAFETY: `how` lives across the call and its size is passed along.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dirfd,
+                path.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        match check_fd(fd) {
+            Err(libc::EAGAIN) | Err(libc::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+pub(crate) fn check_fd(ret: libc::c_long) -> SysResult<RawFd> {
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(ret as RawFd)
+    }
+}
+
+/// The text users know for an errno: "No such file or directory",
+/// without the "(os error 2)" that io::Error's Display adds.
+pub fn strerror(errno: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+/// Writes all of `bytes`, retrying on EINTR and short writes. A closed
+/// pipe or any other error ends it quietly: `slice-list | head -1` must
+/// not complain. Async-signal-safe.
+pub fn write_all(fd: RawFd, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: writes from a valid buffer; the fd belongs to the caller.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            if errno() == libc::EINTR {
+                continue;
+            }
+            return;
+        }
+        bytes = &bytes[n as usize..];
+    }
+}
+
+/// Whether `fd` is an open descriptor of this process.
+pub fn is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only queries the descriptor table.
+    fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strerror_drops_the_os_error_suffix() {
+        assert_eq!(strerror(libc::ENOENT), "No such file or directory");
+    }
+}
