@@ -275,7 +275,7 @@ status=1
 stored=1
 status=0
 status=1
-sandbox: cannot hash the working directory 'CWD' for --cache: 'CWD/b' is entry number 2, more than the limit of 1 entries (--limit entries=N raises it)
+sandbox: cannot store the working directory 'CWD' for --cache: 'CWD/b' is entry number 2, more than the limit of 1 entries (--limit entries=N raises it)
 status=125
 sandbox: SLICEBOX_LIMITS: unknown limit 'colour'; the limits are bytes, file, entries, depth, name, path, ratio
 without --out: 0

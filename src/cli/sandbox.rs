@@ -390,14 +390,14 @@ fn snapshot_inputs(
     let mut slices = Vec::new();
     let mut trees = Vec::new();
     if let Some(dir) = stage.workdir.clone() {
-        let (slice, tree) = snapshot(store, &dir, &dir, limits)?;
+        let (slice, tree) = snapshot(store, &dir, "the working directory", &dir, limits)?;
         stage.workdir_source = Some(store.slice_tree(&slice));
         slices.push(slice);
         trees.push((dir, tree));
     }
     for bind in stage.binds.iter_mut().filter(|b| !b.is_output) {
         let (slice, tree) = if bind.is_dir {
-            snapshot(store, &bind.source, &bind.target, limits)?
+            snapshot(store, &bind.source, "--ro-bind", &bind.target, limits)?
         } else {
             let scratch = store.output_dir().map_err(store_setup_failure)?;
             let copy = scratch.path.join(FILE_SNAPSHOT);
@@ -408,7 +408,7 @@ fn snapshot_inputs(
                     runtime::strerror(e.raw_os_error().unwrap_or(libc::EIO))
                 ))
             })?;
-            snapshot(store, &scratch.path, &bind.target, limits)?
+            snapshot(store, &scratch.path, "--ro-bind", &bind.target, limits)?
         };
         bind.source = store.slice_tree(&slice);
         if !bind.is_dir {
@@ -425,11 +425,13 @@ fn snapshot_inputs(
 /// The name of a file `--ro-bind` source in its one-file snapshot tree.
 const FILE_SNAPSHOT: &str = "file";
 
-/// One snapshot: the slice digest and its tree digest. `shown` is the
-/// path inside the stage, which a refused entry is named by.
+/// One snapshot: the slice digest and its tree digest. `what` and `shown`
+/// (the path inside the stage) name it, and a refused entry is named by
+/// its path below `shown`.
 fn snapshot(
     store: &crate::store::Store,
     source: &Path,
+    what: &str,
     shown: &Path,
     limits: crate::store::Limits,
 ) -> Result<(crate::digest::Digest, crate::digest::Digest), Failure> {
@@ -445,7 +447,7 @@ fn snapshot(
         )
         .map_err(|e| {
             setup_failure(format!(
-                "cannot store '{}' for --cache: {}",
+                "cannot store {what} '{}' for --cache: {}",
                 printable_path(shown),
                 ingest_cause(shown, e)
             ))

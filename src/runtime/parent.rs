@@ -10,7 +10,7 @@
 //!    └─ payload, in a session of its own: stdio, then exec
 //! ```
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use libc::c_int;
@@ -107,33 +107,71 @@ pub(crate) fn spawn_and_wait_with(
     } else {
         None
     };
-    let mut times = ChildTimes::default();
-    let argv = pointers(&prepared.argv);
-    let script_argv = script_argv(&argv);
-    let envp = pointers(&prepared.env);
+    let (parent_end, child_end) = report_socket(prepared)?;
+    let mut times = ChildTimes {
+        cloned: now_ns(),
+        ..ChildTimes::default()
+    };
+    let (pid, pidfd) = clone_stage(sys, prepared, child_end, clock.as_ref())?;
+    let stage = RunningStage::register(pidfd);
+    if let Some(maps) = &prepared.caller_maps {
+        if let Err(err) = write_id_maps(pid, maps, parent_end.as_raw_fd()) {
+            send_signal(stage.pidfd(), libc::SIGKILL);
+            let _ = wait_for(stage.pidfd(), None, None, None);
+            return Err(err);
+        }
+    }
+    if let Some(t) = terminal.as_deref_mut() {
+        t.start();
+    }
+    let deadline = prepared.timeout.map(|t| std::time::Instant::now() + t);
+    let waited = wait_for(
+        stage.pidfd(),
+        deadline,
+        terminal.as_deref_mut(),
+        host.as_deref_mut(),
+    );
+    times.reaped = now_ns();
+    let typed = terminal.map(|t| t.finish()).unwrap_or_default();
+    drop(stage);
+    let outcome = match waited {
+        // Killed at the deadline: whatever pid 1 reported on its way out.
+        Ok(Outcome::TimedOut) => Ok(Outcome::TimedOut),
+        Ok(status) => Ok(read_reports(parent_end.as_raw_fd()).unwrap_or(status)),
+        Err(err) => Err(err),
+    };
+    // A ^C typed at the relayed terminal reached only the stage. It is
+    // passed to the host itself (bash then acts as after any interrupted
+    // command), never to a process group: a stage that kills itself must
+    // not make us signal anyone, and the executable dies of the stage's
+    // signal anyway.
+    let typed_signal = match outcome {
+        Ok(Outcome::Signaled(signal)) if typed.sent(signal) => Some(signal),
+        _ => None,
+    };
+    if let Some(h) = host {
+        h.finish(typed_signal);
+    }
+    let times = clock.map(|c| ChildTimes {
+        marks: c.read(),
+        ..times
+    });
+    Ok((outcome?, times))
+}
+
+/// The socket pid 1 and the payload report over: (the caller's end, the
+/// child's). The child's end lies above every number the payload's
+/// descriptors move to: a `--fd N=M` must never land on it, as it stays
+/// open until exec.
+fn report_socket(prepared: &Prepared) -> Result<(OwnedFd, RawFd), SpawnError> {
     let mut pair = [0 as c_int; 2];
+    let flags = libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC;
     // SAFETY: `pair` has room for two descriptors.
-    if unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            pair.as_mut_ptr(),
-        )
-    } < 0
-    {
+    if unsafe { libc::socketpair(libc::AF_UNIX, flags, 0, pair.as_mut_ptr()) } < 0 {
         return Err(spawn_error("create the report socket"));
     }
-    let close_pair = |a: RawFd, b: RawFd| {
-        // SAFETY: both ends were opened above and are owned here.
-        unsafe {
-            libc::close(a);
-            libc::close(b);
-        }
-    };
-    let parent_end = pair[0];
-    // Above every number the payload's descriptors move to: a `--fd N=M`
-    // must never land on the report socket, which stays open until exec.
+    // SAFETY: both were just opened, and each is owned once from here on.
+    let parent_end = unsafe { OwnedFd::from_raw_fd(pair[0]) };
     let lowest = prepared
         .fds
         .iter()
@@ -141,14 +179,25 @@ pub(crate) fn spawn_and_wait_with(
         .max()
         .unwrap_or(3)
         .max(3);
-    let child_end = match at_least(pair[1], lowest) {
-        Ok(fd) => fd,
-        Err(_) => {
-            let err = spawn_error("create the report socket");
-            close_pair(parent_end, -1);
-            return Err(err);
-        }
-    };
+    let child_end = at_least(pair[1], lowest).map_err(|source| SpawnError {
+        what: "create the report socket",
+        source,
+        hint: String::new(),
+    })?;
+    Ok((parent_end, child_end))
+}
+
+/// Clones pid 1, which runs `Child::run` and never returns; the caller's
+/// copy of `child_end` is closed. Returns the pid and its pidfd.
+fn clone_stage(
+    sys: &dyn Syscall,
+    prepared: &Prepared,
+    child_end: RawFd,
+    clock: Option<&StageClock>,
+) -> Result<(libc::pid_t, OwnedFd), SpawnError> {
+    let argv = pointers(&prepared.argv);
+    let script_argv = script_argv(&argv);
+    let envp = pointers(&prepared.env);
     let mut keep: Vec<u32> = prepared
         .stdio
         .iter()
@@ -170,9 +219,8 @@ pub(crate) fn spawn_and_wait_with(
         report_fd: child_end,
         keep: &keep,
         argument_area: argument_area(),
-        clock: clock.as_ref(),
+        clock,
     };
-
     // No handler of the caller (bash's) may run in the child before it has
     // reset them all: every signal stays blocked across the clone.
     let old_mask = set_signal_mask(libc::SIG_SETMASK, &full_sigset());
@@ -180,7 +228,6 @@ pub(crate) fn spawn_and_wait_with(
     // The exit signal is 0, not SIGCHLD: bash's SIGCHLD handler reaps any
     // child with waitpid(-1), which would steal our status. waitpid(-1)
     // without __WALL never sees a child that exits with no signal.
-    times.cloned = now_ns();
     // SAFETY: a fork-like clone (no new stack); CLONE_PIDFD stores the
     // pidfd at the parent_tid pointer. The child only runs async-signal-safe
     // code and never returns from `child.run`.
@@ -201,73 +248,43 @@ pub(crate) fn spawn_and_wait_with(
         let _guard = ExitOnUnwind;
         child.run(&mut slots, &mut walk);
     }
-    if pid < 0 {
-        let err = spawn_error(CREATE_NAMESPACES);
-        set_signal_mask(libc::SIG_SETMASK, &old_mask);
-        close_pair(parent_end, child_end);
-        return Err(err);
-    }
-    STAGE_PIDFD.store(pidfd, Ordering::SeqCst);
+    let err = (pid < 0).then(|| spawn_error(CREATE_NAMESPACES));
     set_signal_mask(libc::SIG_SETMASK, &old_mask);
-    // SAFETY: the child holds its own copy of this end now.
+    // SAFETY: the child holds its own copy of this end now (or none).
     unsafe { libc::close(child_end) };
-    if let Some(maps) = &prepared.caller_maps {
-        if let Err(err) = write_id_maps(pid as libc::pid_t, maps, parent_end) {
-            send_signal(pidfd, libc::SIGKILL);
-            let _ = wait_for(pidfd, None, None, None);
-            STAGE_PIDFD.store(-1, Ordering::SeqCst);
-            // SAFETY: ours, from clone.
-            unsafe { libc::close(pidfd) };
-            close_pair(parent_end, -1);
-            return Err(err);
-        }
+    match err {
+        Some(err) => Err(err),
+        // SAFETY: clone returned this pidfd, owned here from now on.
+        None => Ok((pid as libc::pid_t, unsafe { OwnedFd::from_raw_fd(pidfd) })),
+    }
+}
+
+/// The running stage's pidfd, known to the executable's signal handlers
+/// while it lives.
+struct RunningStage(RawFd);
+
+impl RunningStage {
+    fn register(pidfd: OwnedFd) -> RunningStage {
+        let fd = pidfd.into_raw_fd();
+        STAGE_PIDFD.store(fd, Ordering::SeqCst);
+        RunningStage(fd)
     }
 
-    if let Some(t) = terminal.as_deref_mut() {
-        t.start();
+    fn pidfd(&self) -> RawFd {
+        self.0
     }
-    let deadline = prepared.timeout.map(|t| std::time::Instant::now() + t);
-    let waited = wait_for(
-        pidfd,
-        deadline,
-        terminal.as_deref_mut(),
-        host.as_deref_mut(),
-    );
-    times.reaped = now_ns();
-    let typed = terminal.map(|t| t.finish()).unwrap_or_default();
-    // No forwarded signal may reach a closed (or reused) pidfd number.
-    let forwarded = sigset(FORWARDED_SIGNALS);
-    let before = set_signal_mask(libc::SIG_BLOCK, &forwarded);
-    STAGE_PIDFD.store(-1, Ordering::SeqCst);
-    // SAFETY: the pidfd was returned by clone and is owned here.
-    unsafe { libc::close(pidfd) };
-    set_signal_mask(libc::SIG_SETMASK, &before);
+}
 
-    let outcome = match waited {
-        // Killed at the deadline: whatever pid 1 reported on its way out.
-        Ok(Outcome::TimedOut) => Ok(Outcome::TimedOut),
-        Ok(status) => Ok(read_reports(parent_end).unwrap_or(status)),
-        Err(err) => Err(err),
-    };
-    close_pair(parent_end, -1);
-    // A ^C typed at the relayed terminal reached only the stage. It is
-    // passed to the host itself (bash then acts as after any interrupted
-    // command), never to a process group: a stage that kills itself must
-    // not make us signal anyone, and the executable dies of the stage's
-    // signal anyway.
-    let typed_signal = match outcome {
-        Ok(Outcome::Signaled(signal)) if typed.sent(signal) => Some(signal),
-        _ => None,
-    };
-    if let Some(h) = host {
-        h.finish(typed_signal);
+impl Drop for RunningStage {
+    /// No forwarded signal may reach a closed (or reused) pidfd number.
+    fn drop(&mut self) {
+        let forwarded = sigset(FORWARDED_SIGNALS);
+        let before = set_signal_mask(libc::SIG_BLOCK, &forwarded);
+        STAGE_PIDFD.store(-1, Ordering::SeqCst);
+        // SAFETY: the pidfd is ours (from `register`), closed once here.
+        unsafe { libc::close(self.0) };
+        set_signal_mask(libc::SIG_SETMASK, &before);
     }
-    let outcome = outcome?;
-    let times = clock.map(|c| ChildTimes {
-        marks: c.read(),
-        ..times
-    });
-    Ok((outcome, times))
 }
 
 /// Writes the stage's id maps from outside (a map of more than its own

@@ -17,7 +17,7 @@ use super::report::{StepFailure, SOURCE_FAILED};
 use super::steps::{Kind, Op, Step, READ_ONLY};
 use super::sys::{Errno, MountAttr, Syscall};
 use mounts::{
-    attach, clone_read_only, close_at, enter_root, mount_fs, restrict_unix_sockets, shadow,
+    attach, clone_tree, close_at, enter_root, mount_fs, restrict_unix_sockets, shadow, CLONE,
 };
 #[cfg(test)]
 pub(crate) use walk::WALK;
@@ -77,14 +77,34 @@ pub(crate) fn run_op<'s>(
     slots: &mut [RawFd],
     walk: &mut Walk<'_, 's>,
 ) -> Result<(), (Errno, i32)> {
-    let root = slots[ROOT];
-    let clone_flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
     match op {
-        Op::WriteFile { path, data } => sys.write_file(path, data).map_err(no_component),
-        Op::NewSessionKeyring => sys.join_new_session_keyring().map_err(no_component),
-        Op::MakeMountsSlave => sys
-            .set_propagation(c"/", libc::MS_REC | libc::MS_SLAVE)
-            .map_err(no_component),
+        Op::WriteFile { .. }
+        | Op::NewSessionKeyring
+        | Op::MakeMountsSlave
+        | Op::CloneHostTree { .. }
+        | Op::OpenStore { .. }
+        | Op::MountRoot => host_op(sys, op, slots).map_err(no_component),
+        Op::LoopbackUp => sys.loopback_up().map_err(no_component),
+        Op::SetHostname { name } => sys.set_hostname(name).map_err(no_component),
+        Op::CloseSources { first } => {
+            walk.close_from(sys, 0);
+            for slot in slots[*first..].iter_mut().filter(|s| **s >= 0) {
+                sys.close(std::mem::replace(slot, -1));
+            }
+            Ok(())
+        }
+        Op::EnterRoot => enter_root(sys, slots[ROOT]).map_err(no_component),
+        Op::Chdir { path } => chdir(sys, slots[ROOT], path).map_err(no_component),
+        _ => root_op(sys, op, slots, walk),
+    }
+}
+
+/// The steps before the root exists: they see the host's tree.
+fn host_op(sys: &dyn Syscall, op: &Op, slots: &mut [RawFd]) -> Result<(), Errno> {
+    match op {
+        Op::WriteFile { path, data } => sys.write_file(path, data),
+        Op::NewSessionKeyring => sys.join_new_session_keyring(),
+        Op::MakeMountsSlave => sys.set_propagation(c"/", libc::MS_REC | libc::MS_SLAVE),
         Op::CloneHostTree {
             path,
             slot,
@@ -92,47 +112,37 @@ pub(crate) fn run_op<'s>(
             recursive,
         } => {
             let recursive = if *recursive { AT_RECURSIVE } else { 0 };
-            let fd = sys
-                .open_tree(libc::AT_FDCWD, path, clone_flags | recursive)
-                .map_err(no_component)?;
-            slots[*slot] = fd;
-            sys.mount_setattr(
-                fd,
-                recursive,
-                MountAttr {
-                    set: *attr,
-                    propagation: 0,
-                },
-            )
-            .map_err(no_component)
+            slots[*slot] = clone_tree(sys, libc::AT_FDCWD, path, recursive, *attr)?;
+            Ok(())
         }
         Op::OpenStore {
             path,
             clone_slot,
             path_slot,
         } => {
-            let fd = sys
-                .open_tree(libc::AT_FDCWD, path, clone_flags | AT_RECURSIVE)
-                .map_err(no_component)?;
-            slots[*clone_slot] = fd;
-            sys.mount_setattr(
-                fd,
-                AT_RECURSIVE,
-                MountAttr {
-                    set: READ_ONLY,
-                    propagation: 0,
-                },
-            )
-            .map_err(no_component)?;
-            slots[*path_slot] = sys.open_dir(path).map_err(no_component)?;
+            slots[*clone_slot] = clone_tree(sys, libc::AT_FDCWD, path, AT_RECURSIVE, READ_ONLY)?;
+            slots[*path_slot] = sys.open_dir(path)?;
             Ok(())
         }
         Op::MountRoot => {
-            sys.mount_tmpfs(ASSEMBLY_POINT, c"mode=0755")
-                .map_err(no_component)?;
-            slots[ROOT] = sys.open_dir(ASSEMBLY_POINT).map_err(no_component)?;
+            sys.mount_tmpfs(ASSEMBLY_POINT, c"mode=0755")?;
+            slots[ROOT] = sys.open_dir(ASSEMBLY_POINT)?;
             Ok(())
         }
+        _ => unreachable!("run_op passes only the host's steps"),
+    }
+}
+
+/// The steps that work inside the new root, each reaching its target by
+/// a walk from the root's fd.
+fn root_op<'s>(
+    sys: &dyn Syscall,
+    op: &'s Op,
+    slots: &mut [RawFd],
+    walk: &mut Walk<'_, 's>,
+) -> Result<(), (Errno, i32)> {
+    let root = slots[ROOT];
+    match op {
         Op::MountFs {
             fstype,
             options,
@@ -154,8 +164,11 @@ pub(crate) fn run_op<'s>(
             target,
         } => {
             let at = walk.mount_point(sys, root, target, Kind::Dir)?;
-            let source = match sys.open_tree(slots[*clone_slot], relative, clone_flags) {
-                Err(libc::EINVAL) => clone_read_only(sys, slots[*path_slot], relative, clone_flags),
+            let source = match sys.open_tree(slots[*clone_slot], relative, CLONE) {
+                // A kernel that refuses clones of a detached mount.
+                Err(libc::EINVAL) => {
+                    clone_tree(sys, slots[*path_slot], relative, AT_RECURSIVE, READ_ONLY)
+                }
                 other => other,
             };
             match source {
@@ -169,7 +182,7 @@ pub(crate) fn run_op<'s>(
         Op::MakeReadOnly { target } => {
             let at = walk.open(sys, root, target, Kind::Dir)?;
             let empty = libc::AT_EMPTY_PATH as libc::c_uint;
-            match clone_read_only(sys, at, c"", clone_flags | empty) {
+            match clone_tree(sys, at, c"", empty | AT_RECURSIVE, READ_ONLY) {
                 Ok(source) => attach(sys, source, At::Fd(at)).map_err(no_component),
                 Err(errno) => {
                     sys.close(at);
@@ -182,57 +195,24 @@ pub(crate) fn run_op<'s>(
             sys.symlinkat(text, parent, link.last())
                 .map_err(|e| (e, link.parent_len() as i32))
         }
-        Op::Shadow {
-            target,
-            entries,
-            first_slot,
-            options,
-        } => shadow(
-            sys,
-            root,
-            target,
-            entries,
-            *first_slot,
-            options,
-            slots,
-            walk,
-        ),
+        Op::Shadow { .. } => shadow(sys, root, op, slots, walk),
         Op::SealShadow { target } => {
             let fd = walk.open(sys, root, target, Kind::Dir)?;
-            let attr = MountAttr {
-                set: READ_ONLY,
-                propagation: 0,
-            };
-            let result = sys.mount_setattr(fd, 0, attr);
+            let result = sys.mount_setattr(fd, 0, MountAttr::set(READ_ONLY));
             sys.close(fd);
             result.map_err(no_component)
         }
-        Op::LoopbackUp => sys.loopback_up().map_err(no_component),
-        Op::SetHostname { name } => sys.set_hostname(name).map_err(no_component),
         Op::RestrictUnixSockets { allowed } => restrict_unix_sockets(sys, root, allowed, walk),
-        Op::CloseSources { first } => {
-            walk.close_from(sys, 0);
-            for slot in &mut slots[*first..] {
-                if *slot >= 0 {
-                    sys.close(*slot);
-                    *slot = -1;
-                }
-            }
-            Ok(())
-        }
-        Op::EnterRoot => enter_root(sys, root).map_err(no_component),
-        Op::Chdir { path } => {
-            let fd = sys
-                .open_resolved(
-                    root,
-                    path,
-                    libc::O_PATH | libc::O_DIRECTORY,
-                    RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-                )
-                .map_err(no_component)?;
-            let result = sys.fchdir(fd);
-            sys.close(fd);
-            result.map_err(no_component)
-        }
+        _ => unreachable!("run_op handles the other steps"),
     }
+}
+
+/// Changes into `path`, resolved inside the root, not following links to
+/// a process's descriptors, cwd or root.
+fn chdir(sys: &dyn Syscall, root: RawFd, path: &CStr) -> Result<(), Errno> {
+    let flags = libc::O_PATH | libc::O_DIRECTORY;
+    let fd = sys.open_resolved(root, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)?;
+    let result = sys.fchdir(fd);
+    sys.close(fd);
+    result
 }

@@ -7,8 +7,7 @@ use std::os::fd::RawFd;
 use super::walk::{At, Walk};
 use super::{no_component, AT_RECURSIVE, OPEN_TREE_CLONE};
 use crate::runtime::steps::{
-    Kind, ShadowEntry, ShadowKind, Target, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
-    READ_ONLY,
+    Kind, Op, ShadowKind, Target, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
 };
 use crate::runtime::sys::{Errno, MountAttr, Syscall};
 
@@ -16,17 +15,23 @@ const AT_SYMLINK_NOFOLLOW: libc::c_uint = 0x100;
 
 /// `Op::Shadow`: clone each entry of the dir, cover the dir with a
 /// tmpfs, and put the entries back into it.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn shadow<'s>(
     sys: &dyn Syscall,
     root: RawFd,
-    target: &'s Target,
-    entries: &[ShadowEntry],
-    first_slot: usize,
-    options: &[(CString, CString)],
+    op: &'s Op,
     slots: &mut [RawFd],
     walk: &mut Walk<'_, 's>,
 ) -> Result<(), (Errno, i32)> {
+    let Op::Shadow {
+        target,
+        entries,
+        first_slot,
+        options,
+    } = op
+    else {
+        unreachable!("called for Op::Shadow only")
+    };
+    let first_slot = *first_slot;
     let dir = walk.open(sys, root, target, Kind::Dir)?;
     let mut slot = first_slot;
     for entry in entries {
@@ -127,19 +132,21 @@ pub(super) fn restrict_unix_sockets<'s>(
     result
 }
 
-/// A recursive clone of `path` below `dirfd`, made read-only.
-pub(super) fn clone_read_only(
+/// `open_tree(OPEN_TREE_CLONE)` flags: a detached clone, close-on-exec.
+pub(crate) const CLONE: libc::c_uint = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+
+/// A detached clone of `path` below `dirfd` (`flags`: AT_RECURSIVE,
+/// AT_EMPTY_PATH, ...) with `attr` set on it, recursively when the clone
+/// is; nothing is left open on failure. The one way setup clones a tree.
+pub(super) fn clone_tree(
     sys: &dyn Syscall,
     dirfd: RawFd,
     path: &CStr,
     flags: libc::c_uint,
+    attr: u64,
 ) -> Result<RawFd, Errno> {
-    let fd = sys.open_tree(dirfd, path, flags | AT_RECURSIVE)?;
-    let attr = MountAttr {
-        set: READ_ONLY,
-        propagation: 0,
-    };
-    if let Err(errno) = sys.mount_setattr(fd, AT_RECURSIVE, attr) {
+    let fd = sys.open_tree(dirfd, path, CLONE | flags)?;
+    if let Err(errno) = sys.mount_setattr(fd, flags & AT_RECURSIVE, MountAttr::set(attr)) {
         sys.close(fd);
         return Err(errno);
     }

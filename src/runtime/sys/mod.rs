@@ -27,6 +27,16 @@ pub struct MountAttr {
     pub propagation: u64,
 }
 
+impl MountAttr {
+    /// Sets `attr`, propagation unchanged.
+    pub fn set(attr: u64) -> MountAttr {
+        MountAttr {
+            set: attr,
+            propagation: 0,
+        }
+    }
+}
+
 pub trait Syscall {
     fn write_file(&self, path: &CStr, data: &[u8]) -> SysResult;
     /// mount(NULL, target, NULL, flags, NULL): propagation changes.
