@@ -38,10 +38,10 @@ slice-verify rep-meta 2>&1 | sed "s|$SLICEBOX_STORE|STORE|g; s|$hex|HEX|g"
 slice-add --at /opt/rep rep-meta src 2>&1 >/dev/null
 slice-verify rep-meta; echo "verify=$?"
 ## STDOUT:
-sandbox: cannot use slice 'rep-meta': cannot read manifest 'STORE/slices/HEX/manifest.json': No such file or directory (os error 2)
+sandbox: cannot use slice 'rep-meta': cannot read manifest 'STORE/slices/HEX/manifest.json': No such file or directory
 slice-add: repaired the store: replaced the stored slice, whose tree or metadata was damaged
 hello
-damaged: STORE/slices/HEX/listing: cannot read listing 'STORE/slices/HEX/listing': No such file or directory (os error 2)
+damaged: STORE/slices/HEX/listing: cannot read listing 'STORE/slices/HEX/listing': No such file or directory
 slice-verify: 1 damaged paths
 slice-add: repaired the store: replaced the stored slice, whose tree or metadata was damaged
 verify=0
@@ -135,7 +135,8 @@ slice-gc >/dev/null
 slice-verify; echo "verify=$?"
 slice-rm idx-40 >/dev/null
 grep -c '^idx-40	' "$SLICEBOX_STORE/refs/.index"
-sandbox "$@" -- true 2>&1; echo "status=$?"
+sandbox "$@" -- true 2>&1 | sed "s|$SLICEBOX_STORE|STORE|"
+sandbox "$@" -- true 2>/dev/null; echo "status=$?"
 ## STDOUT:
 40
 slice 1
@@ -148,6 +149,6 @@ verify=1
 1
 verify=0
 0
-sandbox: cannot use slice 'idx-40': no slice 'idx-40' in the store
+sandbox: cannot use slice 'idx-40': no slice 'idx-40' in the store 'STORE'
 status=125
 ## END

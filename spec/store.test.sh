@@ -12,14 +12,15 @@ test "$(slice-show t | sed -n 's/^digest: *//p')" = "$new" && echo current ok
 test "$(slice-show t@1 | sed -n 's/^digest: *//p')" = "$old" && echo history ok
 slice-show t@1 | grep '^names:'
 slice-diff t@1 t
-slice-show t@2 2>&1
+slice-show t@2 2>&1 | sed "s|$SLICEBOX_STORE|STORE|"
+slice-show t@2 2>/dev/null
 echo status=$?
 ## STDOUT:
 current ok
 history ok
 names:       t@1
 M f
-slice-show: no slice 't@2' in the store
+slice-show: no slice 't@2' in the store 'STORE'
 status=1
 ## END
 
@@ -31,13 +32,14 @@ slice-tag orig alias >/dev/null
 slice-rm orig
 slice-list | cut -f1
 sandbox --slice alias -- cat /opt/t/f
-slice-rm orig 2>&1
+slice-rm orig 2>&1 | sed "s|$SLICEBOX_STORE|STORE|"
+slice-rm orig 2>/dev/null
 echo status=$?
 ## STDOUT:
 removed orig
 alias
 x
-slice-rm: no slice 'orig' in the store
+slice-rm: no slice 'orig' in the store 'STORE'
 status=1
 ## END
 

@@ -197,10 +197,25 @@ impl From<crate::store::Error> for Failure {
     }
 }
 
+/// The store a stage uses: failing to open it is a setup failure (125), as
+/// is any step before the command runs.
 fn open_store(ctx: &Context) -> Result<crate::store::Store, Failure> {
-    let root = crate::store::Store::default_root(&ctx.env_pairs()).ok_or_else(|| Failure {
-        message: "cannot find the store: set SLICEBOX_STORE or HOME".into(),
-        exit: Exit::FAILURE,
-    })?;
-    Ok(crate::store::Store::open(&root)?)
+    open_store_or(ctx, Exit::SETUP_FAILED)
+}
+
+/// The store from the caller's environment; a failure to open it ends the
+/// command with `exit`.
+fn open_store_or(ctx: &Context, exit: Exit) -> Result<crate::store::Store, Failure> {
+    let failure = |message: String| Failure { message, exit };
+    let root = crate::store::Store::default_root(&ctx.env_pairs())
+        .ok_or_else(|| failure("cannot find the store: set SLICEBOX_STORE or HOME".into()))?;
+    let store = crate::store::Store::open(&root).map_err(|e| failure(e.to_string()))?;
+    if let Some(mode) = store.made_private_from() {
+        ctx.err(&format!(
+            "slicebox: note: the store '{}' was open to other users (mode {mode:o}); it is private to you now (mode {:o})\n",
+            crate::text::printable_path(store.root()),
+            mode & 0o7700
+        ));
+    }
+    Ok(store)
 }

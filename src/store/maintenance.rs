@@ -370,7 +370,7 @@ impl Store {
             let problem = match opened.and_then(|fd| hash_rest_of(File::from(fd))) {
                 Ok(actual) if actual == *content => return Ok(None),
                 Ok(actual) => format!("content is {actual}, expected {content}"),
-                Err(e) => format!("cannot be read: {e}"),
+                Err(e) => format!("cannot be read: {}", crate::text::io_cause(&e)),
             };
             Ok(Some(broken(&full, problem)))
         })?;
@@ -394,7 +394,10 @@ impl Store {
                 Ok(actual) => problems.push(broken(format!(
                     "content is {actual}, not what its name says"
                 ))),
-                Err(e) => problems.push(broken(format!("cannot be read: {e}"))),
+                Err(e) => problems.push(broken(format!(
+                    "cannot be read: {}",
+                    crate::text::io_cause(&e)
+                ))),
             }
             Ok(problems)
         })?;

@@ -191,7 +191,7 @@ impl Store {
         }
         let hex = reference.strip_prefix(digest::PREFIX).unwrap_or(reference);
         if hex.len() < 4 || !digest::is_hex(hex) {
-            return Err(Error::NotFound(super::printable(reference.as_bytes())));
+            return Err(self.not_found(reference));
         }
         let mut matches = self
             .slice_digests()?
@@ -199,12 +199,19 @@ impl Store {
             .filter(|d| d.hex().starts_with(hex))
             .collect::<Vec<_>>();
         match matches.len() {
-            0 => Err(Error::NotFound(super::printable(reference.as_bytes()))),
+            0 => Err(self.not_found(reference)),
             1 => Ok(matches.remove(0)),
             _ => Err(Error::Ambiguous {
                 reference: reference.to_string(),
                 candidates: matches.iter().map(Digest::to_string).collect(),
             }),
+        }
+    }
+
+    fn not_found(&self, reference: &str) -> Error {
+        Error::NotFound {
+            reference: super::printable(reference.as_bytes()),
+            store: self.root.clone(),
         }
     }
 
@@ -217,7 +224,7 @@ impl Store {
             history
                 .get(back)
                 .copied()
-                .ok_or_else(|| Error::NotFound(super::printable(reference.as_bytes())))
+                .ok_or_else(|| self.not_found(reference))
         }))
     }
 
@@ -243,14 +250,14 @@ impl Store {
             {
                 return Err(needs_exact());
             }
-            return Err(Error::NotFound(super::printable(reference.as_bytes())));
+            return Err(self.not_found(reference));
         }
         if let Some(found) = self.resolve_history(reference) {
             return found;
         }
         match reference.parse::<Digest>() {
             Ok(digest) if self.slice_dir(&digest).is_dir() => Ok(digest),
-            Ok(_) => Err(Error::NotFound(super::printable(reference.as_bytes()))),
+            Ok(_) => Err(self.not_found(reference)),
             Err(_) => Err(needs_exact()),
         }
     }
