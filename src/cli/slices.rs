@@ -1,4 +1,5 @@
-//! slice-add, slice-list, slice-show.
+//! The store commands: slice-add, slice-list, slice-show, slice-rm,
+//! slice-tag, slice-gc, slice-verify, slice-diff, store-stats.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -19,6 +20,22 @@ fn human_bytes(bytes: u64) -> String {
         format!("{bytes} B")
     } else {
         format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Runs the store command `name` (every command but `sandbox`).
+pub fn run(name: &str, parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
+    match name {
+        "slice-add" => add(parsed, ctx),
+        "slice-list" => list(parsed, ctx),
+        "slice-show" => show(parsed, ctx),
+        "slice-rm" => remove(parsed, ctx),
+        "slice-tag" => tag(parsed, ctx),
+        "slice-gc" => gc(parsed, ctx),
+        "slice-verify" => verify(parsed, ctx),
+        "slice-diff" => diff(parsed, ctx),
+        "store-stats" => stats(parsed, ctx),
+        _ => unreachable!("every command in spec::COMMANDS is dispatched"),
     }
 }
 
