@@ -65,6 +65,25 @@ objects:           2
 gc would free:     0 (0 B)
 ## END
 
+#### what a killed --out stage left: store-stats counts it, slice-gc removes exactly that
+export SLICEBOX_STORE=$PWD/store
+sandbox --rw-cwd --out /out=killed -- sh -c 'head -c 1048576 /dev/zero >/out/f; touch ready; exec sleep 60' &
+stage=$!
+i=0; while [ ! -e ready ] && [ "$i" -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+store-stats | grep '^gc would free'
+kill -9 "$stage"; wait "$stage" 2>/dev/null
+store-stats | grep '^gc would free'
+slice-gc
+store-stats | grep '^gc would free'
+ls -A "$SLICEBOX_STORE/tmp" | wc -l | tr -d ' '
+## STDOUT:
+gc would free:     0 (0 B)
+gc would free:     1048576 (1.0 MiB)
+removed 0 slices, 0 objects and 2 leftovers in tmp/, freed 1.0 MiB
+gc would free:     0 (0 B)
+0
+## END
+
 #### slice-verify is silent on a sound store and names a damaged file
 export SLICEBOX_STORE=$PWD/store
 mkdir src; echo good >src/f

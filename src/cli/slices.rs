@@ -281,14 +281,20 @@ pub fn gc(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     if parsed.has("json") {
         print_json(ctx, &report);
     } else {
-        let cache = match report.cache_entries_removed {
-            0 => String::new(),
-            n => format!(" and {n} cache entries"),
-        };
+        let mut removed = vec![
+            format!("{} slices", report.slices_removed),
+            format!("{} objects", report.objects_removed),
+        ];
+        if report.cache_entries_removed > 0 {
+            removed.push(format!("{} cache entries", report.cache_entries_removed));
+        }
+        if report.leftovers_removed > 0 {
+            removed.push(format!("{} leftovers in tmp/", report.leftovers_removed));
+        }
+        let last = removed.pop().expect("two at least");
         ctx.out(&format!(
-            "removed {} slices and {} objects{cache}, freed {}\n",
-            report.slices_removed,
-            report.objects_removed,
+            "removed {} and {last}, freed {}\n",
+            removed.join(", "),
             human_bytes(report.bytes_freed)
         ));
     }
