@@ -152,3 +152,41 @@ verify=0
 sandbox: cannot use slice 'idx-40': no slice 'idx-40' in the store 'STORE'
 status=125
 ## END
+
+#### a ref changed behind the index's back: stages of 1 and of 40 slices see the same slice
+SLICEBOX_STORE=$PWD/own-store
+export SLICEBOX_STORE
+i=0; set --
+while [ "$i" -lt 40 ]; do
+  i=$((i + 1)); mkdir -p many/$i; echo "slice $i" > many/$i/f
+  slice-add --at /opt/m$i sw-$i many/$i >/dev/null
+  set -- "$@" --slice sw-$i
+done
+mkdir x1 x2; echo "other one" > x1/f; echo "other two" > x2/f
+slice-add --at /opt/m1 sw-x1 x1 >/dev/null
+slice-add --at /opt/m2 sw-x2 x2 >/dev/null
+slice-gc >/dev/null
+refs=$SLICEBOX_STORE/refs
+grep -c '^sw-' "$refs/.index"
+# In place, as cp does: the same inode and size, only the ctime tells.
+cp "$refs/sw-x1" "$refs/sw-1"
+sandbox --slice sw-1 -- cat /opt/m1/f
+sandbox "$@" -- cat /opt/m1/f
+# Renamed over it, as an older slicebox that knows no index writes a ref.
+cp "$refs/sw-x2" ref.new && mv ref.new "$refs/sw-2"
+sandbox --slice sw-2 -- cat /opt/m2/f
+sandbox "$@" -- cat /opt/m2/f
+# The stale entries are not used, so they are not damage; gc rewrites them.
+slice-verify; echo "verify=$?"
+slice-gc >/dev/null
+sandbox "$@" -- cat /opt/m1/f /opt/m2/f
+## STDOUT:
+42
+other one
+other one
+other two
+other two
+verify=0
+other one
+other two
+## END

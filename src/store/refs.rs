@@ -44,15 +44,7 @@ pub(crate) fn set(store: &Store, name: &str, target: &Digest) -> Result<()> {
     history.insert(0, *target);
     let held = ref_index::invalidate(store)?;
     write(store, name, &history)?;
-    ref_index::write(store, held, |entries| {
-        // A slice whose manifest cannot be read stays out: a stage then
-        // reads its ref and reports the damage.
-        match store.manifest(target) {
-            Ok(manifest) => entries.insert(name.to_string(), (*target, manifest)),
-            Err(_) => entries.remove(name),
-        };
-        Ok(())
-    })
+    ref_index::write(store, held)
 }
 
 /// Serialises read-modify-write updates of refs between processes.
@@ -92,10 +84,7 @@ pub(crate) fn remove(store: &Store, name: &str) -> Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).at("remove ref", &path),
     }
-    ref_index::write(store, held, |entries| {
-        entries.remove(name);
-        Ok(())
-    })?;
+    ref_index::write(store, held)?;
     Ok(true)
 }
 
@@ -144,7 +133,8 @@ fn read(store: &Store, name: &str) -> Result<Vec<Digest>> {
     }
 }
 
-fn names(store: &Store) -> Result<Vec<String>> {
+/// Every name, sorted.
+pub(crate) fn names(store: &Store) -> Result<Vec<String>> {
     let dir = store.refs_dir();
     let mut out = Vec::new();
     for entry in fs::read_dir(&dir).at("read directory", &dir)? {
