@@ -50,6 +50,7 @@ use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::{Exit, Failure, HostSignalSource};
+use crate::runtime::syscall::errno;
 use crate::runtime::HostSignals;
 use crate::text::strerror;
 
@@ -123,12 +124,6 @@ pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
-}
-
-fn errno() -> i32 {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
 }
 
 fn failed(what: &str, errno: i32) -> HelperError {
