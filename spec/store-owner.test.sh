@@ -66,10 +66,13 @@ SLICEBOX_STORE=$PWD/file/store slice-list 2>/dev/null; echo "slice-list=$?"
 SLICEBOX_STORE=$PWD/file/store sandbox --slice x -- true 2>&1 | sed "s|$PWD|PWD|"
 SLICEBOX_STORE=$PWD/file/store sandbox --slice x -- true 2>/dev/null; echo "sandbox=$?"
 SLICEBOX_STORE=$PWD/file slice-list 2>&1 | sed "s|$PWD|PWD|"
+SLICEBOX_STORE=/proc/no-such-dir/store slice-list 2>&1; echo "status=$?"
 ## STDOUT:
-slice-list: cannot create store directory 'PWD/file': File exists
+slice-list: cannot open store 'PWD/file/store': Not a directory
 slice-list=1
-sandbox: cannot create store directory 'PWD/file': File exists
+sandbox: cannot open store 'PWD/file/store': Not a directory
 sandbox=125
 slice-list: cannot open store 'PWD/file': Not a directory
+slice-list: cannot create store directory '/proc/no-such-dir': No such file or directory
+status=1
 ## END

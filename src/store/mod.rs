@@ -247,15 +247,22 @@ pub use crate::text::{printable, printable_path};
 /// has any. Returns the mode it had then.
 fn own_root(root: &Path) -> Result<Option<u32>> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).at("create store directory", parent)?;
+    let meta = match fs::metadata(root) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs::create_dir_all(parent).at("create store directory", parent)?;
+            }
+            match fs::DirBuilder::new().mode(0o700).create(root) {
+                Ok(()) => {}
+                // Made meanwhile: checked below like any other.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e).at("create store directory", root),
+            }
+            fs::metadata(root)
+        }
+        found => found,
     }
-    match fs::DirBuilder::new().mode(0o700).create(root) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e).at("create store directory", root),
-    }
-    let meta = fs::metadata(root).at("open store", root)?;
+    .at("open store", root)?;
     if !meta.is_dir() {
         return Err(io::Error::from_raw_os_error(libc::ENOTDIR)).at("open store", root);
     }
