@@ -62,8 +62,10 @@ slice-add --at /opt/many iso-many many >/dev/null
 i=0; set --
 while [ "$i" -lt 500 ]; do i=$((i + 1)); set -- "$@" --slice "iso-many:/m/$i"; done
 sandbox "$@" -- sh -c 'cat /m/1/file /m/500/file; ls /m | wc -l'
-sandbox "$@" --slice iso-many-nope --slice iso-many-also-nope -- true; echo "status=$?"
-sandbox --slice iso-many-first-nope "$@" --slice iso-many-also-nope -- true; echo "status=$?"
+sandbox "$@" --slice iso-many-nope --slice iso-many-also-nope -- true 2>err; echo "status=$?"
+sed "s|$SLICEBOX_STORE|STORE|" err >&2
+sandbox --slice iso-many-first-nope "$@" --slice iso-many-also-nope -- true 2>err; echo "status=$?"
+sed "s|$SLICEBOX_STORE|STORE|" err >&2
 ## STDOUT:
 m
 m
@@ -72,8 +74,8 @@ status=125
 status=125
 ## END
 ## STDERR:
-sandbox: cannot use slice 'iso-many-nope': no slice 'iso-many-nope' in the store
-sandbox: cannot use slice 'iso-many-first-nope': no slice 'iso-many-first-nope' in the store
+sandbox: cannot use slice 'iso-many-nope': no slice 'iso-many-nope' in the store 'STORE'
+sandbox: cannot use slice 'iso-many-first-nope': no slice 'iso-many-first-nope' in the store 'STORE'
 ## END
 
 #### slices, /usr and / are read-only; remount and umount of a slice fail

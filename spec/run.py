@@ -245,7 +245,8 @@ def main():
 
     root = tempfile.mkdtemp(prefix='slicebox-spec.')
     store = os.environ.get('SLICEBOX_STORE') or os.path.join(root, 'store')
-    os.makedirs(store, exist_ok=True)
+    # Private, as slicebox makes a store (it would make an open one private).
+    os.makedirs(store, mode=0o700, exist_ok=True)
     print(f'# store={store} bin={os.environ.get("SLICEBOX_BIN_DIR", "(unset)")} '
           f'timeout={timeout:g}s tmp={root}', file=sys.stderr)
 

@@ -41,11 +41,12 @@ usr1=138
 ## END
 
 #### setup failure is 125: unknown slice, missing --chdir dir, closed --fd
-sandbox --slice no-such-slice-xyz -- true 2>&1; echo "status=$?"
+sandbox --slice no-such-slice-xyz -- true 2>&1 | sed "s|$SLICEBOX_STORE|STORE|"
+sandbox --slice no-such-slice-xyz -- true 2>/dev/null; echo "status=$?"
 sandbox --chdir /no/such/dir -- true 2>&1; echo "status=$?"
 sandbox --fd 9 -- true 2>&1; echo "status=$?"
 ## STDOUT:
-sandbox: cannot use slice 'no-such-slice-xyz': no slice 'no-such-slice-xyz' in the store
+sandbox: cannot use slice 'no-such-slice-xyz': no slice 'no-such-slice-xyz' in the store 'STORE'
 status=125
 sandbox: cannot change directory to '/no/such/dir': No such file or directory
 status=125

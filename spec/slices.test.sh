@@ -97,8 +97,10 @@ True ['show-slice'] /opt/show 1 23
 ## END
 
 #### unknown and ambiguous refs
-slice-show no-such-slice-xyz 2>&1; echo "status=$?"
-slice-show 0000000000000000 2>&1; echo "status=$?"
+slice-show no-such-slice-xyz 2>err; echo "status=$?"
+sed "s|$SLICEBOX_STORE|STORE|" err
+slice-show 0000000000000000 2>err; echo "status=$?"
+sed "s|$SLICEBOX_STORE|STORE|" err
 # two slices whose format-1 digests share the prefix 42cf (42cfe312..., 42cff86e...)
 mkdir amb
 echo 179 > amb/f
@@ -110,10 +112,10 @@ sandbox --slice 42cf -- true 2>&1; echo "status=$?"
 slice-show 42cfe | head -n 1
 sandbox --slice 42cff -- cat /opt/amb/f
 ## STDOUT:
-slice-show: no slice 'no-such-slice-xyz' in the store
 status=1
-slice-show: no slice '0000000000000000' in the store
+slice-show: no slice 'no-such-slice-xyz' in the store 'STORE'
 status=1
+slice-show: no slice '0000000000000000' in the store 'STORE'
 sha256:42cfe312660b63275d3f1071bfe9fc6cea88c09d5ed08efcd11efa900839b7ef
 sha256:42cff86ec9d25823418245ef567993e91337d8b56aeaff903e9443f38b42372a
 slice-show: slice reference '42cf' is ambiguous; it matches: sha256:42cfe312660b63275d3f1071bfe9fc6cea88c09d5ed08efcd11efa900839b7ef, sha256:42cff86ec9d25823418245ef567993e91337d8b56aeaff903e9443f38b42372a
@@ -182,7 +184,8 @@ slice-list > list-after
 find "$SLICEBOX_STORE" | sort > find-after
 cmp list-before list-after && echo list-unchanged
 cmp find-before find-after && echo store-unchanged
-slice-show hostile-new 2>&1; echo "status=$?"
+slice-show hostile-new 2>err; echo "status=$?"
+sed "s|$SLICEBOX_STORE|STORE|" err
 ## STDOUT:
 slice-add: cannot add 'dotdot.tar': entry '../evil' contains '..'; nothing was added
 status=1
@@ -208,8 +211,8 @@ slice-add: cannot add '-': entry '../evil' contains '..'; nothing was added
 status=1
 list-unchanged
 store-unchanged
-slice-show: no slice 'hostile-new' in the store
 status=1
+slice-show: no slice 'hostile-new' in the store 'STORE'
 ## END
 
 #### a hardlink to an earlier file is accepted; setuid is dropped

@@ -76,13 +76,14 @@ chmod u+w $object
 write garbage > $object
 var damage = slicebox.verify('ysh-verify')
 echo "after: $[len(damage)] $[damage[0].path => endsWith('/tree/bin/f')]"
-try { call slicebox.verify('no-such-ysh-slice') }
+try { call slicebox.verify('no-such-ysh-slice') } 2>err.txt
 echo "bad ref: $[_error.code]"
+sed "s|$[ENV.SLICEBOX_STORE]|STORE|" err.txt >&2
 ## STDOUT:
 before: 0
 after: 1 true
 bad ref: 1
 ## END
 ## STDERR:
-slice-verify: no slice 'no-such-ysh-slice' in the store
+slice-verify: no slice 'no-such-ysh-slice' in the store 'STORE'
 ## END

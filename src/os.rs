@@ -69,6 +69,15 @@ pub fn strerror(errno: i32) -> String {
     }
 }
 
+/// The cause an `io::Error` names, for a message: `strerror` for an
+/// errno, else the error's own text.
+pub fn io_cause(error: &std::io::Error) -> String {
+    match error.raw_os_error() {
+        Some(errno) => strerror(errno),
+        None => error.to_string(),
+    }
+}
+
 /// Writes all of `bytes`, retrying on EINTR and short writes. A closed
 /// pipe or any other error ends it quietly: `slice-list | head -1` must
 /// not complain. Async-signal-safe.

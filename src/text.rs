@@ -3,7 +3,8 @@
 //! them for a terminal: control characters escaped (Rust's `\u{1b}`
 //! notation), invalid UTF-8 replaced, and very long strings shortened in
 //! the middle. JSON output does not use it: JSON carries the real bytes
-//! (see `json_bytes`).
+//! (see `json_bytes`). Causes from the kernel are told as users know
+//! them (`strerror`, `io_cause`): "Permission denied", never "(os error 13)".
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -49,6 +50,8 @@ pub fn escape_controls(text: &str) -> String {
     out
 }
 
+pub use crate::os::{io_cause, strerror};
+
 /// Names in JSON: `key` holds the bytes as a string; bytes that are not
 /// UTF-8 are replaced there (U+FFFD) and given exactly in `key_hex`, as
 /// lowercase hex (docs/formats.md).
@@ -71,6 +74,14 @@ mod tests {
     fn control_characters_are_escaped() {
         assert_eq!(printable(b"a\x1b[31mb\n\x07"), "a\\u{1b}[31mb\\n\\u{7}");
         assert_eq!(escape_controls("x\x1by\n"), "x\\u{1b}y\n");
+    }
+
+    #[test]
+    fn causes_drop_the_os_error_suffix() {
+        assert_eq!(strerror(libc::ENOENT), "No such file or directory");
+        let denied = std::io::Error::from_raw_os_error(libc::EACCES);
+        assert_eq!(io_cause(&denied), "Permission denied");
+        assert_eq!(io_cause(&std::io::Error::other("it changed")), "it changed");
     }
 
     #[test]

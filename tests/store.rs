@@ -326,9 +326,9 @@ fn refs_resolve_by_name_digest_and_unique_prefix() {
         info.digest
     );
     assert_eq!(store.resolve(&info.digest.hex()[..6]).unwrap(), info.digest);
-    assert!(matches!(store.resolve("nope"), Err(Error::NotFound(_))));
+    assert!(matches!(store.resolve("nope"), Err(Error::NotFound { .. })));
     assert!(
-        matches!(store.resolve("abc"), Err(Error::NotFound(_))),
+        matches!(store.resolve("abc"), Err(Error::NotFound { .. })),
         "prefixes need 4 digits"
     );
 }
@@ -379,7 +379,10 @@ fn re_adding_a_name_keeps_history_until_gc() {
     let v2 = add(&store, "tool", Source::Directory(src), "/opt/t");
     assert_eq!(store.resolve("tool").unwrap(), v2.digest);
     assert_eq!(store.resolve("tool@1").unwrap(), v1.digest);
-    assert!(matches!(store.resolve("tool@2"), Err(Error::NotFound(_))));
+    assert!(matches!(
+        store.resolve("tool@2"),
+        Err(Error::NotFound { .. })
+    ));
     assert_eq!(store.slice_info(&v1.digest).unwrap().names, vec!["tool@1"]);
     let changes = store.diff(&v1.digest, &v2.digest).unwrap();
     assert_eq!(changes.len(), 1);
@@ -390,7 +393,10 @@ fn re_adding_a_name_keeps_history_until_gc() {
     let report = store.gc().unwrap();
     assert_eq!(report.slices_removed, 1);
     assert!(report.objects_removed >= 1, "the old readme's object goes");
-    assert!(matches!(store.resolve("tool@1"), Err(Error::NotFound(_))));
+    assert!(matches!(
+        store.resolve("tool@1"),
+        Err(Error::NotFound { .. })
+    ));
     assert_eq!(store.verify(None).unwrap(), vec![]);
 }
 
@@ -430,6 +436,41 @@ fn gc_keeps_named_and_pinned_slices_and_removes_the_rest() {
         .unwrap()
         .next()
         .is_none());
+}
+
+/// Regression (issue 13): store-stats said gc frees 0 bytes while a
+/// killed stage's `--out` dir held megabytes in `tmp/`.
+#[test]
+fn store_stats_counts_the_leftovers_gc_removes_and_gc_removes_exactly_those() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("store")).unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("f"), "kept content\n", 0o644);
+    let kept = add(&store, "kept", Source::Directory(src), "/opt/k");
+    let tmp_dir = store.root().join("tmp");
+    // What a killed stage leaves: its --out dir, and the lock nobody holds.
+    write(&tmp_dir.join("out-1-2-3/result"), &"x".repeat(5000), 0o644);
+    write(&tmp_dir.join("out-1-2-3.lock"), "", 0o644);
+    // A killed add's staging: one new file, one link to a kept object.
+    write(&tmp_dir.join("stage-4-5-6/new"), "new bytes\n", 0o644);
+    let object = store.object_path(&slicebox::digest::Digest::of(b"kept content\n"), false);
+    fs::hard_link(&object, tmp_dir.join("stage-4-5-6/kept-link")).unwrap();
+    // The --out dir of a stage that still runs stays, and is not counted.
+    let running = store.output_dir().unwrap();
+    write(&running.path.join("busy"), "busy\n", 0o644);
+    let expected = 5000 + "new bytes\n".len() as u64;
+    assert_eq!(store.stats().unwrap().reclaimable_bytes, expected);
+    let report = store.gc().unwrap();
+    assert_eq!(report.bytes_freed, expected);
+    assert_eq!(report.leftovers_removed, 3);
+    let left: Vec<_> = fs::read_dir(&tmp_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(left.len(), 2, "the running stage's dir and lock: {left:?}");
+    assert!(object.exists() && store.slice_dir(&kept.digest).exists());
+    assert_eq!(store.stats().unwrap().reclaimable_bytes, 0);
+    drop(running);
 }
 
 #[test]

@@ -49,6 +49,8 @@ fn main() {
         env: cli::process_env(),
         ignored_signals,
         host_signals: None,
+        // Its memory dies with it: no helper processes.
+        long_lived: false,
     };
     let command = if spec::find(&invoked).is_some() {
         invoked

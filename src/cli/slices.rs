@@ -1,9 +1,10 @@
-//! slice-add, slice-list, slice-show.
+//! The store commands: slice-add, slice-list, slice-show, slice-rm,
+//! slice-tag, slice-gc, slice-verify, slice-diff, store-stats.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use super::{open_store, Context, Exit, Failure, Parsed};
+use super::{Context, Exit, Failure, Parsed};
 use crate::store::{IngestOptions, Limits, Source};
 use crate::text::{json_bytes, printable, printable_path};
 
@@ -20,6 +21,27 @@ fn human_bytes(bytes: u64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
+}
+
+/// Runs the store command `name` (every command but `sandbox`).
+pub fn run(name: &str, parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
+    match name {
+        "slice-add" => add(parsed, ctx),
+        "slice-list" => list(parsed, ctx),
+        "slice-show" => show(parsed, ctx),
+        "slice-rm" => remove(parsed, ctx),
+        "slice-tag" => tag(parsed, ctx),
+        "slice-gc" => gc(parsed, ctx),
+        "slice-verify" => verify(parsed, ctx),
+        "slice-diff" => diff(parsed, ctx),
+        "store-stats" => stats(parsed, ctx),
+        _ => unreachable!("every command in spec::COMMANDS is dispatched"),
+    }
+}
+
+/// The store, for the store commands: a failure to open it is theirs (1).
+fn store(ctx: &Context) -> Result<crate::store::Store, Failure> {
+    super::open_store_or(ctx, Exit::FAILURE)
 }
 
 fn utf8(value: &std::ffi::OsStr, what: &str) -> Result<String, Failure> {
@@ -60,7 +82,7 @@ pub fn add(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
                     message: format!(
                         "cannot read '{}': {}",
                         printable_path(&path),
-                        crate::runtime::strerror(e.raw_os_error().unwrap_or(libc::EIO))
+                        crate::text::io_cause(&e)
                     ),
                     exit: Exit::FAILURE,
                 })
@@ -74,7 +96,7 @@ pub fn add(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
             .map(|v| v.to_str().unwrap_or("(not UTF-8)")),
     )
     .map_err(|e| Failure::usage(printable(e.as_bytes())))?;
-    let store = open_store(ctx)?;
+    let store = store(ctx)?;
     let added = store.add_slice(
         &name,
         &source,
@@ -110,7 +132,7 @@ pub fn list(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     if !parsed.operands.is_empty() {
         return Err(Failure::usage("slice-list takes no operands"));
     }
-    let store = open_store(ctx)?;
+    let store = store(ctx)?;
     let named = store.list_named()?;
     let mut damaged = 0;
     let mut readable = Vec::new();
@@ -162,7 +184,7 @@ pub fn show(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     let [reference] = parsed.operands.as_slice() else {
         return Err(Failure::usage("expected one REF"));
     };
-    let store = open_store(ctx)?;
+    let store = store(ctx)?;
     let digest = store.resolve(&reference.to_string_lossy())?;
     let info = store.slice_info(&digest)?;
     let usage = store.usage(&digest)?;
@@ -229,7 +251,7 @@ fn operands<const N: usize>(parsed: &Parsed, what: &str) -> Result<[String; N], 
 
 pub fn remove(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     let [reference] = operands(parsed, "one REF")?;
-    let store = open_store(ctx)?;
+    let store = store(ctx)?;
     let removed = store.remove(&reference)?;
     if removed.is_empty() {
         return Err(Failure {
@@ -248,25 +270,31 @@ pub fn remove(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
 
 pub fn tag(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     let [reference, name] = operands(parsed, "REF and NAME")?;
-    let store = open_store(ctx)?;
+    let store = store(ctx)?;
     ctx.out(&format!("{}\n", store.tag(&reference, &name)?));
     Ok(Exit::SUCCESS)
 }
 
 pub fn gc(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     let [] = operands(parsed, "no operands")?;
-    let report = open_store(ctx)?.gc()?;
+    let report = store(ctx)?.gc()?;
     if parsed.has("json") {
         print_json(ctx, &report);
     } else {
-        let cache = match report.cache_entries_removed {
-            0 => String::new(),
-            n => format!(" and {n} cache entries"),
-        };
+        let mut removed = vec![
+            format!("{} slices", report.slices_removed),
+            format!("{} objects", report.objects_removed),
+        ];
+        if report.cache_entries_removed > 0 {
+            removed.push(format!("{} cache entries", report.cache_entries_removed));
+        }
+        if report.leftovers_removed > 0 {
+            removed.push(format!("{} leftovers in tmp/", report.leftovers_removed));
+        }
+        let last = removed.pop().expect("two at least");
         ctx.out(&format!(
-            "removed {} slices and {} objects{cache}, freed {}\n",
-            report.slices_removed,
-            report.objects_removed,
+            "removed {} and {last}, freed {}\n",
+            removed.join(", "),
             human_bytes(report.bytes_freed)
         ));
     }
@@ -274,7 +302,7 @@ pub fn gc(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
 }
 
 pub fn verify(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
-    let store = open_store(ctx)?;
+    let store = store(ctx)?;
     let slice = match parsed.operands.as_slice() {
         [] => None,
         [reference] => Some(store.resolve(&reference.to_string_lossy())?),
@@ -311,7 +339,7 @@ pub fn verify(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
 
 pub fn diff(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     let [a, b] = operands(parsed, "two REFs")?;
-    let store = open_store(ctx)?;
+    let store = store(ctx)?;
     let changes = store.diff(&store.resolve(&a)?, &store.resolve(&b)?)?;
     if parsed.has("json") {
         let rows: Vec<serde_json::Value> = changes
@@ -343,7 +371,7 @@ pub fn diff(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
 
 pub fn stats(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     let [] = operands(parsed, "no operands")?;
-    let stats = open_store(ctx)?.stats()?;
+    let stats = store(ctx)?.stats()?;
     if parsed.has("json") {
         print_json(ctx, &stats);
         return Ok(Exit::SUCCESS);

@@ -341,8 +341,10 @@ pub const SLICE_GC: CommandSpec = CommandSpec {
     options_end_at_operand: false,
     details: "\
 Marks from the current target of every name and from the slices pinned by
-running stages, then sweeps. History entries (NAME@1, ...) are kept only
-until gc. Waits for running slice-adds; stages may keep running.",
+running stages, then sweeps: unused slices, unused objects, and what killed
+commands left in the store's tmp/ (but the --out dirs of stages still
+running). History entries (NAME@1, ...) are kept only until gc. Waits for
+running slice-adds; stages may keep running.",
 };
 
 pub const SLICE_VERIFY: CommandSpec = CommandSpec {
@@ -372,7 +374,13 @@ pub const STORE_STATS: CommandSpec = CommandSpec {
     summary: "Report the store's size on disk, its deduplicated size and what slice-gc would free.",
     options: &[JSON, HELP],
     options_end_at_operand: false,
-    details: "",
+    details: "\
+\"gc would free\" is the file contents slice-gc would remove now: slices
+that no name (history entries such as NAME@1 included, as gc prunes them)
+and no running stage uses, objects that no kept slice lists, and what
+killed commands left in the store's tmp/ (a staging dir, the --out dir of
+a stage that was killed). Each file is counted once, and only when every
+link to it goes.",
 };
 
 pub const COMMANDS: &[&CommandSpec] = &[

@@ -222,29 +222,31 @@ fn words(list: *mut WordList) -> Vec<OsString> {
     out
 }
 
-fn run_builtin(name: &str, list: *mut WordList) -> c_int {
-    guard(INTERNAL_ERROR, || {
+/// Runs one builtin; `None` when slicebox panicked in this process (the
+/// text is in `LAST_ERROR`). A panic in a helper process is reported by
+/// the command itself, with the same status.
+fn run_builtin(name: &str, list: *mut WordList) -> Option<c_int> {
+    guard(None, || {
         let ctx = Context {
             stdio: [0, 1, 2],
             env: bash_export_env().unwrap_or_else(cli::process_env),
             ignored_signals: bash_ignored_signals(),
             host_signals: Some(BashSignals::find),
+            long_lived: true,
         };
-        cli::run(name, &words(list), &ctx).code
+        Some(cli::run(name, &words(list), &ctx).code.max(0))
     })
-    .max(0)
 }
 
 macro_rules! bash_builtins {
     ($( $name:literal => $builtin:ident, $function:ident, $load:ident, $struct_sym:literal, $load_sym:literal; )*) => {
         $(
             unsafe extern "C" fn $function(list: *mut WordList) -> c_int {
-                let status = run_builtin($name, list);
-                if status == INTERNAL_ERROR {
+                run_builtin($name, list).unwrap_or_else(|| {
                     let text = format!("{}: {}\n", $name, super::LAST_ERROR.with(|e| e.borrow().clone()));
                     cli::write_fd(2, text.as_bytes());
-                }
-                status
+                    INTERNAL_ERROR
+                })
             }
 
             #[export_name = $struct_sym]

@@ -38,20 +38,15 @@ fn set_last_error(text: String) {
     LAST_ERROR.with(|e| *e.borrow_mut() = text);
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
-}
-
 /// Runs `body`, turning a panic into `on_panic` and a last-error text.
 pub(crate) fn guard<T>(on_panic: T, body: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(value) => value,
         Err(payload) => {
-            set_last_error(format!("internal error: {}", panic_text(&*payload)));
+            set_last_error(format!(
+                "internal error: {}",
+                cli::helper::panic_text(&*payload)
+            ));
             on_panic
         }
     }
@@ -111,6 +106,7 @@ pub unsafe extern "C" fn slicebox_run(
             env: cli::process_env(),
             ignored_signals: Vec::new(),
             host_signals: None,
+            long_lived: true,
         };
         let exit = cli::run(&name.to_string_lossy(), &args, &ctx);
         // SAFETY: checked non-NULL above; written only on success.

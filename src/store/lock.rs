@@ -150,9 +150,10 @@ impl Store {
         })
     }
 
-    /// Slices pinned by running stages. Pins whose holder is gone are
-    /// removed. Call with the exclusive lock held.
-    pub(crate) fn live_pins(&self) -> Result<Vec<Digest>> {
+    /// Slices pinned by running stages. With `remove_stale` (gc, under the
+    /// exclusive lock), pins whose holder is gone are removed; without it
+    /// (store-stats) they are only left out.
+    pub(crate) fn live_pins(&self, remove_stale: bool) -> Result<Vec<Digest>> {
         let dir = self.pins_dir();
         let mut out = Vec::new();
         for entry in fs::read_dir(&dir).at("read directory", &dir)? {
@@ -163,7 +164,9 @@ impl Store {
             // SAFETY: flock on a descriptor this File owns.
             let held = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0;
             if !held {
-                fs::remove_file(&path).at("remove stale pin", &path)?;
+                if remove_stale {
+                    fs::remove_file(&path).at("remove stale pin", &path)?;
+                }
                 continue;
             }
             out.extend(read_pin(&path)?);

@@ -42,6 +42,9 @@ pub struct GcReport {
     pub history_pruned: bool,
     /// `--cache` entries whose output is no longer named.
     pub cache_entries_removed: u64,
+    /// Entries of `tmp/` that killed commands left: staging dirs, the
+    /// `--out` dirs of stages that were killed, an earlier gc's trash.
+    pub leftovers_removed: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,18 +76,30 @@ pub struct StoreStats {
     pub logical_bytes: u64,
     /// Distinct file contents of every stored slice, each counted once.
     pub distinct_content_bytes: u64,
-    /// What `slice-gc` would free now.
+    /// What `slice-gc` would free now: the file contents of what it would
+    /// remove (slices, objects, leftovers in `tmp/`), each inode counted
+    /// once and only when every link to it goes.
     pub reclaimable_bytes: u64,
 }
 
 /// How objects are keyed: content and the executable bit.
 type ObjectKey = (Digest, bool);
 
-/// An object file found on disk: its key, path and size.
+/// An object file found on disk: its key and path.
 struct StoredObject {
     key: ObjectKey,
     path: PathBuf,
-    size: u64,
+}
+
+/// What gc removes, once history is pruned: every slice that no name and
+/// no running stage uses, every object no kept slice lists, and the
+/// leftovers in `tmp/`.
+struct Sweep {
+    /// The slices kept.
+    live: HashSet<Digest>,
+    slices: Vec<Digest>,
+    objects: Vec<StoredObject>,
+    leftovers: Vec<PathBuf>,
 }
 
 /// (content, executable) of every non-empty file of a listing.
@@ -129,7 +144,7 @@ impl Store {
         })
     }
 
-    /// Every object on disk with its size.
+    /// Every object on disk.
     fn objects_on_disk(&self) -> Result<Vec<StoredObject>> {
         let dir = self.objects_dir();
         let mut out = Vec::new();
@@ -138,10 +153,11 @@ impl Store {
             let fanout_name = fanout.file_name().to_string_lossy().into_owned();
             for object in fs::read_dir(fanout.path()).at("read directory", &fanout.path())? {
                 let object = object.at("read directory", &fanout.path())?;
-                let path = object.path();
-                let size = object.metadata().at("read", &path)?.len();
                 if let Some(key) = object_key(&fanout_name, &object.file_name().to_string_lossy()) {
-                    out.push(StoredObject { key, path, size });
+                    out.push(StoredObject {
+                        key,
+                        path: object.path(),
+                    });
                 }
             }
         }
@@ -185,61 +201,105 @@ impl Store {
         refs::prune_history(self)?;
         report.history_pruned = true;
         super::crash_point("gc:history-pruned");
-        let mut live: HashSet<Digest> = refs::list(self)?.into_iter().map(|(_, d)| d).collect();
-        let pinned: HashSet<Digest> = self.live_pins()?.into_iter().collect();
-        live.extend(&pinned);
+        let pinned: HashSet<Digest> = self.live_pins(true)?.into_iter().collect();
+        let sweep = self.sweep(&pinned)?;
         // A cache entry lives as long as a name keeps its output.
-        report.cache_entries_removed = self.prune_cache(&live)?;
-
-        let mut live_objects = HashSet::new();
-        for slice in self.slice_digests()? {
-            if live.contains(&slice) {
-                live_objects.extend(object_keys(&self.listing(&slice)?).map(|(k, _)| k));
-                continue;
-            }
+        report.cache_entries_removed = self.prune_cache(&sweep.live)?;
+        report.bytes_freed = self.freed_bytes(&sweep)?;
+        report.leftovers_removed = sweep.leftovers.len() as u64;
+        for slice in &sweep.slices {
             // Unique: an earlier, killed gc may have left the same slice's trash.
             let trash =
                 self.tmp_dir()
                     .join(format!("trash-{}-{}", slice.hex(), super::unique_suffix()));
-            let dir = self.slice_dir(&slice);
+            let dir = self.slice_dir(slice);
             fs::rename(&dir, &trash).at("remove slice", &dir)?;
             super::crash_point("gc:one-slice-trashed");
             report.slices_removed += 1;
         }
         sync_dir(&self.slices_dir())?;
-        for object in self.objects_on_disk()? {
-            if !live_objects.contains(&object.key) {
-                fs::remove_file(&object.path).at("remove object", &object.path)?;
-                super::crash_point("gc:one-object-removed");
-                report.objects_removed += 1;
-                report.bytes_freed += object.size;
-            }
+        for object in &sweep.objects {
+            fs::remove_file(&object.path).at("remove object", &object.path)?;
+            super::crash_point("gc:one-object-removed");
+            report.objects_removed += 1;
         }
         super::crash_point("gc:objects-swept");
-        // No add runs while gc holds the lock: all of tmp/ is garbage, but
-        // for a damaged slice that an add replaced while a stage still
-        // mounts it (`healed-<hex>-…`): it goes once nothing pins <hex>;
-        // and for the `--out` dir of a running stage (`out-…`).
-        let tmp = self.tmp_dir();
-        for entry in fs::read_dir(&tmp).at("read directory", &tmp)? {
-            let entry = entry.at("read directory", &tmp)?;
-            let path = entry.path();
-            let still_mounted = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.strip_prefix("healed-"))
-                .and_then(|rest| Digest::from_hex(rest.split('-').next()?))
-                .is_some_and(|d| pinned.contains(&d));
-            let building = entry
-                .file_name()
-                .to_str()
-                .is_some_and(|n| super::lock::output_in_use(&tmp, n));
-            if still_mounted || building {
-                continue;
-            }
+        // Read again: the trash of the slices just removed goes too.
+        for path in self.leftovers(&pinned)? {
             at::remove_tree(&path).at("remove leftover", &path)?;
         }
         Ok(report)
+    }
+
+    /// What gc would remove, keeping the current target of every name and
+    /// the slices in `pinned`.
+    fn sweep(&self, pinned: &HashSet<Digest>) -> Result<Sweep> {
+        let mut live: HashSet<Digest> = refs::list(self)?.into_iter().map(|(_, d)| d).collect();
+        live.extend(pinned);
+        let mut live_objects = HashSet::new();
+        let mut slices = Vec::new();
+        for slice in self.slice_digests()? {
+            if live.contains(&slice) {
+                live_objects.extend(object_keys(&self.listing(&slice)?).map(|(k, _)| k));
+            } else {
+                slices.push(slice);
+            }
+        }
+        let objects = self
+            .objects_on_disk()?
+            .into_iter()
+            .filter(|object| !live_objects.contains(&object.key))
+            .collect();
+        Ok(Sweep {
+            live,
+            slices,
+            objects,
+            leftovers: self.leftovers(pinned)?,
+        })
+    }
+
+    /// The entries of `tmp/` gc removes: no add runs while gc holds the
+    /// lock, so all of `tmp/` is garbage, but for a damaged slice that an
+    /// add replaced while a stage still mounts it (`healed-<hex>-…`), which
+    /// goes once nothing pins <hex>, and for the `--out` dir (and its lock)
+    /// of a stage that still runs (`out-…`).
+    fn leftovers(&self, pinned: &HashSet<Digest>) -> Result<Vec<PathBuf>> {
+        let tmp = self.tmp_dir();
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&tmp).at("read directory", &tmp)? {
+            let entry = entry.at("read directory", &tmp)?;
+            let name = entry.file_name();
+            let name = name.to_str();
+            let still_mounted = name
+                .and_then(|n| n.strip_prefix("healed-"))
+                .and_then(|rest| Digest::from_hex(rest.split('-').next()?))
+                .is_some_and(|d| pinned.contains(&d));
+            let building = name.is_some_and(|n| super::lock::output_in_use(&tmp, n));
+            if !still_mounted && !building {
+                out.push(entry.path());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The bytes of file contents that removing `sweep` frees: each inode
+    /// once, and only when every link to it is among what goes (an object
+    /// a kept slice links, or a leftover's file linked to a kept object,
+    /// frees nothing). A removed slice's manifest and listing are metadata
+    /// and not counted, as `disk_bytes` does not count them.
+    fn freed_bytes(&self, sweep: &Sweep) -> Result<u64> {
+        let mut links = Links::default();
+        for slice in &sweep.slices {
+            let tree = self.slice_tree(slice);
+            links.add_tree(&tree).at("read directory", &tree)?;
+        }
+        for object in &sweep.objects {
+            links.add_tree(&object.path).at("read", &object.path)?;
+        }
+        for leftover in &sweep.leftovers {
+            links.add_tree(leftover).at("read directory", leftover)?;
+        }
+        Ok(links.freed())
     }
 
     /// Re-hashes `slice` (or every slice and object) and names every
@@ -370,7 +430,7 @@ impl Store {
             let problem = match opened.and_then(|fd| hash_rest_of(File::from(fd))) {
                 Ok(actual) if actual == *content => return Ok(None),
                 Ok(actual) => format!("content is {actual}, expected {content}"),
-                Err(e) => format!("cannot be read: {e}"),
+                Err(e) => format!("cannot be read: {}", crate::text::io_cause(&e)),
             };
             Ok(Some(broken(&full, problem)))
         })?;
@@ -394,7 +454,10 @@ impl Store {
                 Ok(actual) => problems.push(broken(format!(
                     "content is {actual}, not what its name says"
                 ))),
-                Err(e) => problems.push(broken(format!("cannot be read: {e}"))),
+                Err(e) => problems.push(broken(format!(
+                    "cannot be read: {}",
+                    crate::text::io_cause(&e)
+                ))),
             }
             Ok(problems)
         })?;
@@ -450,35 +513,23 @@ impl Store {
 
     pub fn stats(&self) -> Result<StoreStats> {
         let _lock = self.lock_shared()?;
-        let mut stats = StoreStats::default();
-        let named = refs::list(self)?;
-        stats.names = named.len() as u64;
-        let mut live: HashSet<Digest> = named.into_iter().map(|(_, d)| d).collect();
-        for (_, history) in refs::all(self)? {
-            live.extend(history);
-        }
-        live.extend(self.pinned_without_cleanup()?);
+        let mut stats = StoreStats {
+            names: refs::list(self)?.len() as u64,
+            ..StoreStats::default()
+        };
         let mut distinct = HashMap::new();
-        let mut live_objects = HashSet::new();
         for slice in self.slice_digests()? {
             stats.slices += 1;
-            let entries = self.listing(&slice)?;
-            for (key, size) in object_keys(&entries) {
+            for (key, size) in object_keys(&self.listing(&slice)?) {
                 stats.logical_bytes += size;
                 distinct.insert(key.0, size);
-                if live.contains(&slice) {
-                    live_objects.insert(key);
-                }
             }
         }
         stats.distinct_content_bytes = distinct.values().sum();
-        let objects = self.objects_on_disk()?;
-        stats.objects = objects.len() as u64;
-        stats.reclaimable_bytes = objects
-            .iter()
-            .filter(|object| !live_objects.contains(&object.key))
-            .map(|object| object.size)
-            .sum();
+        stats.objects = self.objects_on_disk()?.len() as u64;
+        // As gc would see it: history pruned, pins nobody holds left out.
+        let pinned: HashSet<Digest> = self.live_pins(false)?.into_iter().collect();
+        stats.reclaimable_bytes = self.freed_bytes(&self.sweep(&pinned)?)?;
         let mut inodes = HashSet::new();
         let objects_dir = self.objects_dir();
         stats.disk_bytes =
@@ -487,22 +538,13 @@ impl Store {
             let tree = self.slice_tree(&slice);
             stats.disk_bytes += disk_bytes(&tree, &mut inodes).at("read directory", &tree)?;
         }
+        // What staging, killed stages' --out dirs and trash hold is file
+        // contents too, not metadata.
+        let tmp = self.tmp_dir();
+        stats.disk_bytes += disk_bytes(&tmp, &mut inodes).at("read directory", &tmp)?;
         stats.metadata_bytes =
             disk_bytes(self.root(), &mut inodes).at("read directory", self.root())?;
         Ok(stats)
-    }
-
-    /// Pins as listed, without the staleness check gc does under its lock.
-    fn pinned_without_cleanup(&self) -> Result<Vec<Digest>> {
-        let dir = self.root.join("pins");
-        let mut out = Vec::new();
-        for entry in fs::read_dir(&dir).at("read directory", &dir)? {
-            let path = entry.at("read directory", &dir)?.path();
-            if let Ok(text) = fs::read_to_string(&path) {
-                out.extend(text.lines().filter_map(|l| l.parse::<Digest>().ok()));
-            }
-        }
-        Ok(out)
     }
 }
 
@@ -554,4 +596,58 @@ fn disk_bytes(top: &Path, inodes: &mut HashSet<(u64, u64)>) -> io::Result<u64> {
         |_, e: io::Error| e,
     )?;
     Ok(total)
+}
+
+/// Regular files seen below some paths, by inode: size, link count, and
+/// how many of those links were seen.
+#[derive(Default)]
+struct Links {
+    inodes: HashMap<(u64, u64), (u64, u64, u64)>,
+}
+
+impl Links {
+    fn add(&mut self, inode: (u64, u64), size: u64, nlink: u64) {
+        self.inodes.entry(inode).or_insert((size, nlink, 0)).2 += 1;
+    }
+
+    /// Adds `top` itself if it is a file, or every file below it; a `top`
+    /// that is gone adds nothing.
+    fn add_tree(&mut self, top: &Path) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = match fs::symlink_metadata(top) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if !meta.is_dir() {
+            if meta.is_file() {
+                self.add((meta.dev(), meta.ino()), meta.size(), meta.nlink());
+            }
+            return Ok(());
+        }
+        at::walk(
+            at::open_dir(top)?,
+            |visit| {
+                let st = visit.stat;
+                if at::is_file(st) {
+                    // nlink_t is u64 on x86_64 but u32 on aarch64.
+                    #[allow(clippy::unnecessary_cast)]
+                    let nlink = st.st_nlink as u64;
+                    self.add((st.st_dev, st.st_ino), st.st_size as u64, nlink);
+                }
+                Ok(())
+            },
+            |_| Ok(()),
+            |_, e: io::Error| e,
+        )
+    }
+
+    /// The bytes of the inodes whose every link was seen.
+    fn freed(&self) -> u64 {
+        self.inodes
+            .values()
+            .filter(|(_, nlink, seen)| seen >= nlink)
+            .map(|(size, _, _)| size)
+            .sum()
+    }
 }

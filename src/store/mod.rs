@@ -62,7 +62,7 @@ use crate::digest::Digest;
 /// `program: cannot <op> '<path>': <cause>` without knowing store internals.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot {op} '{}': {source}", printable_path(.path))]
+    #[error("cannot {op} '{}': {}", printable_path(.path), crate::text::io_cause(.source))]
     Io {
         op: &'static str,
         path: PathBuf,
@@ -77,8 +77,8 @@ pub enum Error {
     },
     #[error("cannot add '{source_name}': {reason}; nothing was added")]
     BadSource { source_name: String, reason: String },
-    #[error("no slice '{0}' in the store")]
-    NotFound(String),
+    #[error("no slice '{reference}' in the store '{}'", printable_path(.store))]
+    NotFound { reference: String, store: PathBuf },
     #[error(
         "'{reference}' is neither a name nor a full sha256: digest; {command} changes the store, \
          so it takes no digest prefixes (slice-show or slice-list gives the full digest)"
@@ -97,6 +97,37 @@ pub enum Error {
     InvalidEnv { entry: String },
     #[error("store is damaged at '{}': {reason}", printable_path(.path))]
     Corrupt { path: PathBuf, reason: String },
+    #[error("{}", foreign_store(.path, *.owner, *.you))]
+    ForeignStore { path: PathBuf, owner: u32, you: u32 },
+}
+
+/// `'alice' (uid 1000)`, or `uid 1000` for a uid without a name.
+fn describe_user(uid: u32) -> String {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(user)) => format!("'{}' (uid {uid})", printable(user.name.as_bytes())),
+        _ => format!("uid {uid}"),
+    }
+}
+
+/// Why a store another user owns is refused, and what to do instead. Root
+/// is refused too: what root added there its owner could not remove, and
+/// what the owner put there root would mount and run.
+fn foreign_store(path: &Path, owner: u32, you: u32) -> String {
+    let owner = describe_user(owner);
+    let mut text = format!(
+        "cannot use the store '{}': it belongs to {owner}, not to you, {}; slicebox uses only a \
+         store of your own, as git refuses another user's repository: set SLICEBOX_STORE to a \
+         directory of yours (slicebox makes it, private to you), or run as {owner}",
+        printable_path(path),
+        describe_user(you),
+    );
+    if you == 0 {
+        text.push_str(
+            " (root too is refused: what root adds there its owner cannot remove, \
+             and what its owner puts there root would run)",
+        );
+    }
+    text
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -120,6 +151,9 @@ impl<T> IoContext<T> for io::Result<T> {
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// The root's mode when `open` found it open to other users and made
+    /// it private.
+    made_private_from: Option<u32>,
 }
 
 impl Store {
@@ -135,8 +169,12 @@ impl Store {
             .or_else(|| get("HOME").map(|h| h.join(".local/share/slicebox")))
     }
 
-    /// Opens the store at `root`, creating its directories when missing.
+    /// Opens the store at `root`, creating its directories when missing:
+    /// the root's parents as `mkdir -p` makes them, the root itself private
+    /// to its owner (0700). A root another user owns is refused; one of
+    /// ours that other users may enter is made private (docs/formats.md).
     pub fn open(root: &Path) -> Result<Store> {
+        let made_private_from = own_root(root)?;
         for sub in ["objects", "slices", "refs", "tmp", "pins"] {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).at("create store directory", &dir)?;
@@ -149,11 +187,20 @@ impl Store {
             .at("create store lock", &lock)?;
         // Canonical so that paths handed to the runtime survive a chdir.
         let root = fs::canonicalize(root).at("open store", root)?;
-        Ok(Store { root })
+        Ok(Store {
+            root,
+            made_private_from,
+        })
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The mode the root had when `open` made it private (it was open to
+    /// other users); `None` when it was private already.
+    pub fn made_private_from(&self) -> Option<u32> {
+        self.made_private_from
     }
 
     fn objects_dir(&self) -> PathBuf {
@@ -194,6 +241,47 @@ impl Store {
 }
 
 pub use crate::text::{printable, printable_path};
+
+/// Makes `root` if it is missing (0700, its parents as `mkdir -p`), checks
+/// that this user owns it, and takes group and other access away if it
+/// has any. Returns the mode it had then.
+fn own_root(root: &Path) -> Result<Option<u32>> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let meta = match fs::metadata(root) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs::create_dir_all(parent).at("create store directory", parent)?;
+            }
+            match fs::DirBuilder::new().mode(0o700).create(root) {
+                Ok(()) => {}
+                // Made meanwhile: checked below like any other.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e).at("create store directory", root),
+            }
+            fs::metadata(root)
+        }
+        found => found,
+    }
+    .at("open store", root)?;
+    if !meta.is_dir() {
+        return Err(io::Error::from_raw_os_error(libc::ENOTDIR)).at("open store", root);
+    }
+    let you = nix::unistd::geteuid().as_raw();
+    if meta.uid() != you {
+        return Err(Error::ForeignStore {
+            path: root.to_path_buf(),
+            owner: meta.uid(),
+            you,
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    fs::set_permissions(root, fs::Permissions::from_mode(mode & 0o7700))
+        .at("make the store private (chmod go-rwx)", root)?;
+    Ok(Some(mode))
+}
 
 /// Replaces `dir/name` with `bytes` so that a crash leaves the old file or
 /// the new one: a temp file (`.name.<unique>.tmp`, removed on error; gc
@@ -302,6 +390,60 @@ pub(crate) fn os(bytes: &[u8]) -> &OsStr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_new_store_is_private_and_an_open_one_is_made_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let new = tmp.path().join("a/b/store");
+        let store = Store::open(&new).unwrap();
+        assert_eq!(mode(&new), 0o700);
+        assert_eq!(store.made_private_from(), None);
+        let open = tmp.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o2775)).unwrap();
+        assert_eq!(
+            Store::open(&open).unwrap().made_private_from(),
+            Some(0o2775)
+        );
+        assert_eq!(mode(&open), 0o2700);
+        assert_eq!(Store::open(&open).unwrap().made_private_from(), None);
+    }
+
+    #[test]
+    fn a_store_another_uid_owns_is_refused_before_anything_is_made_in_it() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // chown needs root; spec/store-owner.test.sh covers the rest
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let foreign = tmp.path().join("foreign");
+        fs::create_dir(&foreign).unwrap();
+        std::os::unix::fs::chown(&foreign, Some(4242), None).unwrap();
+        let err = Store::open(&foreign).unwrap_err();
+        assert!(
+            matches!(err, Error::ForeignStore { owner: 4242, .. }),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("belongs to uid 4242") && text.contains("SLICEBOX_STORE"),
+            "{text}"
+        );
+        assert_eq!(fs::read_dir(&foreign).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn io_errors_read_without_the_os_error_suffix() {
+        let err = fs::read("/nonexistent/x").at("read manifest", Path::new("/nonexistent/x"));
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "cannot read manifest '/nonexistent/x': No such file or directory"
+        );
+    }
 
     #[test]
     fn default_root_prefers_the_explicit_variable() {

@@ -1,58 +1,156 @@
 //! `refs/.index`: every name with the digest it points at and that slice's
 //! manifest, in one file, so that a stage with many slices reads one file
-//! instead of a ref and a manifest per slice (two small reads that cost
-//! about 5 µs each on the hot path; docs/performance.md).
+//! and stats one ref per slice, instead of reading a ref and a manifest per
+//! slice (docs/performance.md).
 //!
-//! The index is derived from the refs and the manifests and must never
-//! disagree with them. Its writers keep that under `refs/.lock`: before a
-//! name's digest changes, the index is removed and `refs/` fsynced; after,
-//! a new index is written (temp file, fsync, rename, fsync). A crash in
-//! between leaves no index, never a stale one, and stages then read the
-//! refs themselves until the next ref change or `slice-gc` writes it again.
-//! A reader that opened the old index before it was removed sees the names
-//! as they were before the change, as it would had it started earlier.
+//! The index is derived from the refs and the manifests, and a stage gives
+//! the same answer with it as without it. Each entry records the identity
+//! of the ref file it was read from (inode, size, ctime): whatever changes
+//! a ref (slicebox renaming a new one over it, an older slicebox that does
+//! not know the index, a hand edit in place) changes that identity, and a
+//! reader uses an entry only while the ref's `lstat` still shows it. A ref
+//! changed in the clock tick in which the index is written could change
+//! again in the same tick and keep its ctime, so its entry records no
+//! identity (`-`) and is never used: stages read that ref, until the next
+//! write of the index records it.
+//!
+//! Writers keep the index under `refs/.lock`: before a name's digest
+//! changes, the index is removed and `refs/` fsynced; after, a new index is
+//! written (temp file, fsync, rename, fsync), from the old one's entries
+//! whose refs still show their identity and from the refs that changed. A
+//! crash in between leaves no index, and stages then read the refs
+//! themselves until the next ref change or `slice-gc` writes it again.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
-use std::io;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 
 use super::slice::Manifest;
-use super::{refs, IoContext, Result, Store};
+use super::{at, refs, IoContext, Result, Store};
 use crate::digest::Digest;
 
 const FILE: &str = ".index";
-const HEADER: &str = "slicebox-ref-index 1\n";
+const HEADER: &str = "slicebox-ref-index 2\n";
 
-/// A name's entry: where it points now and that slice's manifest.
-type Entries = BTreeMap<String, (Digest, Manifest)>;
+/// What a ref file was when it was read: any change to it (a rename over
+/// it, a write in place, a chmod) changes its inode or its ctime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Identity {
+    ctime: (i64, i64),
+    ino: u64,
+    size: u64,
+}
 
-/// Names, digests and manifests hold no tab or newline (names are
-/// validated, manifests are compact JSON, which escapes control bytes), so
-/// one line per name is unambiguous: `NAME\tDIGEST\tMANIFEST-JSON\n`.
+impl Identity {
+    fn of(st: &libc::stat) -> Identity {
+        Identity {
+            ctime: (st.st_ctime, st.st_ctime_nsec),
+            ino: st.st_ino,
+            size: st.st_size as u64,
+        }
+    }
+
+    /// `INODE:SIZE:SECONDS.NANOSECONDS`.
+    fn render(&self) -> String {
+        format!(
+            "{}:{}:{}.{:09}",
+            self.ino, self.size, self.ctime.0, self.ctime.1
+        )
+    }
+
+    fn parse(text: &str) -> Option<Identity> {
+        let mut parts = text.split(':');
+        let ino = parts.next()?.parse().ok()?;
+        let size = parts.next()?.parse().ok()?;
+        let (seconds, nanoseconds) = parts.next()?.split_once('.')?;
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Identity {
+            ctime: (seconds.parse().ok()?, nanoseconds.parse().ok()?),
+            ino,
+            size,
+        })
+    }
+}
+
+/// The coarse clock the kernel stamps ctimes with: a ref whose ctime is
+/// not older than this reading may change again without a new ctime.
+fn coarse_now() -> (i64, i64) {
+    // SAFETY: a zeroed timespec is valid; clock_gettime writes it.
+    let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid clock id and out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) };
+    (now.tv_sec, now.tv_nsec)
+}
+
+/// A name's entry: where it points, that slice's manifest, and the
+/// identity of the ref it was read from (`None` when the ref changed in
+/// the clock tick the index was written in: the entry is never used).
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    digest: Digest,
+    manifest: Manifest,
+    identity: Option<Identity>,
+}
+
+fn render_identity(identity: Option<Identity>) -> String {
+    identity.map_or_else(|| "-".into(), |i| i.render())
+}
+
+fn parse_identity(text: &str) -> Option<Option<Identity>> {
+    match text {
+        "-" => Some(None),
+        text => Identity::parse(text).map(Some),
+    }
+}
+
+type Entries = BTreeMap<String, Entry>;
+
+/// Names, digests, identities and manifests hold no tab or newline (names
+/// are validated, manifests are compact JSON, which escapes control
+/// bytes), so one line per name is unambiguous:
+/// `NAME\tDIGEST\tIDENTITY\tMANIFEST-JSON\n`.
 fn render(entries: &Entries) -> String {
     let mut text = String::from(HEADER);
-    for (name, (digest, manifest)) in entries {
-        let json = serde_json::to_string(manifest).expect("manifests always serialise");
-        text.push_str(&format!("{name}\t{digest}\t{json}\n"));
+    for (name, entry) in entries {
+        let json = serde_json::to_string(&entry.manifest).expect("manifests always serialise");
+        text.push_str(&format!(
+            "{name}\t{}\t{}\t{json}\n",
+            entry.digest,
+            render_identity(entry.identity)
+        ));
     }
     text
 }
 
-/// Parses one line into its name and, lazily, the rest; `None` when the
+/// Splits one line into its name and, lazily, the rest; `None` when the
 /// line is not one of ours.
-fn split_line(line: &str) -> Option<(&str, &str, &str)> {
+fn split_line(line: &str) -> Option<(&str, &str, &str, &str)> {
     let (name, rest) = line.split_once('\t')?;
-    let (digest, json) = rest.split_once('\t')?;
-    Some((name, digest, json))
+    let (digest, rest) = rest.split_once('\t')?;
+    let (identity, json) = rest.split_once('\t')?;
+    Some((name, digest, identity, json))
 }
 
-/// The entry of a line, if it is whole: its manifest must hash to its
-/// digest, as a manifest read from `slices/` must.
-fn parse_entry(digest: &str, json: &str) -> Option<(Digest, Manifest)> {
+/// The entry of a line, if it is whole: its identity well-formed, its
+/// manifest hashing to its digest, as a manifest read from `slices/` must.
+fn parse_entry(digest: &str, identity: &str, json: &str) -> Option<Entry> {
     let digest: Digest = digest.parse().ok()?;
     let manifest = Manifest::parse(json.as_bytes()).ok()?;
-    (manifest.slice_digest() == digest).then_some((digest, manifest))
+    Some(Entry {
+        identity: parse_identity(identity)?,
+        digest: (manifest.slice_digest() == digest).then_some(digest)?,
+        manifest,
+    })
+}
+
+/// Whether `entry` is what `refs/<name>` says now: it records an
+/// identity, and the ref still has it.
+fn is_current(entry: &Entry, refs: RawFd, name: &str) -> bool {
+    entry.identity.is_some() && current_identity(refs, name) == entry.identity
 }
 
 pub(crate) fn path(store: &Store) -> PathBuf {
@@ -60,7 +158,7 @@ pub(crate) fn path(store: &Store) -> PathBuf {
 }
 
 /// The index's entry lines (the text after its header), or `None` when
-/// there is no index (or it is not ours).
+/// there is no index (or it is not ours, or of an older format).
 fn read_lines(store: &Store) -> Result<Option<String>> {
     let path = path(store);
     match fs::read_to_string(&path) {
@@ -75,17 +173,37 @@ fn read_lines(store: &Store) -> Result<Option<String>> {
     }
 }
 
+/// The identity `refs/<name>` has now, or `None` if it cannot be told.
+/// A stage checks one per slice, so the name is made a C string on the
+/// stack (names are at most 128 bytes).
+fn current_identity(refs: RawFd, name: &str) -> Option<Identity> {
+    let mut buffer = [0u8; 256];
+    buffer
+        .get_mut(..name.len())?
+        .copy_from_slice(name.as_bytes());
+    let name = std::ffi::CStr::from_bytes_until_nul(&buffer).ok()?;
+    at::stat_at(refs, name).ok().map(|st| Identity::of(&st))
+}
+
 /// What the index says of `names`, for a stage: each name it lists with an
-/// entry that checks out. A name it lacks, or whose entry does not check
-/// out, is left to the refs themselves (and their error messages).
+/// entry that checks out and whose ref still is the file it was read
+/// from. Any other name is left to the refs themselves (and their error
+/// messages), so both ways give one answer.
 pub(crate) fn lookup(store: &Store, names: &HashSet<&str>) -> BTreeMap<String, (Digest, Manifest)> {
     let Ok(Some(text)) = read_lines(store) else {
         return BTreeMap::new();
     };
+    let Ok(refs) = at::open_dir(&store.refs_dir()) else {
+        return BTreeMap::new();
+    };
     text.lines()
         .filter_map(split_line)
-        .filter(|(name, _, _)| names.contains(name))
-        .filter_map(|(name, digest, json)| Some((name.to_string(), parse_entry(digest, json)?)))
+        .filter(|(name, ..)| names.contains(name))
+        .filter_map(|(name, digest, identity, json)| {
+            let entry = parse_entry(digest, identity, json)?;
+            is_current(&entry, refs.as_raw_fd(), name)
+                .then(|| (name.to_string(), (entry.digest, entry.manifest)))
+        })
         .collect()
 }
 
@@ -97,28 +215,71 @@ fn load_all(store: &Store) -> Result<Option<Entries>> {
     };
     let mut entries = Entries::new();
     for line in text.lines() {
-        let Some((name, digest, json)) = split_line(line) else {
+        let Some(entry) = split_line(line)
+            .and_then(|(name, d, id, json)| Some((name, parse_entry(d, id, json)?)))
+        else {
             return Ok(None);
         };
-        let Some(entry) = parse_entry(digest, json) else {
-            return Ok(None);
-        };
-        entries.insert(name.to_string(), entry);
+        entries.insert(entry.0.to_string(), entry.1);
     }
     Ok(Some(entries))
 }
 
-/// Every name as the refs and manifests say, read one by one.
-fn scan(store: &Store) -> Result<Entries> {
-    let mut entries = Entries::new();
-    for (name, digest) in refs::list(store)? {
-        // A name whose slice cannot be read is left out: stages then look
-        // it up themselves and report the damage.
-        if let Ok(manifest) = store.manifest(&digest) {
-            entries.insert(name, (digest, manifest));
+/// `entries` made current: an entry whose ref still shows its identity is
+/// kept, every other name is read from its ref and manifest, and names
+/// that are gone are dropped.
+fn refresh(store: &Store, mut entries: Entries) -> Result<Entries> {
+    let now = coarse_now();
+    let dir = store.refs_dir();
+    let refs = at::open_dir(&dir).at("read directory", &dir)?;
+    let names = refs::names(store)?;
+    entries.retain(|name, _| names.binary_search(name).is_ok());
+    for name in names {
+        if entries
+            .get(&name)
+            .is_some_and(|e| is_current(e, refs.as_raw_fd(), &name))
+        {
+            continue;
+        }
+        entries.remove(&name);
+        if let Some(entry) = read_entry(store, refs.as_raw_fd(), &name, now)? {
+            entries.insert(name, entry);
         }
     }
     Ok(entries)
+}
+
+/// A name's entry from its ref and its slice's manifest, with no identity
+/// when the ref changed in this clock tick (`now`); `None` when it is not
+/// to be indexed: the ref changed while it was read, or its slice cannot be
+/// read (a stage then reads the ref and reports the damage).
+fn read_entry(store: &Store, refs: RawFd, name: &str, now: (i64, i64)) -> Result<Option<Entry>> {
+    let path = store.refs_dir().join(name);
+    let opened = at::cstring(name.as_bytes())
+        .and_then(|c| at::open_beneath(refs, &c, libc::O_RDONLY | libc::O_CLOEXEC));
+    let fd = match opened {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).at("read ref", &path),
+    };
+    let before = at::fstat(&fd).at("read ref", &path)?;
+    let mut text = String::new();
+    let mut file = fs::File::from(fd);
+    if file.read_to_string(&mut text).is_err() {
+        return Ok(None);
+    }
+    let identity = Identity::of(&at::fstat(&file).at("read ref", &path)?);
+    if identity != Identity::of(&before) {
+        return Ok(None);
+    }
+    let Some(digest) = text.lines().next().and_then(|l| l.parse::<Digest>().ok()) else {
+        return Ok(None);
+    };
+    Ok(store.manifest(&digest).ok().map(|manifest| Entry {
+        digest,
+        manifest,
+        identity: (identity.ctime < now).then_some(identity),
+    }))
 }
 
 /// Removes the index before a ref changes, durably: no crash after this
@@ -135,20 +296,11 @@ pub(crate) fn invalidate(store: &Store) -> Result<Option<Entries>> {
     Ok(held)
 }
 
-/// Writes the index after a ref change: `held` (what `invalidate`
-/// returned) with `change` applied, or, without one, every ref read anew.
-pub(crate) fn write(
-    store: &Store,
-    held: Option<Entries>,
-    change: impl FnOnce(&mut Entries) -> Result<()>,
-) -> Result<()> {
-    let entries = match held {
-        Some(mut entries) => {
-            change(&mut entries)?;
-            entries
-        }
-        None => scan(store)?,
-    };
+/// Writes the index after a ref change: what `held` (what `invalidate`
+/// returned) still says of unchanged refs, the other refs read anew; or,
+/// without `held`, every ref read anew.
+pub(crate) fn write(store: &Store, held: Option<Entries>) -> Result<()> {
+    let entries = refresh(store, held.unwrap_or_default())?;
     super::crash_point("refs:before-index-written");
     super::write_durably(
         &store.refs_dir(),
@@ -160,54 +312,126 @@ pub(crate) fn write(
 
 /// Writes the index from the refs, as `slice-gc` does.
 pub(crate) fn rebuild(store: &Store) -> Result<()> {
-    write(store, None, |_| Ok(()))
+    write(store, None)
 }
 
-/// Where the index disagrees with the refs and manifests, for
-/// `slice-verify`: names missing or extra, digests or manifests that
-/// differ. An absent index is not damage (stages then read the refs).
+/// Where the index is damaged, for `slice-verify`: lines that are not
+/// entries, entries whose manifest does not hash to their digest, and
+/// entries a stage would use (their ref still shows the identity they
+/// record) that name another digest than the ref does. An absent index, a
+/// name it lacks and an entry whose ref changed since are not damage:
+/// stages then read the refs.
 pub(crate) fn disagreements(store: &Store) -> Result<Vec<String>> {
     let Some(text) = read_lines(store)? else {
         return Ok(Vec::new());
     };
-    let mut listed = Entries::new();
-    let mut damaged = HashSet::new();
+    let dir = store.refs_dir();
+    let refs = at::open_dir(&dir).at("read directory", &dir)?;
+    let actual: BTreeMap<String, Digest> = refs::list(store)?.into_iter().collect();
     let mut problems = Vec::new();
     for line in text.lines() {
-        let Some((name, digest, json)) = split_line(line) else {
+        let Some((name, digest, identity, json)) = split_line(line) else {
             problems.push(format!(
                 "holds a line that is not an entry: '{}'",
                 super::printable(line.as_bytes())
             ));
             continue;
         };
-        match parse_entry(digest, json) {
-            Some(entry) => {
-                listed.insert(name.to_string(), entry);
-            }
-            None => {
-                problems.push(format!(
-                    "its entry for '{}' is damaged: the manifest in it does not hash to its digest",
-                    super::printable(name.as_bytes())
-                ));
-                damaged.insert(name);
-            }
+        let Some(entry) = parse_entry(digest, identity, json) else {
+            problems.push(format!(
+                "its entry for '{}' is damaged: the manifest in it does not hash to its digest, \
+                 or its ref identity is malformed",
+                super::printable(name.as_bytes())
+            ));
+            continue;
+        };
+        if !is_current(&entry, refs.as_raw_fd(), name) {
+            continue;
         }
-    }
-    let actual = scan(store)?;
-    for (name, entry) in &actual {
-        match listed.get(name) {
-            None if damaged.contains(name.as_str()) => {}
-            None => problems.push(format!("lacks '{name}'")),
-            Some(listed) if listed.0 != entry.0 => problems.push(format!(
-                "says '{name}' is {}, but its ref says {}",
-                listed.0, entry.0
-            )),
-            Some(_) => {}
+        if let Some(points) = actual.get(name).filter(|d| **d != entry.digest) {
+            problems.push(format!(
+                "says '{name}' is {}, but its ref says {points}",
+                entry.digest
+            ));
         }
-    }
-    for name in listed.keys().filter(|n| !actual.contains_key(*n)) {
-        problems.push(format!("lists '{name}', which is not a name"));
     }
     Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{IngestOptions, Limits, Source};
+
+    fn store_with(slices: &[&str]) -> (tempfile::TempDir, Store, Vec<Digest>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("store")).unwrap();
+        let digests = slices
+            .iter()
+            .map(|name| {
+                let src = tmp.path().join(name);
+                fs::create_dir_all(&src).unwrap();
+                fs::write(src.join("f"), name).unwrap();
+                let options = IngestOptions {
+                    mount_point: format!("/opt/{name}"),
+                    env: vec![],
+                    limits: Limits::default(),
+                    progress_fd: None,
+                };
+                let added = store.add_slice(name, &Source::Directory(src), &options);
+                added.unwrap().info.digest
+            })
+            .collect();
+        (tmp, store, digests)
+    }
+
+    #[test]
+    fn identities_round_trip_and_a_racy_entry_says_so() {
+        let identity = Identity {
+            ctime: (1_700_000_000, 5),
+            ino: 42,
+            size: 72,
+        };
+        assert_eq!(identity.render(), "42:72:1700000000.000000005");
+        assert_eq!(parse_identity(&identity.render()), Some(Some(identity)));
+        assert_eq!(parse_identity("-"), Some(None));
+        assert_eq!(parse_identity("42:72"), None);
+    }
+
+    /// However close to the index's write a ref is rewritten in place (the
+    /// same size, so only its ctime can tell), a stage never gets the
+    /// digest the ref held before.
+    #[test]
+    fn a_ref_rewritten_in_place_right_after_the_index_is_never_read_from_the_index() {
+        let (_tmp, store, digests) = store_with(&["a", "b"]);
+        let (a, b) = (digests[0], digests[1]);
+        let names: HashSet<&str> = ["a"].into_iter().collect();
+        let ref_a = store.refs_dir().join("a");
+        for round in 0..200 {
+            let (from, to) = if round % 2 == 0 { (a, b) } else { (b, a) };
+            fs::write(&ref_a, format!("{from}\n")).unwrap();
+            rebuild(&store).unwrap();
+            fs::write(&ref_a, format!("{to}\n")).unwrap();
+            if let Some((digest, _)) = lookup(&store, &names).get("a") {
+                assert_eq!(
+                    *digest, to,
+                    "round {round}: the index's stale entry was used"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_index_written_long_after_the_refs_is_used_and_names_a_removed_ref_no_more() {
+        let (_tmp, store, digests) = store_with(&["a", "b"]);
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        rebuild(&store).unwrap();
+        let names: HashSet<&str> = ["a", "b"].into_iter().collect();
+        let found = lookup(&store, &names);
+        assert_eq!(found.len(), 2, "settled refs are read from the index");
+        assert_eq!(found["a"].0, digests[0]);
+        fs::remove_file(store.refs_dir().join("b")).unwrap();
+        assert!(!lookup(&store, &names).contains_key("b"));
+        assert_eq!(disagreements(&store).unwrap(), Vec::<String>::new());
+    }
 }

@@ -44,15 +44,7 @@ pub(crate) fn set(store: &Store, name: &str, target: &Digest) -> Result<()> {
     history.insert(0, *target);
     let held = ref_index::invalidate(store)?;
     write(store, name, &history)?;
-    ref_index::write(store, held, |entries| {
-        // A slice whose manifest cannot be read stays out: a stage then
-        // reads its ref and reports the damage.
-        match store.manifest(target) {
-            Ok(manifest) => entries.insert(name.to_string(), (*target, manifest)),
-            Err(_) => entries.remove(name),
-        };
-        Ok(())
-    })
+    ref_index::write(store, held)
 }
 
 /// Serialises read-modify-write updates of refs between processes.
@@ -92,10 +84,7 @@ pub(crate) fn remove(store: &Store, name: &str) -> Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).at("remove ref", &path),
     }
-    ref_index::write(store, held, |entries| {
-        entries.remove(name);
-        Ok(())
-    })?;
+    ref_index::write(store, held)?;
     Ok(true)
 }
 
@@ -144,7 +133,8 @@ fn read(store: &Store, name: &str) -> Result<Vec<Digest>> {
     }
 }
 
-fn names(store: &Store) -> Result<Vec<String>> {
+/// Every name, sorted.
+pub(crate) fn names(store: &Store) -> Result<Vec<String>> {
     let dir = store.refs_dir();
     let mut out = Vec::new();
     for entry in fs::read_dir(&dir).at("read directory", &dir)? {
@@ -191,7 +181,7 @@ impl Store {
         }
         let hex = reference.strip_prefix(digest::PREFIX).unwrap_or(reference);
         if hex.len() < 4 || !digest::is_hex(hex) {
-            return Err(Error::NotFound(super::printable(reference.as_bytes())));
+            return Err(self.not_found(reference));
         }
         let mut matches = self
             .slice_digests()?
@@ -199,12 +189,19 @@ impl Store {
             .filter(|d| d.hex().starts_with(hex))
             .collect::<Vec<_>>();
         match matches.len() {
-            0 => Err(Error::NotFound(super::printable(reference.as_bytes()))),
+            0 => Err(self.not_found(reference)),
             1 => Ok(matches.remove(0)),
             _ => Err(Error::Ambiguous {
                 reference: reference.to_string(),
                 candidates: matches.iter().map(Digest::to_string).collect(),
             }),
+        }
+    }
+
+    fn not_found(&self, reference: &str) -> Error {
+        Error::NotFound {
+            reference: super::printable(reference.as_bytes()),
+            store: self.root.clone(),
         }
     }
 
@@ -217,7 +214,7 @@ impl Store {
             history
                 .get(back)
                 .copied()
-                .ok_or_else(|| Error::NotFound(super::printable(reference.as_bytes())))
+                .ok_or_else(|| self.not_found(reference))
         }))
     }
 
@@ -243,14 +240,14 @@ impl Store {
             {
                 return Err(needs_exact());
             }
-            return Err(Error::NotFound(super::printable(reference.as_bytes())));
+            return Err(self.not_found(reference));
         }
         if let Some(found) = self.resolve_history(reference) {
             return found;
         }
         match reference.parse::<Digest>() {
             Ok(digest) if self.slice_dir(&digest).is_dir() => Ok(digest),
-            Ok(_) => Err(Error::NotFound(super::printable(reference.as_bytes()))),
+            Ok(_) => Err(self.not_found(reference)),
             Err(_) => Err(needs_exact()),
         }
     }

@@ -61,7 +61,7 @@ impl TarError {
 fn io_reason(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::UnexpectedEof => "it is truncated".into(),
-        _ => format!("it cannot be read: {e}"),
+        _ => format!("it cannot be read: {}", crate::text::io_cause(e)),
     }
 }
 

@@ -107,7 +107,7 @@ pub enum Error {
     Nul,
     #[error("cannot build the seccomp filter: {0}")]
     Seccomp(#[from] seccompiler::BackendError),
-    #[error("cannot {what}: {}{hint}", strerror_of(.source))]
+    #[error("cannot {what}: {}{hint}", crate::os::io_cause(.source))]
     Spawn {
         what: &'static str,
         source: std::io::Error,
@@ -153,13 +153,6 @@ pub(crate) fn setup_message(plan: &Plan, failure: StepFailure) -> String {
         _ => "",
     };
     format!("cannot {}: {cause}{hint}", step.what())
-}
-
-fn strerror_of(error: &std::io::Error) -> String {
-    match error.raw_os_error() {
-        Some(errno) => strerror(errno),
-        None => error.to_string(),
-    }
 }
 
 pub use crate::os::strerror;

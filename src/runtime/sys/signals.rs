@@ -18,7 +18,7 @@ pub(crate) const WATCHED_SIGNALS: &[c_int] = &[
 /// Signals pid 1 passes on to the payload, and the executable to pid 1.
 pub const FORWARDED_SIGNALS: &[c_int] = WATCHED_SIGNALS.split_at(1).1;
 
-pub(crate) fn send_signal(pidfd: RawFd, signal: c_int) {
+pub fn send_signal(pidfd: RawFd, signal: c_int) {
     // SAFETY: pidfd_send_signal with a NULL siginfo is async-signal-safe;
     // a pidfd names one process even after its pid is reused.
     unsafe {
