@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod digest;
+pub mod env;
 pub mod ffi;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -6,11 +6,9 @@ pub mod helper;
 mod sandbox;
 mod slices;
 pub mod spec;
-mod stage_digest;
 
 use std::ffi::OsString;
 use std::os::fd::RawFd;
-use std::os::unix::ffi::OsStrExt;
 
 pub use args::{parse, Parsed, UsageError};
 
@@ -37,15 +35,10 @@ pub struct Context {
     pub long_lived: bool,
 }
 
-/// The value of `name` in `NAME=VALUE` entries.
-fn env_value<'e>(env: &'e [OsString], name: &[u8]) -> Option<&'e [u8]> {
-    env.iter()
-        .find_map(|entry| entry.as_bytes().strip_prefix(name)?.strip_prefix(b"="))
-}
-
 impl Context {
     pub fn var(&self, name: &str) -> Option<String> {
-        env_value(&self.env, name.as_bytes()).map(|v| String::from_utf8_lossy(v).into_owned())
+        crate::env::value(&self.env, name.as_bytes())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
     }
 
     fn env_pairs(&self) -> Vec<(String, String)> {

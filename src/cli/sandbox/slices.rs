@@ -1,0 +1,80 @@
+//! The stage's slices: each `--slice REF[:MOUNTPOINT]` resolved in the
+//! store and pinned until the stage ends.
+
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+
+use super::{setup_failure, store_setup_failure, Failure, Parsed};
+use crate::digest::Digest;
+use crate::runtime::PlannedSlice;
+use crate::store::{Manifest, Pin, Store};
+use crate::text::printable;
+
+/// The slices of a stage, in `--slice` order.
+pub(super) struct Resolved {
+    pub slices: Vec<PlannedSlice>,
+    /// (mount point, slice digest) of each, for a `--cache` digest.
+    pub mounted: Vec<(OsString, Digest)>,
+    /// Each slice's manifest, for its environment.
+    pub manifests: Vec<Manifest>,
+    /// Held until the stage ends, so slice-gc keeps what it mounts.
+    _pin: Option<Pin>,
+}
+
+/// Resolves and pins every `--slice` under the store's shared lock: gc
+/// cannot run between.
+pub(super) fn resolve(store: Option<&Store>, parsed: &Parsed) -> Result<Resolved, Failure> {
+    let mut resolved = Resolved {
+        slices: Vec::new(),
+        mounted: Vec::new(),
+        manifests: Vec::new(),
+        _pin: None,
+    };
+    let refs: Vec<(String, Option<String>)> = parsed.values("slice").map(split_reference).collect();
+    let Some(store) = store.filter(|_| !refs.is_empty()) else {
+        return Ok(resolved);
+    };
+    let lock = store.lock_shared().map_err(store_setup_failure)?;
+    let names: Vec<&str> = refs.iter().map(|(name, _)| name.as_str()).collect();
+    let mut digests = Vec::new();
+    for ((name, at), found) in refs.iter().zip(store.resolve_slices(&names)) {
+        let (digest, manifest) = found.map_err(|e| {
+            setup_failure(format!(
+                "cannot use slice '{}': {e}",
+                printable(name.as_bytes())
+            ))
+        })?;
+        let mount_point = match at {
+            Some(at) => {
+                crate::store::validate_mount_point(at).map_err(|e| Failure::usage(e.to_string()))?
+            }
+            None => manifest.mount_point.clone(),
+        };
+        digests.push(digest);
+        resolved
+            .mounted
+            .push((OsString::from(&mount_point), digest));
+        resolved.slices.push(PlannedSlice {
+            label: name.clone(),
+            tree: store.slice_tree(&digest),
+            mount_point: PathBuf::from(mount_point),
+        });
+        resolved.manifests.push(manifest);
+    }
+    resolved._pin = Some(store.pin(&digests).map_err(store_setup_failure)?);
+    drop(lock);
+    Ok(resolved)
+}
+
+/// `REF[:MOUNTPOINT]`; `sha256:…` is a digest, not NAME:MOUNTPOINT.
+fn split_reference(reference: &OsStr) -> (String, Option<String>) {
+    let text = reference.to_string_lossy();
+    match text.split_once(':') {
+        Some((n, rest)) if n != "sha256" => (n.to_string(), Some(rest.to_string())),
+        Some(("sha256", rest)) if rest.contains(':') => {
+            let (hex, at) = rest.split_once(':').expect("checked above");
+            (format!("sha256:{hex}"), Some(at.to_string()))
+        }
+        _ => (text.to_string(), None),
+    }
+}
