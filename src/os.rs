@@ -78,10 +78,10 @@ pub fn io_cause(error: &std::io::Error) -> String {
     }
 }
 
-/// Writes all of `bytes`, retrying on EINTR and short writes. A closed
-/// pipe or any other error ends it quietly: `slice-list | head -1` must
-/// not complain. Async-signal-safe.
-pub fn write_all(fd: RawFd, mut bytes: &[u8]) {
+/// Writes all of `bytes`, retrying on EINTR and short writes; false when
+/// the rest could not be written. A closed pipe is no error to report:
+/// `slice-list | head -1` must not complain. Async-signal-safe.
+pub fn write_all(fd: RawFd, mut bytes: &[u8]) -> bool {
     while !bytes.is_empty() {
         // SAFETY: writes from a valid buffer; the fd belongs to the caller.
         let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
@@ -89,10 +89,11 @@ pub fn write_all(fd: RawFd, mut bytes: &[u8]) {
             if errno() == libc::EINTR {
                 continue;
             }
-            return;
+            return false;
         }
         bytes = &bytes[n as usize..];
     }
+    true
 }
 
 /// Whether `fd` is an open descriptor of this process.

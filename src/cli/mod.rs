@@ -128,29 +128,7 @@ pub fn process_env() -> Vec<OsString> {
         .collect()
 }
 
-/// Whether `fd` is an open descriptor of this process.
-pub fn is_open(fd: RawFd) -> bool {
-    // SAFETY: F_GETFD only queries the descriptor table.
-    fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0
-}
-
-/// Writes everything, retrying on EINTR; false when the rest could not be
-/// written. A closed pipe is not an error to report: `slice-list | head -1`
-/// must not complain.
-pub fn write_fd(fd: RawFd, mut bytes: &[u8]) -> bool {
-    while !bytes.is_empty() {
-        // SAFETY: writes from a valid buffer; the fd belongs to the caller.
-        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-        if n < 0 {
-            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return false;
-        }
-        bytes = &bytes[n as usize..];
-    }
-    true
-}
+pub use crate::os::{is_open, write_all as write_fd};
 
 /// Runs the command `name` with `args` (argv without the command name).
 pub fn run(name: &str, args: &[OsString], ctx: &Context) -> Exit {

@@ -14,6 +14,7 @@ use std::io;
 use std::os::fd::RawFd;
 
 use super::sys::fd::above_stdio;
+use crate::os::write_all;
 use super::sys::signals::sigset;
 
 /// Signals the relay reads from a signalfd while it runs.
@@ -101,19 +102,6 @@ fn in_foreground(fd: RawFd) -> bool {
     }
 }
 
-fn write_all(fd: RawFd, mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        // SAFETY: writes from a valid buffer.
-        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-        if n < 0 {
-            if last_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return;
-        }
-        bytes = &bytes[n as usize..];
-    }
-}
 
 impl Terminal {
     /// Gives the stage a pty of its own if any of `stdio` is a terminal,
