@@ -4,6 +4,9 @@
 
 use std::os::fd::RawFd;
 
+pub use super::error::init_steps::InitStep;
+#[cfg(test)]
+pub(crate) use super::error::init_steps::INIT_STEPS;
 use super::sys::Errno;
 
 /// What the caller learns about the stage.
@@ -25,71 +28,6 @@ pub enum Outcome {
     },
     /// `--timeout` passed and the stage was killed.
     TimedOut,
-}
-
-/// The fixed steps of pid 1 and the payload, outside the mount plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InitStep {
-    CloseInherited,
-    NewProcessGroup,
-    DropBoundingSet,
-    ClearAmbient,
-    NoNewPrivs,
-    ClearCapabilities,
-    NotDumpable,
-    StartCommand,
-    CloseOwn,
-    WatchSignals,
-    Wait,
-    PayloadSession,
-    CopyStdio,
-    MoveStdio,
-    KeepStdio,
-    ControllingTerminal,
-    KeepFd,
-    CloseOthers,
-    SetRlimit,
-    PayloadDumpable,
-    EnterIdentity,
-    MapIdentity,
-    SwitchIds,
-    Seccomp,
-}
-
-pub(crate) const INIT_STEPS: &[InitStep] = &[
-    InitStep::CloseInherited,
-    InitStep::NewProcessGroup,
-    InitStep::DropBoundingSet,
-    InitStep::ClearAmbient,
-    InitStep::NoNewPrivs,
-    InitStep::ClearCapabilities,
-    InitStep::NotDumpable,
-    InitStep::StartCommand,
-    InitStep::CloseOwn,
-    InitStep::WatchSignals,
-    InitStep::Wait,
-    InitStep::PayloadSession,
-    InitStep::CopyStdio,
-    InitStep::MoveStdio,
-    InitStep::KeepStdio,
-    InitStep::ControllingTerminal,
-    InitStep::KeepFd,
-    InitStep::CloseOthers,
-    InitStep::SetRlimit,
-    InitStep::PayloadDumpable,
-    InitStep::EnterIdentity,
-    InitStep::MapIdentity,
-    InitStep::SwitchIds,
-    InitStep::Seccomp,
-];
-
-impl InitStep {
-    pub(crate) fn code(self) -> i32 {
-        INIT_STEPS
-            .iter()
-            .position(|s| *s == self)
-            .expect("every step is listed") as i32
-    }
 }
 
 pub(crate) const REPORT_STEP: i32 = 1;
@@ -138,10 +76,7 @@ pub(crate) fn read_reports(fd: RawFd) -> Option<Outcome> {
             component,
         }),
         [REPORT_INIT, step, errno, _] => Outcome::InitFailed {
-            step: INIT_STEPS
-                .get(step as usize)
-                .copied()
-                .unwrap_or(InitStep::StartCommand),
+            step: InitStep::from_code(step).unwrap_or(InitStep::StartCommand),
             errno,
         },
         [REPORT_EXEC, errno, not_found, _] => Outcome::ExecFailed {

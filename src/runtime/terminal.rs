@@ -14,8 +14,8 @@ use std::io;
 use std::os::fd::RawFd;
 
 use super::sys::fd::above_stdio;
-use crate::os::write_all;
 use super::sys::signals::sigset;
+use crate::os::write_all;
 
 /// Signals the relay reads from a signalfd while it runs.
 const RELAY_SIGNALS: &[libc::c_int] = &[libc::SIGWINCH, libc::SIGCONT];
@@ -101,7 +101,6 @@ fn in_foreground(fd: RawFd) -> bool {
         group < 0 || group == libc::getpgrp()
     }
 }
-
 
 impl Terminal {
     /// Gives the stage a pty of its own if any of `stdio` is a terminal,

@@ -4,11 +4,12 @@
 
 use std::ffi::CString;
 
+pub mod init_steps;
 pub mod plan_error;
 
 pub use plan_error::PlanError;
 
-use super::report::{InitStep, Outcome, StepFailure, SOURCE_FAILED};
+use super::report::{Outcome, StepFailure, SOURCE_FAILED};
 use super::stage::Stage;
 use super::steps::{Op, Plan, Step, What};
 use crate::text::{printable, printable_path};
@@ -193,38 +194,6 @@ pub(crate) fn outcome_message(stage: &Stage, plan: &Plan, outcome: Outcome) -> O
         ),
         Outcome::Exited(_) | Outcome::Signaled(_) => return None,
     })
-}
-
-impl InitStep {
-    /// Completes "cannot …" in the error message.
-    pub fn what(self) -> &'static str {
-        match self {
-            InitStep::CloseInherited => "close the caller's descriptors in the stage",
-            InitStep::NewProcessGroup => "give the stage's pid 1 a process group of its own",
-            InitStep::DropBoundingSet => "empty the capability bounding set",
-            InitStep::ClearAmbient => "clear the ambient capabilities",
-            InitStep::NoNewPrivs => "set no_new_privs",
-            InitStep::ClearCapabilities => "drop every capability",
-            InitStep::NotDumpable => "make the stage's pid 1 non-dumpable",
-            InitStep::StartCommand => "start the command",
-            InitStep::CloseOwn => "close pid 1's descriptors",
-            InitStep::WatchSignals => "watch signals in pid 1",
-            InitStep::Wait => "wait for the command",
-            InitStep::PayloadSession => "give the command a session of its own",
-            InitStep::CopyStdio => "copy a descriptor for stdin, stdout or stderr",
-            InitStep::MoveStdio => "move a descriptor onto stdin, stdout or stderr",
-            InitStep::KeepStdio => "keep stdin, stdout or stderr open across exec",
-            InitStep::ControllingTerminal => "make the stage's terminal its controlling terminal",
-            InitStep::KeepFd => "pass a --fd descriptor",
-            InitStep::CloseOthers => "close every other descriptor at exec",
-            InitStep::SetRlimit => "set a --rlimit",
-            InitStep::PayloadDumpable => "make the command's process dumpable for --uid/--gid",
-            InitStep::EnterIdentity => "create the user namespace of --uid/--gid",
-            InitStep::MapIdentity => "map the user and group of --uid/--gid",
-            InitStep::SwitchIds => "take the user and group of --uid/--gid",
-            InitStep::Seccomp => "install the seccomp filter",
-        }
-    }
 }
 
 #[cfg(test)]
