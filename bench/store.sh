@@ -6,7 +6,7 @@
 # (this VM's writeback makes absolute times swing several-fold).
 #
 #   SRC_TREE      tree to ingest   (default /root/.pyenv/versions/3.11.7)
-#   SLICEBOX_BIN  slicebox binary  (default <repo>/target/release/slicebox)
+#   SLICEBOX_BIN  slicebox binary  (default <repo>/target/dist/slicebox)
 #
 # Environment (all optional):
 #   BENCH_ROUNDS=5        rounds of the speed comparison (at least 3 are run)
@@ -35,7 +35,7 @@ export LC_ALL=C
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 REPO=$(dirname "$(dirname "$SELF")")
 SRC=$(readlink -f "${1:-/root/.pyenv/versions/3.11.7}")
-SB_IN=${2:-$REPO/target/release/slicebox}
+SB_IN=${2:-$REPO/target/dist/slicebox}
 ROUNDS=${BENCH_ROUNDS:-5}
 (( ROUNDS >= 3 )) || ROUNDS=3
 BUDGET=${BENCH_BUDGET:-1080}

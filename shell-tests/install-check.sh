@@ -10,7 +10,7 @@ mkdir -p "$dest$prefix/share/doc"
 touch "$dest$prefix/share/doc/someone-elses-file"
 
 make -s -C "$top" install DESTDIR="$dest" PREFIX="$prefix" >/dev/null
-links=$("$top/target/release/slicebox" --commands | sed 's|^|bin/|')
+links=$("$top/target/dist/slicebox" --commands | sed 's|^|bin/|')
 expected="$(printf '%s\nbin/slicebox\n' "$links" | sort)
 include/slicebox.h
 lib/bash/libslicebox.so
@@ -26,6 +26,13 @@ share/slicebox/slicebox.ysh"
 actual=$(cd "$dest$prefix" && find . -type f -o -type l | sed 's|^\./||' | sort)
 [ "$actual" = "$expected" ] || { printf 'install-check: installed files differ\nexpected:\n%s\nactual:\n%s\n' "$expected" "$actual" >&2; exit 1; }
 echo "ok: make install puts exactly the documented files into PREFIX"
+
+# The executable ships statically linked: no loader or library is mapped at
+# each exec of a stage (docs/performance.md).
+needed=$(readelf -d "$dest$prefix/bin/slicebox" | grep -c NEEDED || true)
+interp=$(readelf -l "$dest$prefix/bin/slicebox" | grep -c 'Requesting program interpreter' || true)
+[ "$needed$interp" = 00 ] || { echo "install-check: the installed slicebox is dynamically linked" >&2; exit 1; }
+echo "ok: the installed executable is static (no NEEDED, no interpreter)"
 
 out=$(cd /tmp && PATH="$dest$prefix/bin:$PATH" bash -c "enable -f '$dest$prefix/lib/bash/libslicebox.so' sandbox && sandbox -- echo builtin && dash -c 'sandbox -- echo executable'")
 [ "$out" = "builtin
