@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use libc::c_int;
 
+use super::child::stack::PayloadStack;
 use super::child::{argument_area, Child, ExitOnUnwind};
 use super::clock::{now_ns, ChildTimes, StageClock};
 use super::error::{clone_hint, SpawnError};
@@ -210,6 +211,11 @@ fn clone_stage(
     keep.dedup();
     let mut slots = vec![-1; prepared.plan.slots];
     let mut walk = vec![-1; prepared.plan.depth];
+    let payload_stack = PayloadStack::map().map_err(|source| SpawnError {
+        what: "map the command's stack",
+        source,
+        hint: String::new(),
+    })?;
     let child = Child {
         sys,
         p: prepared,
@@ -220,6 +226,7 @@ fn clone_stage(
         keep: &keep,
         argument_area: argument_area(),
         clock,
+        payload_stack: payload_stack.top(),
     };
     // No handler of the caller (bash's) may run in the child before it has
     // reset them all: every signal stays blocked across the clone.

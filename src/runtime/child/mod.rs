@@ -5,6 +5,7 @@
 
 mod init;
 mod payload;
+pub(crate) mod stack;
 
 use std::os::fd::RawFd;
 
@@ -47,6 +48,17 @@ pub(crate) struct Child<'a> {
     pub(crate) keep: &'a [u32],
     pub(crate) argument_area: Option<(usize, usize)>,
     pub(crate) clock: Option<&'a StageClock>,
+    /// The top of the payload's stack (`stack::PayloadStack`).
+    pub(crate) payload_stack: *mut libc::c_void,
+}
+
+/// Where the payload starts, on its own stack in pid 1's memory.
+extern "C" fn payload_entry(child: *mut libc::c_void) -> c_int {
+    // A panic must not unwind past this frame, into glibc's clone.
+    let _guard = ExitOnUnwind;
+    // SAFETY: `run` passes its `&Child`, alive while pid 1 is suspended.
+    let child = unsafe { &*(child as *const Child<'_>) };
+    child.exec_payload()
 }
 
 impl Child<'_> {
@@ -76,24 +88,25 @@ impl Child<'_> {
         self.mark(1);
         self.blank_argument_area();
         let mut payload_pidfd: c_int = -1;
-        // A raw clone, not glibc's fork: no atfork handlers, no malloc or
-        // stdio locks that another thread of the caller may have held.
-        // SAFETY: a fork-like clone; the child only execs or _exits.
+        // vfork-style (see `stack`): the payload shares this memory and
+        // runs on its own stack until it execs; this process waits. glibc's
+        // clone() is a thin wrapper: no atfork handlers, no locks.
+        let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
+        // SAFETY: the stack was mapped for this by the caller and is not
+        // used by anyone else; `self` outlives the payload's use of it
+        // (this process is suspended until the payload execs or exits),
+        // and `payload_entry` never returns.
         let payload = unsafe {
-            libc::syscall(
-                libc::SYS_clone,
-                (libc::SIGCHLD | libc::CLONE_PIDFD) as libc::c_ulong,
-                0usize,
+            libc::clone(
+                payload_entry,
+                self.payload_stack,
+                flags,
+                self as *const Child<'_> as *mut libc::c_void,
                 &mut payload_pidfd as *mut c_int,
-                0usize,
-                0usize,
             )
         };
         if payload < 0 {
             self.fail(ChildFailure::Init(InitStep::StartCommand, errno()));
-        }
-        if payload == 0 {
-            self.exec_payload();
         }
         self.mark(2);
         if let Err(errno) = self.sys.keep_capabilities(0) {
