@@ -175,18 +175,27 @@ impl Store {
     /// ours that other users may enter is made private (docs/formats.md).
     pub fn open(root: &Path) -> Result<Store> {
         let made_private_from = own_root(root)?;
-        for sub in ["objects", "slices", "refs", "tmp", "pins"] {
-            let dir = root.join(sub);
-            fs::create_dir_all(&dir).at("create store directory", &dir)?;
-        }
+        // The lock file is made last: a store that has it has the rest (a
+        // crash in between makes them again next time). Stages open the
+        // store on every start, so a made one costs one lookup here.
         let lock = root.join("lock");
-        std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&lock)
-            .at("create store lock", &lock)?;
-        // Canonical so that paths handed to the runtime survive a chdir.
-        let root = fs::canonicalize(root).at("open store", root)?;
+        if fs::symlink_metadata(&lock).is_err() {
+            for sub in ["objects", "slices", "refs", "tmp", "pins"] {
+                let dir = root.join(sub);
+                fs::create_dir_all(&dir).at("create store directory", &dir)?;
+            }
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&lock)
+                .at("create store lock", &lock)?;
+        }
+        // Absolute, so that paths handed to the runtime survive a chdir.
+        let root = if root.is_absolute() {
+            root.to_path_buf()
+        } else {
+            fs::canonicalize(root).at("open store", root)?
+        };
         Ok(Store {
             root,
             made_private_from,
