@@ -96,6 +96,18 @@ pub fn write_all(fd: RawFd, mut bytes: &[u8]) -> bool {
     true
 }
 
+/// The name of `uid` in /etc/passwd. Read directly, not through glibc's
+/// getpwuid: the executable is static, and NSS modules cannot be loaded
+/// into it (a user known only to LDAP or the like is shown by number).
+pub fn user_name(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+    })
+}
+
 /// Whether `fd` is an open descriptor of this process.
 pub fn is_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD only queries the descriptor table.
@@ -105,6 +117,12 @@ pub fn is_open(fd: RawFd) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn root_is_named_from_etc_passwd() {
+        assert_eq!(user_name(0).as_deref(), Some("root"));
+        assert_eq!(user_name(4_000_000_000), None);
+    }
 
     #[test]
     fn strerror_drops_the_os_error_suffix() {

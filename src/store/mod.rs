@@ -103,9 +103,9 @@ pub enum Error {
 
 /// `'alice' (uid 1000)`, or `uid 1000` for a uid without a name.
 fn describe_user(uid: u32) -> String {
-    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-        Ok(Some(user)) => format!("'{}' (uid {uid})", printable(user.name.as_bytes())),
-        _ => format!("uid {uid}"),
+    match crate::os::user_name(uid) {
+        Some(name) => format!("'{}' (uid {uid})", printable(name.as_bytes())),
+        None => format!("uid {uid}"),
     }
 }
 
