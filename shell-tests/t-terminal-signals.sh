@@ -5,31 +5,9 @@
 # ends the stage with 130. Driven through a real terminal in tmux, for a
 # bash script running the builtin and one running the executable.
 . "$(dirname "$0")/lib.sh"
-command -v tmux >/dev/null || fail "tmux is needed for the terminal tests (apt-get install tmux)"
-
-# A tmux server per session: a new one right after kill-server may find
-# the old one still exiting.
-session=0
-server() { echo "slicebox-sig-$$-$session"; }
-tm() { tmux -L "$(server)" "$@"; }
-trap 'tm kill-server 2>/dev/null || true' EXIT
-start() { # the command line to run in a fresh terminal
-    tm kill-server 2>/dev/null || true
-    session=$((session + 1))
-    tm new-session -d -s T -x 200 -y 30 "$1"
-}
+. "$(dirname "$0")/tmux.sh"
 work=$(mktemp -d "$SLICEBOX_TEST_WORK/terminal-signals.XXXXXX")
 cd "$work"
-screen() { tm capture-pane -p -t T -S -300; }
-wait_for() {
-    local i
-    for i in $(seq 400); do
-        screen | grep -Eq -- "$1" && return 0
-        sleep 0.05
-    done
-    printf '%s\n' "--- screen:" "$(screen)" >&2
-    fail "timed out waiting for /$1/ on the terminal"
-}
 # The stage's pty echoes a typed ^C as "^C", on the line of what follows.
 # (The scripts' own lines are never echoed: nothing is typed but ^C.)
 result() { screen | sed -n "s/^.*RESULT $1=//p" | tail -1; }

@@ -5,27 +5,13 @@
 # cannot push input into it. Driven through a real terminal in tmux, for
 # the executable and for the bash builtin.
 . "$(dirname "$0")/lib.sh"
-command -v tmux >/dev/null || fail "tmux is needed for the terminal tests (apt-get install tmux)"
+. "$(dirname "$0")/tmux.sh"
 tiocsti=$(cat /proc/sys/dev/tty/legacy_tiocsti 2>/dev/null || echo absent)
 echo "NOTE: dev.tty.legacy_tiocsti=$tiocsti (1 lets any process holding a terminal push input into it)"
 
-server="slicebox-test-$$"
-tm() { tmux -L "$server" "$@"; }
-trap 'tm kill-server 2>/dev/null || true' EXIT
 work=$(mktemp -d "$SLICEBOX_TEST_WORK/terminal.XXXXXX")
 cd "$work"
 
-screen() { tm capture-pane -p -t T -S -300; }
-# wait_for ERE: the screen shows a line matching it (a handshake, polled).
-wait_for() {
-    local i
-    for i in $(seq 400); do
-        screen | grep -Eq -- "$1" && return 0
-        sleep 0.05
-    done
-    printf '%s\n' "--- screen:" "$(screen)" >&2
-    fail "timed out waiting for /$1/ on the terminal"
-}
 send() { tm send-keys -t T -l -- "$1"; tm send-keys -t T Enter; }
 # Keys typed while a stage runs are the stage's (type-ahead is not kept),
 # so the next line is typed only once the shell prompts again.
@@ -42,9 +28,7 @@ wait_prompt() {
 result() { screen | sed -n "s/^ *RESULT $1=//p" | tail -1; }
 
 start_shell() {
-    tm kill-server 2>/dev/null || true
-    tm new-session -d -s T -x 200 -y 30 \
-        "env -i PATH=$PATH HOME=$HOME TERM=xterm SLICEBOX_STORE=$SLICEBOX_STORE bash --norc --noprofile -i"
+    start "env -i PATH=$PATH HOME=$HOME TERM=xterm SLICEBOX_STORE=$SLICEBOX_STORE bash --norc --noprofile -i"
     send "PS1='P> '; cd '$work'"
     if [ "$1" = builtin ]; then
         send "enable -f '$SLICEBOX_LIB' sandbox && echo LOADED-\$((1+1))"

@@ -184,9 +184,10 @@ pub enum Op {
     },
 }
 
-impl Op {
-    pub(crate) fn target_mut(&mut self) -> Option<&mut Target> {
-        match self {
+/// The target of the ops that have one, by reference of either kind.
+macro_rules! op_target {
+    ($op:expr) => {
+        match $op {
             Op::MountFs { target, .. }
             | Op::Attach { target, .. }
             | Op::AttachFromStore { target, .. }
@@ -196,19 +197,16 @@ impl Op {
             | Op::Symlink { link: target, .. } => Some(target),
             _ => None,
         }
+    };
+}
+
+impl Op {
+    pub(crate) fn target_mut(&mut self) -> Option<&mut Target> {
+        op_target!(self)
     }
 
     pub fn target(&self) -> Option<&Target> {
-        match self {
-            Op::MountFs { target, .. }
-            | Op::Attach { target, .. }
-            | Op::AttachFromStore { target, .. }
-            | Op::MakeReadOnly { target }
-            | Op::Shadow { target, .. }
-            | Op::SealShadow { target }
-            | Op::Symlink { link: target, .. } => Some(target),
-            _ => None,
-        }
+        op_target!(self)
     }
 }
 
