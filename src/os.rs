@@ -114,9 +114,54 @@ pub fn is_open(fd: RawFd) -> bool {
     fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0
 }
 
+/// Runs `start` (which starts threads) with every signal blocked in the
+/// calling thread, then restores its mask: a thread inherits the mask it
+/// was started with, so the threads never run a handler of the process
+/// that loaded us (bash's SIGCHLD or trap handlers run in bash's thread).
+pub fn with_signals_blocked<R>(start: impl FnOnce() -> R) -> R {
+    // SAFETY: sigfillset initialises `all`; pthread_sigmask reads it and
+    // writes the old mask into `old`, which is restored below.
+    let old = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    };
+    let result = start();
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn blocked(signal: libc::c_int) -> bool {
+        // SAFETY: queries this thread's mask into a zeroed set.
+        unsafe {
+            let mut now: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut now);
+            libc::sigismember(&now, signal) == 1
+        }
+    }
+
+    #[test]
+    fn threads_started_with_signals_blocked_block_them_and_the_caller_does_not() {
+        assert!(
+            !blocked(libc::SIGINT),
+            "the test thread blocks SIGINT already"
+        );
+        let thread = with_signals_blocked(|| {
+            std::thread::spawn(|| blocked(libc::SIGINT) && blocked(libc::SIGCHLD))
+        });
+        assert!(
+            thread.join().unwrap(),
+            "the new thread can take SIGINT or SIGCHLD"
+        );
+        assert!(!blocked(libc::SIGINT), "the caller's mask was not restored");
+    }
 
     #[test]
     fn root_is_named_from_etc_passwd() {

@@ -12,7 +12,7 @@ fn options(at: &str) -> IngestOptions {
         mount_point: at.into(),
         env: vec![],
         limits: Limits::default(),
-        progress_fd: None,
+        progress: None,
     }
 }
 

@@ -5,7 +5,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use super::{Context, Exit, Failure, Parsed};
-use crate::store::{IngestOptions, Limits, Source};
+use crate::store::{IngestOptions, Limits, ProgressSink, Source, Tally};
 use crate::text::{json_bytes, printable, printable_path};
 
 fn human_bytes(bytes: u64) -> String {
@@ -104,7 +104,7 @@ pub fn add(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
             mount_point,
             env,
             limits,
-            progress_fd: Some(ctx.stdio[2]),
+            progress: terminal_progress(ctx.stdio[2], format!("adding {name}")),
         },
     )?;
     let mut repairs = Vec::new();
@@ -398,6 +398,27 @@ pub fn stats(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         human_bytes(stats.reclaimable_bytes),
     ));
     Ok(Exit::SUCCESS)
+}
+
+/// A progress line redrawn on `fd` when it is a terminal; nothing otherwise.
+fn terminal_progress(fd: std::os::fd::RawFd, label: String) -> Option<ProgressSink> {
+    // SAFETY: isatty only inspects the descriptor.
+    if unsafe { libc::isatty(fd) } != 1 {
+        return None;
+    }
+    Some(ProgressSink(std::sync::Arc::new(move |tally: Tally| {
+        let line = if tally.done {
+            "\r\x1b[K".to_string()
+        } else {
+            let mib = tally.bytes as f64 / (1 << 20) as f64;
+            let rate = mib / tally.elapsed.as_secs_f64().max(0.001);
+            format!(
+                "\r\x1b[K{label}: {} files, {mib:.1} MiB ({rate:.0} MiB/s)",
+                tally.files
+            )
+        };
+        super::write_fd(fd, line.as_bytes());
+    })))
 }
 
 #[cfg(test)]

@@ -428,3 +428,31 @@ impl CommandSpec {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// `slice-add --help` (and docs/builtins.md) give the defaults.
+    #[test]
+    fn the_help_text_states_the_defaults() {
+        let shown = |v: u64| match v {
+            v if v % (1 << 30) == 0 => format!("{}G", v >> 30),
+            v if v % (1 << 20) == 0 => format!("{}M", v >> 20),
+            v => v.to_string(),
+        };
+        let d = crate::store::Limits::default();
+        let details = super::SLICE_ADD.details;
+        for (key, value) in crate::store::LIMIT_KEYS
+            .iter()
+            .zip([d.bytes, d.file, d.entries, d.depth, d.name, d.path, d.ratio])
+        {
+            let line = details
+                .lines()
+                .find(|l| l.trim_start().starts_with(key))
+                .unwrap_or_else(|| panic!("{key} is not in slice-add --help"));
+            assert!(
+                line.ends_with(&format!("(default {})", shown(value))),
+                "{line}"
+            );
+        }
+    }
+}

@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::PathBuf;
 
-use super::ingest::sync_dir;
+use super::fsutil::{self, sync_dir};
 use super::{refs, IoContext, Result, Store};
 use crate::digest::Digest;
 
@@ -24,7 +24,7 @@ impl Store {
         // Shared: gc cannot remove the slice between the check and the ref.
         let _lock = self.lock_shared()?;
         let path = self.cache_dir().join(stage.hex());
-        let output = match super::read_small(&path) {
+        let output = match fsutil::read_small(&path) {
             Ok(text) => match text.trim().parse::<Digest>() {
                 Ok(digest) => digest,
                 // A damaged entry is a miss; the run rewrites it.
@@ -45,7 +45,7 @@ impl Store {
         let _lock = self.lock_shared()?;
         let dir = self.cache_dir();
         fs::create_dir_all(&dir).at("create store directory", &dir)?;
-        super::write_durably(
+        fsutil::write_durably(
             &dir,
             &stage.hex(),
             format!("{output}\n").as_bytes(),
@@ -65,7 +65,7 @@ impl Store {
         let mut dropped = 0;
         for entry in entries {
             let path = entry.at("read directory", &dir)?.path();
-            let keep = super::read_small(&path)
+            let keep = fsutil::read_small(&path)
                 .ok()
                 .and_then(|text| text.trim().parse::<Digest>().ok())
                 .is_some_and(|output| live.contains(&output))

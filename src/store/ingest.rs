@@ -14,9 +14,10 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
 use super::at;
+use super::fsutil::{self, sync_dir};
 use super::limits::{expansion_reason, Budget, Counted, ExpansionGuard, Limits};
 use super::objects::{ObjectSink, ObjectWriter};
-use super::progress::Progress;
+use super::progress::{Progress, ProgressSink};
 use super::tarball::{Kind, TarError, TarReader};
 use super::tree::{find, for_each_path, place, tree_digest, Node};
 use super::{crash_point, listing, parallel};
@@ -50,8 +51,8 @@ pub struct IngestOptions {
     pub mount_point: String,
     pub env: Vec<String>,
     pub limits: Limits,
-    /// Where to draw a progress line (a terminal), if anywhere.
-    pub progress_fd: Option<RawFd>,
+    /// Who hears how far the add has got, if anyone.
+    pub progress: Option<ProgressSink>,
 }
 
 /// What `add_slice` did.
@@ -103,10 +104,7 @@ impl Store {
         let stage = Stage::create(self)?;
         let objects = ObjectWriter::new(self, &stage.path)?;
         let source_name = source.describe();
-        let progress = Progress::start(
-            options.progress_fd,
-            format!("adding {}", name.unwrap_or(&source_name)),
-        );
+        let progress = Progress::start(options.progress.clone());
         let root = match source {
             Source::Directory(dir) => read_directory(dir, options.limits, &objects, &progress)?,
             Source::Archive(path) => {
@@ -144,7 +142,7 @@ impl Store {
         // fsync per file: objects and tree are durable before they become
         // reachable.
         crash_point("add:staged");
-        sync_filesystem(self.root())?;
+        fsutil::sync_filesystem(self.root())?;
         crash_point("add:synced");
         let healed_objects = objects.publish()?;
         crash_point("add:objects-published");
@@ -195,9 +193,11 @@ impl Store {
         .map_err(io::Error::from)
         .at("replace damaged slice", &final_dir)?;
         sync_dir(&self.slices_dir())?;
-        let aside =
-            self.tmp_dir()
-                .join(format!("healed-{}-{}", slice.hex(), super::unique_suffix()));
+        let aside = self.tmp_dir().join(format!(
+            "healed-{}-{}",
+            slice.hex(),
+            fsutil::unique_suffix()
+        ));
         fs::rename(staged, &aside).at("set aside damaged slice", &aside)?;
         Ok(true)
     }
@@ -247,7 +247,7 @@ impl Stage {
     fn create(store: &Store) -> Result<Stage> {
         let path = store
             .tmp_dir()
-            .join(format!("stage-{}", super::unique_suffix()));
+            .join(format!("stage-{}", fsutil::unique_suffix()));
         fs::create_dir(&path).at("create staging directory", &path)?;
         Ok(Stage { path })
     }
@@ -438,7 +438,7 @@ fn normalise_entry_name(name: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
 /// it (same walk, same limits), storing nothing: a `--cache` stage's
 /// working directory and read-only binds.
 pub fn directory_digest(dir: &Path, limits: &Limits) -> Result<Digest> {
-    let progress = Progress::start(None, String::new());
+    let progress = Progress::start(None);
     let tree = read_directory(dir, *limits, &super::objects::HashOnly, &progress);
     progress.finish();
     Ok(tree_digest(&tree?))
@@ -447,7 +447,7 @@ pub fn directory_digest(dir: &Path, limits: &Limits) -> Result<Digest> {
 /// Parses a tar stream (plain, gzip or zstd) and hashes its files within
 /// `limits`, storing nothing: what the fuzz target runs.
 pub fn parse_archive_only(data: &[u8], limits: Limits) -> Result<Node> {
-    let progress = Progress::start(None, String::new());
+    let progress = Progress::start(None);
     let tree = read_archive(data, "-", limits, &super::objects::HashOnly, &progress);
     progress.finish();
     tree
@@ -722,17 +722,6 @@ fn copy_object(
     let to = at::create_at(tree_fd, path, object_mode(executable)).at("create file", shown)?;
     io::copy(&mut from, &mut File::from(to)).at("copy object to", shown)?;
     Ok(())
-}
-
-pub(crate) fn sync_filesystem(path: &Path) -> Result<()> {
-    let dir = File::open(path).at("open", path)?;
-    nix::unistd::syncfs(dir.as_raw_fd())
-        .map_err(io::Error::from)
-        .at("sync", path)
-}
-
-pub(crate) fn sync_dir(path: &Path) -> Result<()> {
-    File::open(path).and_then(|d| d.sync_all()).at("sync", path)
 }
 
 #[cfg(test)]

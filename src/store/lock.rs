@@ -9,6 +9,7 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use super::fsutil;
 use super::{Error, IoContext, Result, Store};
 use crate::digest::Digest;
 
@@ -16,19 +17,6 @@ use crate::digest::Digest;
 #[derive(Debug)]
 pub struct StoreLock {
     _file: File,
-}
-
-fn flock(file: &File, operation: libc::c_int) -> std::io::Result<()> {
-    loop {
-        // SAFETY: flock on a descriptor this File owns.
-        if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
-            return Ok(());
-        }
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINTR) {
-            return Err(err);
-        }
-    }
 }
 
 /// The writable dir of a stage's `--out`, in the store's `tmp/` so that
@@ -88,7 +76,7 @@ impl Store {
             .truncate(false)
             .open(&path)
             .at("open store lock", &path)?;
-        flock(&file, operation).at("lock store", &path)?;
+        fsutil::flock(&file, operation).at("lock store", &path)?;
         Ok(StoreLock { _file: file })
     }
 
@@ -110,13 +98,13 @@ impl Store {
     /// shared lock, after resolving the refs, so gc cannot slip between.
     pub fn pin(&self, slices: &[Digest]) -> Result<Pin> {
         let dir = self.pins_dir();
-        let path = dir.join(super::unique_suffix());
+        let path = dir.join(fsutil::unique_suffix());
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
             .at("create pin", &path)?;
-        flock(&file, libc::LOCK_SH).at("lock pin", &path)?;
+        fsutil::flock(&file, libc::LOCK_SH).at("lock pin", &path)?;
         let text: String = slices.iter().map(|d| format!("{d}\n")).collect();
         file.write_all(text.as_bytes()).at("write pin", &path)?;
         Ok(Pin { path, _file: file })
@@ -128,7 +116,7 @@ impl Store {
         // Made under the shared lock: gc, which holds it exclusive, never
         // sees the lock file before it is flock'ed.
         let _lock = self.lock_shared()?;
-        let id = super::unique_suffix();
+        let id = fsutil::unique_suffix();
         let tmp = self.tmp_dir();
         let lock_path = tmp.join(format!("{OUTPUT_PREFIX}{id}.lock"));
         let file = OpenOptions::new()
@@ -136,7 +124,7 @@ impl Store {
             .create_new(true)
             .open(&lock_path)
             .at("create output lock", &lock_path)?;
-        flock(&file, libc::LOCK_SH).at("lock output", &lock_path)?;
+        fsutil::flock(&file, libc::LOCK_SH).at("lock output", &lock_path)?;
         let path = tmp.join(format!("{OUTPUT_PREFIX}{id}"));
         let made = fs::create_dir(&path).at("create output directory", &path);
         if let Err(e) = made {

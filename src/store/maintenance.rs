@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
-use super::ingest::sync_dir;
+use super::fsutil::{self, sync_dir};
 use super::listing::{self, Entry};
 use super::objects::hash_rest;
 use super::tree::{tree_digest, Node};
@@ -211,7 +211,7 @@ impl Store {
             // Unique: an earlier, killed gc may have left the same slice's trash.
             let trash =
                 self.tmp_dir()
-                    .join(format!("trash-{}-{}", slice.hex(), super::unique_suffix()));
+                    .join(format!("trash-{}-{}", slice.hex(), fsutil::unique_suffix()));
             let dir = self.slice_dir(slice);
             fs::rename(&dir, &trash).at("remove slice", &dir)?;
             super::crash_point("gc:one-slice-trashed");

@@ -19,6 +19,7 @@
 
 mod at;
 mod cache;
+mod fsutil;
 mod ingest;
 mod limits;
 mod listing;
@@ -46,6 +47,7 @@ pub use limits::{Limits, LIMIT_KEYS};
 pub use listing::{parse as parse_listing, Entry};
 pub use lock::{OutputDir, Pin, StoreLock};
 pub use maintenance::{file_digest, Change, Damage, GcReport, SliceUsage, StoreStats};
+pub use progress::{ProgressSink, Tally};
 pub use refs::validate_name;
 pub use slice::{Manifest, SliceInfo};
 pub use tree::{tree_digest, Node};
@@ -290,74 +292,6 @@ fn own_root(root: &Path) -> Result<Option<u32>> {
     fs::set_permissions(root, fs::Permissions::from_mode(mode & 0o7700))
         .at("make the store private (chmod go-rwx)", root)?;
     Ok(Some(mode))
-}
-
-/// Replaces `dir/name` with `bytes` so that a crash leaves the old file or
-/// the new one: a temp file (`.name.<unique>.tmp`, removed on error; gc
-/// sweeps any a crash leaves) fsynced, renamed over, and the dir fsynced.
-pub(crate) fn write_durably(dir: &Path, name: &str, bytes: &[u8], op: &'static str) -> Result<()> {
-    use std::io::Write;
-    let temp = dir.join(format!(".{name}.{}.tmp", unique_suffix()));
-    let written = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .at(op, &temp)?;
-        file.write_all(bytes)
-            .and_then(|()| file.sync_all())
-            .at(op, &temp)?;
-        let path = dir.join(name);
-        fs::rename(&temp, &path).at(op, &path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    written?;
-    ingest::sync_dir(dir)
-}
-
-/// Reads a small file (a ref, a manifest) with open, read and close only:
-/// `fs::read_to_string` also stats the file to size its buffer, which a
-/// stage that resolves 1000 slices pays 2000 times.
-pub(crate) fn read_small(path: &Path) -> io::Result<String> {
-    use std::io::Read;
-    let mut file = fs::File::open(path)?;
-    let mut bytes = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 4096];
-    // Plain reads: `read_to_end` would stat and seek to size its buffer.
-    loop {
-        match file.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-}
-
-/// A name part for files under `tmp/`, `pins/` and `refs/` that no other
-/// process makes: pids repeat across pid namespaces sharing one store, so
-/// the pid and a per-process counter are joined by random bytes.
-pub(crate) fn unique_suffix() -> String {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let mut random = [0u8; 8];
-    // SAFETY: getrandom writes at most 8 bytes into the buffer.
-    let got = unsafe { libc::getrandom(random.as_mut_ptr().cast(), random.len(), 0) };
-    if got != random.len() as isize {
-        // Without randomness, the clock still separates namespaces.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        random = nanos.to_le_bytes();
-    }
-    format!(
-        "{}-{}-{:016x}",
-        std::process::id(),
-        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        u64::from_le_bytes(random)
-    )
 }
 
 /// Crash points for tests: when `SLICEBOX_CRASH_AT` names this point, the

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 
 use sha2::{Digest as _, Sha256};
 
+use super::fsutil;
 use super::{Error, IoContext, Result, Store};
 use crate::digest::Digest;
 
@@ -435,10 +436,10 @@ impl<'s> ObjectWriter<'s> {
             }
         }
         for fanout in &touched {
-            super::ingest::sync_dir(fanout)?;
+            fsutil::sync_dir(fanout)?;
         }
         if made_fanout {
-            super::ingest::sync_dir(&self.store.objects_dir())?;
+            fsutil::sync_dir(&self.store.objects_dir())?;
         }
         Ok(healed)
     }

@@ -20,28 +20,31 @@ pub(crate) fn map<T: Sync, R: Send>(
         .min(8)
         .min(items.len().max(1));
     std::thread::scope(|scope| -> Result<()> {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| -> Result<()> {
-                    while !failed.load(Ordering::Relaxed) {
-                        let index = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(index) else {
-                            return Ok(());
-                        };
-                        match job(item) {
-                            Ok(r) => {
-                                *results[index].lock().expect("no panics while held") = Some(r)
-                            }
-                            Err(e) => {
-                                failed.store(true, Ordering::Relaxed);
-                                return Err(e);
+        // Workers start with every signal blocked (os::with_signals_blocked).
+        let handles: Vec<_> = crate::os::with_signals_blocked(|| {
+            (0..workers)
+                .map(|_| {
+                    scope.spawn(|| -> Result<()> {
+                        while !failed.load(Ordering::Relaxed) {
+                            let index = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(item) = items.get(index) else {
+                                return Ok(());
+                            };
+                            match job(item) {
+                                Ok(r) => {
+                                    *results[index].lock().expect("no panics while held") = Some(r)
+                                }
+                                Err(e) => {
+                                    failed.store(true, Ordering::Relaxed);
+                                    return Err(e);
+                                }
                             }
                         }
-                    }
-                    Ok(())
+                        Ok(())
+                    })
                 })
-            })
-            .collect();
+                .collect()
+        });
         let mut first_error = None;
         for handle in handles {
             if let Err(e) = handle.join().expect("store jobs do not panic") {

@@ -1,11 +1,32 @@
-//! A one-line progress report on a terminal: files and bytes so far,
-//! redrawn at most five times a second by a background thread.
+//! Progress of a long store operation, counted here and shown by whoever
+//! asked: the caller passes a [`ProgressSink`], which a background thread
+//! calls at most five times a second and once more at the end. The store
+//! itself never writes to a terminal.
 
-use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// Files and bytes so far; `done` on the last call.
+#[derive(Debug, Clone, Copy)]
+pub struct Tally {
+    pub files: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+    pub done: bool,
+}
+
+/// Where progress goes: a callback from the caller (the CLI draws a line
+/// on a terminal with it).
+#[derive(Clone)]
+pub struct ProgressSink(pub Arc<dyn Fn(Tally) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressSink")
+    }
+}
 
 #[derive(Default)]
 struct Counters {
@@ -16,35 +37,28 @@ struct Counters {
 
 pub(crate) struct Progress {
     counters: Arc<Counters>,
-    drawer: Option<(RawFd, JoinHandle<()>)>,
-}
-
-fn is_terminal(fd: RawFd) -> bool {
-    // SAFETY: isatty only inspects the descriptor.
-    unsafe { libc::isatty(fd) == 1 }
+    reporter: Option<(ProgressSink, Instant, JoinHandle<()>)>,
 }
 
 impl Progress {
-    /// Draws on `fd` only when it is a terminal; otherwise only counts.
-    pub(crate) fn start(fd: Option<RawFd>, label: String) -> Progress {
+    /// Counts, and reports to `sink` if there is one.
+    pub(crate) fn start(sink: Option<ProgressSink>) -> Progress {
         let counters = Arc::new(Counters::default());
-        let drawer = fd.filter(|fd| is_terminal(*fd)).map(|fd| {
+        let reporter = sink.map(|sink| {
             let shared = Arc::clone(&counters);
-            let handle = std::thread::spawn(move || {
-                let started = Instant::now();
-                while !shared.done.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(200));
-                    let files = shared.files.load(Ordering::Relaxed);
-                    let mib = shared.bytes.load(Ordering::Relaxed) as f64 / (1 << 20) as f64;
-                    let rate = mib / started.elapsed().as_secs_f64().max(0.001);
-                    let line =
-                        format!("\r\x1b[K{label}: {files} files, {mib:.1} MiB ({rate:.0} MiB/s)");
-                    crate::cli::write_fd(fd, line.as_bytes());
-                }
+            let started = Instant::now();
+            let report = sink.clone();
+            let handle = crate::os::with_signals_blocked(|| {
+                std::thread::spawn(move || {
+                    while !shared.done.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(200));
+                        (report.0)(tally(&shared, started, false));
+                    }
+                })
             });
-            (fd, handle)
+            (sink, started, handle)
         });
-        Progress { counters, drawer }
+        Progress { counters, reporter }
     }
 
     pub(crate) fn advance(&self, bytes: u64) {
@@ -58,10 +72,19 @@ impl Progress {
 
     fn stop(&mut self) {
         self.counters.done.store(true, Ordering::Relaxed);
-        if let Some((fd, handle)) = self.drawer.take() {
+        if let Some((sink, started, handle)) = self.reporter.take() {
             let _ = handle.join();
-            crate::cli::write_fd(fd, b"\r\x1b[K");
+            (sink.0)(tally(&self.counters, started, true));
         }
+    }
+}
+
+fn tally(counters: &Counters, started: Instant, done: bool) -> Tally {
+    Tally {
+        files: counters.files.load(Ordering::Relaxed),
+        bytes: counters.bytes.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+        done,
     }
 }
 

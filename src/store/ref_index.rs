@@ -27,6 +27,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 
+use super::fsutil;
 use super::slice::Manifest;
 use super::{at, refs, IoContext, Result, Store};
 use crate::digest::Digest;
@@ -288,7 +289,7 @@ pub(crate) fn invalidate(store: &Store) -> Result<Option<Entries>> {
     let held = load_all(store)?;
     let path = path(store);
     match fs::remove_file(&path) {
-        Ok(()) => super::ingest::sync_dir(&store.refs_dir())?,
+        Ok(()) => fsutil::sync_dir(&store.refs_dir())?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).at("remove ref index", &path),
     }
@@ -302,7 +303,7 @@ pub(crate) fn invalidate(store: &Store) -> Result<Option<Entries>> {
 pub(crate) fn write(store: &Store, held: Option<Entries>) -> Result<()> {
     let entries = refresh(store, held.unwrap_or_default())?;
     super::crash_point("refs:before-index-written");
-    super::write_durably(
+    fsutil::write_durably(
         &store.refs_dir(),
         FILE,
         render(&entries).as_bytes(),
@@ -376,7 +377,7 @@ mod tests {
                     mount_point: format!("/opt/{name}"),
                     env: vec![],
                     limits: Limits::default(),
-                    progress_fd: None,
+                    progress: None,
                 };
                 let added = store.add_slice(name, &Source::Directory(src), &options);
                 added.unwrap().info.digest

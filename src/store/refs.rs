@@ -3,10 +3,9 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 
-use super::ingest::sync_dir;
+use super::fsutil::{self, sync_dir};
 use super::ref_index;
 use super::{Error, IoContext, Result, Store};
 use crate::digest::{self, Digest};
@@ -56,19 +55,13 @@ fn lock_refs(store: &Store) -> Result<File> {
         .truncate(false)
         .open(&path)
         .at("open ref lock", &path)?;
-    // SAFETY: flock on a descriptor this File owns; blocking is intended.
-    while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINTR) {
-            return Err(err).at("lock refs", &path);
-        }
-    }
+    fsutil::flock(&file, libc::LOCK_EX).at("lock refs", &path)?;
     Ok(file)
 }
 
 fn write(store: &Store, name: &str, history: &[Digest]) -> Result<()> {
     let text: String = history.iter().map(|d| format!("{d}\n")).collect();
-    super::write_durably(&store.refs_dir(), name, text.as_bytes(), "write ref")
+    fsutil::write_durably(&store.refs_dir(), name, text.as_bytes(), "write ref")
 }
 
 /// Removes a name and its history.
@@ -117,7 +110,7 @@ pub(crate) fn prune_history(store: &Store) -> Result<()> {
 /// The history of `name`, newest first; empty when there is no such ref.
 fn read(store: &Store, name: &str) -> Result<Vec<Digest>> {
     let path = store.refs_dir().join(name);
-    match super::read_small(&path) {
+    match fsutil::read_small(&path) {
         Ok(text) => text
             .lines()
             .map(|line| {

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::fsutil;
 use super::{refs, Error, IoContext, Result, Store};
 use crate::digest::Digest;
 
@@ -89,7 +90,7 @@ pub struct SliceInfo {
 impl Store {
     pub fn manifest(&self, slice: &Digest) -> Result<Manifest> {
         let path = self.slice_dir(slice).join("manifest.json");
-        let text = super::read_small(&path).at("read manifest", &path)?;
+        let text = fsutil::read_small(&path).at("read manifest", &path)?;
         let manifest = Manifest::parse(text.as_bytes()).map_err(|reason| Error::Corrupt {
             path: path.clone(),
             reason,

@@ -165,7 +165,7 @@ fn snapshot(
         mount_point: SNAPSHOT_MOUNT_POINT.to_string(),
         env: Vec::new(),
         limits,
-        progress_fd: None,
+        progress: None,
     };
     // A stranger's content: stored in a helper process.
     let stored = ctx.run_untrusted(None, || {

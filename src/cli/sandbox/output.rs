@@ -114,7 +114,7 @@ pub(super) fn store_output(
                 mount_point,
                 env: Vec::new(),
                 limits: *limits,
-                progress_fd: None,
+                progress: None,
             },
         )
         .map_err(|e| {
