@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the shell-level tests (spec matrix + shell-tests/t-*.sh) against a
 # build dir: as root and rootless when started as root, else rootless only.
-# Usage: shell-tests/run-all.sh BUILD_DIR     (e.g. target/release)
+# Usage: shell-tests/run-all.sh BUILD_DIR     (e.g. target/dist)
+# While working on one part: SLICEBOX_ONLY="spec/cache.test.sh t-helper.sh"
+# (with SPEC_FILTER=SUBSTR, SPEC_SHELLS=bash,dash) and SLICEBOX_MODES=rootless.
 set -euo pipefail
 
 build=${1:?usage: run-all.sh BUILD_DIR}
@@ -57,7 +59,8 @@ run_mode() { # mode-name, then the command prefix that switches user
     echo "=== shell tests, $mode ($("$@" id -un)) ==="
     "$@" env -i \
         HOME="$work" PATH="$stage/bin:$oils_path/usr/local/bin:/usr/bin:/bin" LANG=C.UTF-8 \
-        SPEC_REQUIRE="${SPEC_REQUIRE:-}" \
+        SPEC_REQUIRE="${SPEC_REQUIRE:-}" SLICEBOX_ONLY="${SLICEBOX_ONLY:-}" \
+        SPEC_FILTER="${SPEC_FILTER:-}" SPEC_SHELLS="${SPEC_SHELLS:-}" \
         SLICEBOX_BIN_DIR="$stage/bin" SLICEBOX_LIB="$stage/lib/libslicebox.so" \
         SLICEBOX_STORE="$work/store" SLICEBOX_TOOLCHAIN_CACHE="$SLICEBOX_TOOLCHAIN_CACHE" \
         SLICEBOX_TEST_MODE="$mode" SLICEBOX_TEST_WORK="$work" SLICEBOX_BUILTINS="$builtins" \
@@ -69,8 +72,8 @@ if [ "$(id -u)" = 0 ]; then
         echo "run-all.sh: cannot run the rootless tests: user '$test_user' does not exist (useradd -m $test_user, or set SLICEBOX_TEST_USER)" >&2
         exit 1
     fi
-    run_mode root
-    run_mode rootless runuser -u "$test_user" --
+    case ${SLICEBOX_MODES:-root rootless} in *root\ *|root) run_mode root ;; esac
+    case ${SLICEBOX_MODES:-root rootless} in *rootless*) run_mode rootless runuser -u "$test_user" -- ;; esac
 else
     echo "run-all.sh: NOTE: not root, so only the rootless mode runs here; CI runs both." >&2
     run_mode rootless

@@ -9,9 +9,22 @@ cd "$SLICEBOX_TEST_WORK"
 # and no process of a stage may outlive the suite.
 mounts_before=$(cat /proc/self/mountinfo)
 
-python3 "$here/../spec/run.py" "$here"/../spec/*.test.sh
+# SLICEBOX_ONLY="spec/x.test.sh t-y.sh" runs just those (SPEC_FILTER and
+# SPEC_SHELLS narrow the spec cases); unset, everything runs.
+specs=("$here"/../spec/*.test.sh) tests=("$here"/t-*.sh)
+if [ -n "${SLICEBOX_ONLY:-}" ]; then
+    specs=() tests=()
+    for only in $SLICEBOX_ONLY; do
+        case $only in
+        spec/*) specs+=("$here/../$only") ;;
+        *) tests+=("$here/$only") ;;
+        esac
+    done
+fi
+[ ${#specs[@]} = 0 ] || python3 "$here/../spec/run.py" ${SPEC_FILTER:+--filter "$SPEC_FILTER"} \
+    ${SPEC_SHELLS:+--shells "$SPEC_SHELLS"} "${specs[@]}"
 
-for t in "$here"/t-*.sh; do
+for t in "${tests[@]}"; do
     echo "--- $(basename "$t") ($SLICEBOX_TEST_MODE)"
     SLICEBOX_STORE="$SLICEBOX_TEST_WORK/store-$(basename "$t" .sh)" bash "$t"
 done

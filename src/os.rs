@@ -134,6 +134,16 @@ pub fn with_signals_blocked<R>(start: impl FnOnce() -> R) -> R {
     result
 }
 
+/// Whether this process ignores `signal` (its disposition is SIG_IGN).
+pub fn is_ignored(signal: libc::c_int) -> bool {
+    // SAFETY: querying a disposition writes into `old` only.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

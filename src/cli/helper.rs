@@ -420,8 +420,8 @@ fn reset_signals(ignored_signals: &[i32]) {
         if signal == libc::SIGKILL || signal == libc::SIGSTOP {
             continue;
         }
-        let keep_ignored =
-            ignored_signals.contains(&signal) || (signal >= libc::SIGRTMIN() && is_ignored(signal));
+        let keep_ignored = ignored_signals.contains(&signal)
+            || (signal >= libc::SIGRTMIN() && crate::os::is_ignored(signal));
         let disposition = if keep_ignored {
             libc::SIG_IGN
         } else {
@@ -431,15 +431,6 @@ fn reset_signals(ignored_signals: &[i32]) {
         unsafe { libc::signal(signal, disposition) };
     }
     signal_mask(SigmaskHow::SIG_SETMASK, &SigSet::empty());
-}
-
-fn is_ignored(signal: libc::c_int) -> bool {
-    // SAFETY: querying a disposition writes into `old` only.
-    unsafe {
-        let mut old: libc::sigaction = std::mem::zeroed();
-        libc::sigaction(signal, std::ptr::null(), &mut old) == 0
-            && old.sa_sigaction == libc::SIG_IGN
-    }
 }
 
 #[cfg(test)]
@@ -514,7 +505,12 @@ mod tests {
             ..PLAIN
         };
         let (usr1, usr2) = helper
-            .run(|| (is_ignored(libc::SIGUSR1), is_ignored(libc::SIGUSR2)))
+            .run(|| {
+                (
+                    crate::os::is_ignored(libc::SIGUSR1),
+                    crate::os::is_ignored(libc::SIGUSR2),
+                )
+            })
             .unwrap();
         assert!(usr1 && !usr2);
     }

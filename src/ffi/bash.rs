@@ -115,9 +115,12 @@ fn bash_export_env() -> Option<Vec<OsString>> {
 
 /// Signals the user made the shell ignore (`trap '' SIG`, or ignored when
 /// the shell started), which a command the shell runs inherits as
-/// ignored. bash's own interactive ignores (SIGTERM, SIGQUIT, the job
-/// control signals) are not in this set. Asked through bash's global
-/// `signal_is_ignored`; empty in hosts that are not bash.
+/// ignored. bash's own ignores (SIGQUIT always; SIGINT, SIGTERM and the
+/// job control signals when interactive) are not in this set: for those,
+/// bash's global `signal_is_ignored` tells. bash tracks only the signals
+/// it traps or owns, so one it never touches (SIGPIPE, ignored by a
+/// Python parent) counts as ignored when the process ignores it. Empty in
+/// hosts that are not bash.
 fn bash_ignored_signals() -> Vec<i32> {
     // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name.
     let query = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"signal_is_ignored".as_ptr()) };
@@ -127,8 +130,18 @@ fn bash_ignored_signals() -> Vec<i32> {
     // SAFETY: in bash this is `int signal_is_ignored (int sig)`.
     let query =
         unsafe { std::mem::transmute::<*mut libc::c_void, extern "C" fn(c_int) -> c_int>(query) };
+    const BASH_OWNED: [c_int; 6] = [
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGTERM,
+        libc::SIGTSTP,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+    ];
     (1..libc::SIGRTMIN())
-        .filter(|&signal| query(signal) != 0)
+        .filter(|&signal| {
+            query(signal) != 0 || (!BASH_OWNED.contains(&signal) && crate::os::is_ignored(signal))
+        })
         .collect()
 }
 
