@@ -367,74 +367,8 @@ impl Store {
             }
             Err(e) => return Err(e).at("read directory", &tree),
         };
-        let seen: HashSet<&[u8]> = on_disk.iter().map(|e| e.path.as_slice()).collect();
-        for path in expected.keys().filter(|p| !seen.contains(*p)) {
-            damage.push(broken(&tree.join(os(path)), "is missing".into()));
-        }
-        let files: Vec<(&[u8], Digest, bool, bool)> = on_disk
-            .iter()
-            .filter_map(|found| {
-                let full = || tree.join(os(&found.path));
-                let Some(node) = expected.get(found.path.as_slice()) else {
-                    damage.push(broken(&full(), "is not in the slice's listing".into()));
-                    return None;
-                };
-                let st = &found.stat;
-                match node {
-                    Node::Dir(_) if at::is_dir(st) => None,
-                    Node::Symlink { target } if at::is_symlink(st) => {
-                        if found.target.as_ref() != Some(target) {
-                            damage.push(broken(
-                                &full(),
-                                "symlink target differs from the listing".into(),
-                            ));
-                        }
-                        None
-                    }
-                    Node::File {
-                        content,
-                        executable,
-                        ..
-                    } if at::is_file(st) => {
-                        if (st.st_mode & 0o111 != 0) != *executable {
-                            damage.push(broken(
-                                &full(),
-                                "executable bit differs from the listing".into(),
-                            ));
-                        }
-                        let known = trusted.is_some_and(|t| t.contains(&(st.st_dev, st.st_ino)));
-                        Some((found.path.as_slice(), *content, *executable, known))
-                    }
-                    _ => {
-                        damage.push(broken(&full(), "has the wrong type".into()));
-                        None
-                    }
-                }
-            })
-            .collect();
-        // Opened below the tree's fd by their path in it, which the limits
-        // keep under PATH_MAX however long the store's own path is.
-        let tree_fd = at::open_dir(&tree).at("read directory", &tree)?;
-        let checked = parallel::map(&files, |(path, content, _, known)| {
-            if *known {
-                return Ok(None);
-            }
-            let full = tree.join(os(path));
-            let opened = at::cstring(path).and_then(|relative| {
-                at::open_beneath(
-                    tree_fd.as_raw_fd(),
-                    &relative,
-                    libc::O_RDONLY | libc::O_NONBLOCK,
-                )
-            });
-            let problem = match opened.and_then(|fd| hash_rest_of(File::from(fd))) {
-                Ok(actual) if actual == *content => return Ok(None),
-                Ok(actual) => format!("content is {actual}, expected {content}"),
-                Err(e) => format!("cannot be read: {}", crate::text::io_cause(&e)),
-            };
-            Ok(Some(broken(&full, problem)))
-        })?;
-        damage.extend(checked.into_iter().flatten());
+        let files = compare_with_listing(&tree, &expected, &on_disk, trusted, &mut damage);
+        damage.extend(rehash_files(&tree, &files)?);
         Ok(damage)
     }
 
@@ -650,4 +584,93 @@ impl Links {
             .map(|(size, _, _)| size)
             .sum()
     }
+}
+
+/// A stored file of a slice to re-hash: its path in the tree, the content
+/// the listing names, and whether its inode is one already verified.
+type FileToCheck<'a> = (&'a [u8], Digest, bool);
+
+/// Compares what is on disk with the listing: missing, extra, retyped,
+/// relinked and re-moded entries go into `damage`; the regular files come
+/// back for re-hashing.
+fn compare_with_listing<'a>(
+    tree: &Path,
+    expected: &BTreeMap<&[u8], &Node>,
+    on_disk: &'a [OnDisk],
+    trusted: Option<&HashSet<(u64, u64)>>,
+    damage: &mut Vec<Damage>,
+) -> Vec<FileToCheck<'a>> {
+    let broken = |path: &Path, problem: String| Damage::at(path, problem);
+    let seen: HashSet<&[u8]> = on_disk.iter().map(|e| e.path.as_slice()).collect();
+    for path in expected.keys().filter(|p| !seen.contains(*p)) {
+        damage.push(broken(&tree.join(os(path)), "is missing".into()));
+    }
+    on_disk
+        .iter()
+        .filter_map(|found| {
+            let full = || tree.join(os(&found.path));
+            let Some(node) = expected.get(found.path.as_slice()) else {
+                damage.push(broken(&full(), "is not in the slice's listing".into()));
+                return None;
+            };
+            let st = &found.stat;
+            match node {
+                Node::Dir(_) if at::is_dir(st) => None,
+                Node::Symlink { target } if at::is_symlink(st) => {
+                    if found.target.as_ref() != Some(target) {
+                        damage.push(broken(
+                            &full(),
+                            "symlink target differs from the listing".into(),
+                        ));
+                    }
+                    None
+                }
+                Node::File {
+                    content,
+                    executable,
+                    ..
+                } if at::is_file(st) => {
+                    if (st.st_mode & 0o111 != 0) != *executable {
+                        damage.push(broken(
+                            &full(),
+                            "executable bit differs from the listing".into(),
+                        ));
+                    }
+                    let known = trusted.is_some_and(|t| t.contains(&(st.st_dev, st.st_ino)));
+                    Some((found.path.as_slice(), *content, known))
+                }
+                _ => {
+                    damage.push(broken(&full(), "has the wrong type".into()));
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// Re-hashes every file not already known good, in parallel.
+fn rehash_files(tree: &Path, files: &[FileToCheck<'_>]) -> Result<Vec<Damage>> {
+    // Opened below the tree's fd by their path in it, which the limits
+    // keep under PATH_MAX however long the store's own path is.
+    let tree_fd = at::open_dir(tree).at("read directory", tree)?;
+    let checked = parallel::map(files, |(path, content, known)| {
+        if *known {
+            return Ok(None);
+        }
+        let full = tree.join(os(path));
+        let opened = at::cstring(path).and_then(|relative| {
+            at::open_beneath(
+                tree_fd.as_raw_fd(),
+                &relative,
+                libc::O_RDONLY | libc::O_NONBLOCK,
+            )
+        });
+        let problem = match opened.and_then(|fd| hash_rest_of(File::from(fd))) {
+            Ok(actual) if actual == *content => return Ok(None),
+            Ok(actual) => format!("content is {actual}, expected {content}"),
+            Err(e) => format!("cannot be read: {}", crate::text::io_cause(&e)),
+        };
+        Ok(Some(Damage::at(&full, problem)))
+    })?;
+    Ok(checked.into_iter().flatten().collect())
 }

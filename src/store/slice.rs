@@ -104,37 +104,6 @@ impl Store {
         Ok(manifest)
     }
 
-    /// Resolves each reference and reads its manifest, as a stage does
-    /// before it starts. The answers come back in the order asked, each
-    /// with its own error. A ref and a manifest per slice are two small
-    /// reads of about 5 µs each here, so a stage with many slices takes the
-    /// names it can from the ref index (one file) instead; below
-    /// `INDEX_FROM` slices reading a whole store's index costs more than
-    /// it saves.
-    pub fn resolve_slices(&self, references: &[&str]) -> Vec<Result<(Digest, Manifest)>> {
-        const INDEX_FROM: usize = 32;
-        let indexed = if references.len() >= INDEX_FROM {
-            let names = references
-                .iter()
-                .copied()
-                .filter(|r| refs::validate_name(r).is_ok())
-                .collect();
-            super::ref_index::lookup(self, &names)
-        } else {
-            Default::default()
-        };
-        references
-            .iter()
-            .map(|reference| match indexed.get(*reference) {
-                Some(entry) => Ok(entry.clone()),
-                None => {
-                    let digest = self.resolve(reference)?;
-                    Ok((digest, self.manifest(&digest)?))
-                }
-            })
-            .collect()
-    }
-
     pub fn slice_info(&self, slice: &Digest) -> Result<SliceInfo> {
         Ok(SliceInfo {
             digest: *slice,
