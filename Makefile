@@ -2,6 +2,7 @@
 #   make demo      build, install into PREFIX, run a real two-version pipeline
 #   make test      every test (.ci/run calls exactly this)
 #   make install / make uninstall / make bench (startup) / make bench-store
+#   make osh       build OSH and YSH (Oils) from vendor/ and install them into PREFIX/bin
 
 CARGO     ?= cargo
 ROOT      := $(filter 0,$(shell id -u))
@@ -25,11 +26,22 @@ export SLICEBOX_TOOLCHAIN_CACHE ?= $(if $(ROOT),/var/cache/slicebox-toolchains,$
 HOST      := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 DIST      := target/dist
 
-.PHONY: all build install uninstall demo test check-header lint unit-tests shell-tests install-check fuzz-smoke bench bench-compare bench-store clean
+.PHONY: all build rust-version osh install uninstall demo test check-header lint unit-tests shell-tests install-check fuzz-smoke bench bench-compare bench-store clean
 
 all: build
 
-build:
+# Debian's own cargo (1.65 in bookworm) is older than the code needs: say
+# so, and how to get a newer one, before cargo fails on syntax.
+RUST_MIN  := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+rust-version:
+	@have=$$($(CARGO) --version 2>/dev/null | sed -n 's/^cargo \([0-9.]*\).*/\1/p'); \
+	if [ -z "$$have" ]; then \
+		echo "make: no cargo found: install Rust $(RUST_MIN) or newer with rustup (https://rustup.rs): curl --proto '=https' -sSf https://sh.rustup.rs | sh" >&2; exit 1; \
+	elif [ "$$(printf '%s\n%s\n' "$(RUST_MIN)" "$$have" | sort -V | head -n 1)" != "$(RUST_MIN)" ]; then \
+		echo "make: cargo $$have is older than Rust $(RUST_MIN), which slicebox needs: install a newer one with rustup (https://rustup.rs), then: . ~/.cargo/env" >&2; exit 1; \
+	fi
+
+build: rust-version
 	$(CARGO) build --release --locked
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --locked --bin slicebox --target $(HOST)
 	mkdir -p $(DIST)
@@ -45,6 +57,15 @@ install: build
 	install -m 0644 share/slicebox.ysh $(DESTDIR)$(SHAREDIR)/slicebox.ysh
 	@echo "installed into $(PREFIX); in bash: BASH_LOADABLES_PATH=$(LOADABLES) enable -f libslicebox.so $(BUILTINS)"
 	@echo "in YSH: use $(SHAREDIR)/slicebox.ysh"
+
+# OSH and YSH for the shells without enable -f: the C++ build of Oils from
+# the tarball in vendor/ (about 30 s on 2 cores), cached, then installed.
+osh:
+	@dir=$$(bash shell-tests/build-osh.sh) && \
+	install -d $(DESTDIR)$(BINDIR) && \
+	install -m 0755 "$$dir/bin/oils-for-unix" $(DESTDIR)$(BINDIR)/oils-for-unix && \
+	ln -sf oils-for-unix $(DESTDIR)$(BINDIR)/osh && ln -sf oils-for-unix $(DESTDIR)$(BINDIR)/ysh && \
+	echo "installed osh and ysh into $(BINDIR)"
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/slicebox $(addprefix $(DESTDIR)$(BINDIR)/,$(BUILTINS))

@@ -18,9 +18,33 @@ slice-verify rep-obj; echo "verify=$?"
 sandbox --slice rep-obj -- cat /opt/rep/f
 ## STDOUT:
 verify=1
-slice-add: repaired the store: replaced 1 damaged object and replaced the stored slice, whose tree or metadata was damaged
+slice-add: repaired the store: replaced 1 damaged object; replaced the stored slice, whose tree or metadata was damaged
 verify=0
 hello from rep-obj
+## END
+
+#### an object two slices share: verify of one names both; re-adding either source repairs both
+mkdir a b
+echo "shared by two" > a/f
+echo "shared by two" > b/g
+slice-add --at /opt/a rep-a a >/dev/null
+slice-add --at /opt/b rep-b b >/dev/null
+sum=$(sha256sum a/f | cut -c1-64)
+obj="$SLICEBOX_STORE/objects/$(echo "$sum" | cut -c1-2)/$(echo "$sum" | cut -c3-)"
+chmod u+w "$obj"
+printf 'SHARED BY TWO\n' > "$obj"
+slice-verify rep-a 2>&1 | sed 's/ (sha256:[0-9a-f]*)//; s|/slices/[0-9a-f]*/|/slices/HEX/|g; s/content is .*/content differs/' | sed "s|$SLICEBOX_STORE|STORE|g"
+slice-add --at /opt/b rep-b b 2>&1 >/dev/null
+slice-verify; echo "verify=$?"
+sandbox --slice rep-a --slice rep-b -- cat /opt/a/f /opt/b/g
+## STDOUT:
+damaged: slice rep-a: STORE/slices/HEX/tree/f: content differs
+damaged: slice rep-b: STORE/slices/HEX/tree/g: is the same stored file as STORE/slices/HEX/tree/f, which is damaged
+slice-verify: 2 damaged paths
+slice-add: repaired the store: replaced 1 damaged object; replaced the stored slice, whose tree or metadata was damaged; rebuilt 1 other slice that linked a damaged object
+verify=0
+shared by two
+shared by two
 ## END
 
 #### a lost manifest or listing: the stage refuses the slice; re-adding rewrites them
@@ -34,15 +58,15 @@ sandbox --slice rep-meta -- true 2>&1 | sed "s|$SLICEBOX_STORE|STORE|g; s|$hex|H
 slice-add --at /opt/rep rep-meta src 2>&1 >/dev/null
 sandbox --slice rep-meta -- cat /opt/rep/f
 rm "$dir/listing"
-slice-verify rep-meta 2>&1 | sed "s|$SLICEBOX_STORE|STORE|g; s|$hex|HEX|g"
+slice-verify rep-meta 2>&1 | sed "s|$SLICEBOX_STORE|STORE|g; s|$hex|HEX|g; s|sha256:$(echo "$hex" | cut -c1-12)|SHORT|"
 slice-add --at /opt/rep rep-meta src 2>&1 >/dev/null
 slice-verify rep-meta; echo "verify=$?"
 ## STDOUT:
 sandbox: cannot use slice 'rep-meta': cannot read manifest 'STORE/slices/HEX/manifest.json': No such file or directory
 slice-add: repaired the store: replaced the stored slice, whose tree or metadata was damaged
 hello
-damaged: STORE/slices/HEX/listing: cannot read listing 'STORE/slices/HEX/listing': No such file or directory
-slice-verify: 1 damaged paths
+damaged: slice rep-meta (SHORT): STORE/slices/HEX/listing: cannot read listing 'STORE/slices/HEX/listing': No such file or directory
+slice-verify: 1 damaged path
 slice-add: repaired the store: replaced the stored slice, whose tree or metadata was damaged
 verify=0
 ## END
@@ -89,7 +113,7 @@ dir="$SLICEBOX_STORE/slices/$hex"
 chmod -R u+w "$dir/tree"
 rm -r "$dir/tree"
 sandbox --slice rep-tree -- true 2>&1 | sed "s|$SLICEBOX_STORE|STORE|g; s|$hex|HEX|g"
-slice-verify rep-tree 2>&1 | sed "s|$SLICEBOX_STORE|STORE|g; s|$hex|HEX|g"
+slice-verify rep-tree 2>&1 | sed "s|$SLICEBOX_STORE|STORE|g; s|$hex|HEX|g; s|sha256:$(echo "$hex" | cut -c1-12)|SHORT|"
 slice-add --at /opt/rep rep-tree src 2>&1 >/dev/null
 sandbox --slice rep-tree -- cat /opt/rep/f
 echo '{}' > "$dir/manifest.json"
@@ -98,8 +122,8 @@ cut -f1 list.out
 sed "s|$SLICEBOX_STORE|STORE|g; s|$hex|HEX|g" list.err
 ## STDOUT:
 sandbox: cannot mount slice 'rep-tree' at '/opt/rep': 'STORE/slices/HEX/tree': No such file or directory
-damaged: STORE/slices/HEX/tree: is missing
-slice-verify: 1 damaged paths
+damaged: slice rep-tree (SHORT): STORE/slices/HEX/tree: is missing
+slice-verify: 1 damaged path
 slice-add: repaired the store: replaced the stored slice, whose tree or metadata was damaged
 hello
 status=1

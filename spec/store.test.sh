@@ -95,7 +95,7 @@ slice-verify t | sed "s|$tree|TREE|; s/is sha256:.*, expected/differs, expected/
 slice-verify t >/dev/null 2>&1; echo status=$?
 ## STDOUT:
 status=0
-damaged: TREE/f: content differs, expected sha256:106675dc1490d5cdd6d1f0410731316ce93fc964c6cf6726e2b0d53e19688feb
+damaged: slice t (sha256:8814f21c318f): TREE/f: content differs, expected sha256:106675dc1490d5cdd6d1f0410731316ce93fc964c6cf6726e2b0d53e19688feb
 status=1
 ## END
 

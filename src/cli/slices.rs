@@ -118,10 +118,17 @@ pub fn add(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     if added.healed_slice {
         repairs.push("replaced the stored slice, whose tree or metadata was damaged".into());
     }
+    if added.healed_sharers > 0 {
+        repairs.push(format!(
+            "rebuilt {} other slice{} that linked a damaged object",
+            added.healed_sharers,
+            if added.healed_sharers == 1 { "" } else { "s" }
+        ));
+    }
     if !repairs.is_empty() {
         ctx.err(&format!(
             "slice-add: repaired the store: {}\n",
-            repairs.join(" and ")
+            repairs.join("; ")
         ));
     }
     ctx.out(&format!("{}\n", added.info.digest));
@@ -315,6 +322,11 @@ pub fn verify(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
             .map(|d| {
                 let mut row = serde_json::Map::new();
                 json_bytes(&mut row, "path", d.path.as_os_str().as_bytes());
+                if let Some(slice) = d.slice {
+                    row.insert("slice".into(), slice.to_string().into());
+                    let names = store.names_of(&slice).unwrap_or_default();
+                    row.insert("names".into(), names.into());
+                }
                 row.insert("problem".into(), d.problem.clone().into());
                 row.into()
             })
@@ -323,7 +335,14 @@ pub fn verify(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     } else {
         let text: String = damage
             .iter()
-            .map(|d| format!("damaged: {}: {}\n", printable_path(&d.path), d.problem))
+            .map(|d| {
+                let slice = d.slice.map(|s| slice_label(&store, &s)).unwrap_or_default();
+                format!(
+                    "damaged: {slice}{}: {}\n",
+                    printable_path(&d.path),
+                    d.problem
+                )
+            })
             .collect();
         ctx.out(&text);
     }
@@ -331,9 +350,21 @@ pub fn verify(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         Ok(Exit::SUCCESS)
     } else {
         Err(Failure {
-            message: format!("{} damaged paths", damage.len()),
+            message: match damage.len() {
+                1 => "1 damaged path".to_string(),
+                n => format!("{n} damaged paths"),
+            },
             exit: Exit::FAILURE,
         })
+    }
+}
+
+/// "slice NAME, NAME2 (sha256:0123456789ab): " or "slice sha256:…: ".
+fn slice_label(store: &crate::store::Store, slice: &crate::digest::Digest) -> String {
+    let short: String = slice.to_string().chars().take(19).collect();
+    match store.names_of(slice).unwrap_or_default() {
+        names if names.is_empty() => format!("slice {short}: "),
+        names => format!("slice {} ({short}): ", names.join(", ")),
     }
 }
 
@@ -378,11 +409,12 @@ pub fn stats(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     }
     let ratio = stats.disk_bytes as f64 / (stats.distinct_content_bytes.max(1)) as f64;
     ctx.out(&format!(
-        "slices:            {}\nnames:             {}\nobjects:           {}\n\
+        "store:             {}\nslices:            {}\nnames:             {}\nobjects:           {}\n\
          on disk:           {} ({}) of file contents, {} ({}) of metadata\n\
          all slices hold:   {} ({})\n\
          distinct content:  {} ({})\non disk / distinct: {ratio:.3}\n\
          gc would free:     {} ({})\n",
+        stats.store,
         stats.slices,
         stats.names,
         stats.objects,

@@ -65,6 +65,8 @@ pub struct Added {
     pub healed_objects: u64,
     /// Whether the same slice was stored already, damaged, and replaced.
     pub healed_slice: bool,
+    /// Other slices that linked a replaced object, rebuilt.
+    pub healed_sharers: u64,
 }
 
 impl Store {
@@ -146,8 +148,12 @@ impl Store {
         crash_point("add:synced");
         let healed_objects = objects.publish()?;
         crash_point("add:objects-published");
-        let healed_slice =
-            self.publish_slice(&staged_slice, &slice_digest, &objects.trusted_inodes())?;
+        let trusted = objects.trusted_inodes();
+        let healed_slice = self.publish_slice(&staged_slice, &slice_digest, &trusted)?;
+        let healed_sharers = match healed_objects {
+            0 => 0,
+            _ => self.heal_sharers(&objects.replaced(), &slice_digest, &trusted)?,
+        };
         crash_point("add:slice-published");
         if let Some(name) = name {
             refs::set(self, name, &slice_digest)?;
@@ -159,6 +165,7 @@ impl Store {
             written_bytes: objects.written.load(Ordering::Relaxed),
             healed_objects,
             healed_slice,
+            healed_sharers,
         })
     }
 
@@ -168,7 +175,7 @@ impl Store {
     /// staged one in one atomic step, and the old one is set aside under
     /// `tmp/healed-…`, which gc keeps while a running stage pins the slice.
     /// Returns whether a damaged slice was replaced.
-    fn publish_slice(
+    pub(super) fn publish_slice(
         &self,
         staged: &Path,
         slice: &Digest,
@@ -239,12 +246,12 @@ pub fn validate_mount_point(path: &str) -> Result<String> {
 
 /// A private staging dir under `tmp/`, removed on drop: whatever happens
 /// before the final renames leaves no trace outside `tmp/`.
-struct Stage {
-    path: PathBuf,
+pub(super) struct Stage {
+    pub(super) path: PathBuf,
 }
 
 impl Stage {
-    fn create(store: &Store) -> Result<Stage> {
+    pub(super) fn create(store: &Store) -> Result<Stage> {
         let path = store
             .tmp_dir()
             .join(format!("stage-{}", fsutil::unique_suffix()));
@@ -651,7 +658,7 @@ impl Read for FdReader<'_> {
 /// every link counted against the source's byte limit). Every path is
 /// relative to the tree's fd and never followed through a symlink, and the
 /// walk is iterative. Directories are made read-only once filled.
-fn materialise(root: &Node, dir: &Path, objects: &ObjectWriter<'_>) -> Result<()> {
+pub(super) fn materialise(root: &Node, dir: &Path, objects: &ObjectWriter<'_>) -> Result<()> {
     fs::create_dir(dir).at("create directory", dir)?;
     let tree = at::open_dir(dir).at("open", dir)?;
     let tree_fd = tree.as_raw_fd();
@@ -698,7 +705,7 @@ fn materialise(root: &Node, dir: &Path, objects: &ObjectWriter<'_>) -> Result<()
     })?;
     // Children before parents, so no directory is read-only while it fills.
     for path in dirs.iter().rev() {
-        at::chmod_at(tree_fd, path, 0o555).at("set mode of", dir)?;
+        at::chmod_at(tree_fd, path, 0o755).at("set mode of", dir)?;
     }
     Ok(())
 }

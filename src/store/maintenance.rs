@@ -23,6 +23,8 @@ use crate::digest::Digest;
 pub struct Damage {
     pub path: PathBuf,
     pub problem: String,
+    /// The slice whose tree holds `path`, if any.
+    pub slice: Option<Digest>,
 }
 
 impl Damage {
@@ -30,6 +32,7 @@ impl Damage {
         Damage {
             path: path.to_path_buf(),
             problem,
+            slice: None,
         }
     }
 }
@@ -64,6 +67,8 @@ pub struct SliceUsage {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StoreStats {
+    /// Where the store is (printable).
+    pub store: String,
     pub slices: u64,
     pub names: u64,
     pub objects: u64,
@@ -314,9 +319,17 @@ impl Store {
         };
         let mut damage = Vec::new();
         for slice in &slices {
-            damage.extend(self.verify_slice(slice, None)?);
+            damage.extend(self.verify_slice(slice, None)?.into_iter().map(|mut d| {
+                d.slice = Some(*slice);
+                d
+            }));
         }
-        if slice.is_none() {
+        if let Some(slice) = slice {
+            // Files share objects: a damaged one is damaged in every
+            // slice that holds the same content.
+            let sharers = self.sharers_of_damage(slice, &damage)?;
+            damage.extend(sharers);
+        } else {
             damage.extend(self.verify_objects()?);
             let index = super::ref_index::path(self);
             for problem in super::ref_index::disagreements(self)? {
@@ -370,6 +383,63 @@ impl Store {
         let files = compare_with_listing(&tree, &expected, &on_disk, trusted, &mut damage);
         damage.extend(rehash_files(&tree, &files)?);
         Ok(damage)
+    }
+
+    /// The files of other slices that link the content `damage` found
+    /// wrong in `slice`'s files.
+    fn sharers_of_damage(&self, slice: &Digest, damage: &[Damage]) -> Result<Vec<Damage>> {
+        let tree = self.slice_tree(slice);
+        // A slice whose listing is lost has that damage reported already.
+        let Ok(listing) = self.listing(slice) else {
+            return Ok(Vec::new());
+        };
+        let damaged: HashMap<ObjectKey, &Damage> = listing
+            .iter()
+            .filter_map(|entry| match entry.node {
+                Node::File {
+                    content,
+                    executable,
+                    ..
+                } => {
+                    let path = tree.join(os(&entry.path));
+                    let found = damage.iter().find(|d| d.path == path)?;
+                    Some(((content, executable), found))
+                }
+                _ => None,
+            })
+            .collect();
+        if damaged.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sharers = Vec::new();
+        for other in self.slice_digests()?.iter().filter(|o| *o != slice) {
+            let other_tree = self.slice_tree(other);
+            for entry in self.listing(other)? {
+                let Node::File {
+                    content,
+                    executable,
+                    ..
+                } = entry.node
+                else {
+                    continue;
+                };
+                let Some(original) = damaged.get(&(content, executable)) else {
+                    continue;
+                };
+                let path = other_tree.join(os(&entry.path));
+                if same_inode(&path, &original.path) {
+                    sharers.push(Damage {
+                        path,
+                        problem: format!(
+                            "is the same stored file as {}, which is damaged",
+                            super::printable_path(&original.path)
+                        ),
+                        slice: Some(*other),
+                    });
+                }
+            }
+        }
+        Ok(sharers)
     }
 
     fn verify_objects(&self) -> Result<Vec<Damage>> {
@@ -448,6 +518,7 @@ impl Store {
     pub fn stats(&self) -> Result<StoreStats> {
         let _lock = self.lock_shared()?;
         let mut stats = StoreStats {
+            store: super::printable_path(self.root()),
             names: refs::list(self)?.len() as u64,
             ..StoreStats::default()
         };
@@ -583,6 +654,15 @@ impl Links {
             .filter(|(_, nlink, seen)| seen >= nlink)
             .map(|(size, _, _)| size)
             .sum()
+    }
+}
+
+/// Whether two paths are hardlinks of one inode.
+fn same_inode(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::symlink_metadata(a), fs::symlink_metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
     }
 }
 

@@ -20,6 +20,7 @@
 mod at;
 mod cache;
 mod fsutil;
+mod heal;
 mod ingest;
 mod limits;
 mod listing;
@@ -159,16 +160,26 @@ pub struct Store {
 }
 
 impl Store {
-    /// `$SLICEBOX_STORE`, else `${XDG_DATA_HOME:-$HOME/.local/share}/slicebox`.
+    /// `$SLICEBOX_STORE`, else `${XDG_DATA_HOME:-$HOME/.local/share}/slicebox/store`.
+    /// The store has a directory of its own, so that wiping it leaves what
+    /// else lives in `slicebox/` (the YSH module of a `make install` into
+    /// `~/.local`). A store made where versions before 0.2 put it, in
+    /// `slicebox/` itself, is found by its lock file and still used.
     pub fn default_root(env: &[(String, String)]) -> Option<PathBuf> {
         let get = |key: &str| {
             env.iter()
                 .find(|(k, v)| k == key && !v.is_empty())
                 .map(|(_, v)| PathBuf::from(v))
         };
-        get("SLICEBOX_STORE")
-            .or_else(|| get("XDG_DATA_HOME").map(|d| d.join("slicebox")))
-            .or_else(|| get("HOME").map(|h| h.join(".local/share/slicebox")))
+        if let Some(explicit) = get("SLICEBOX_STORE") {
+            return Some(explicit);
+        }
+        let data = get("XDG_DATA_HOME").or_else(|| get("HOME").map(|h| h.join(".local/share")))?;
+        let ours = data.join("slicebox");
+        if fs::symlink_metadata(ours.join("lock")).is_ok() {
+            return Some(ours);
+        }
+        Some(ours.join("store"))
     }
 
     /// Opens the store at `root`, creating its directories when missing:
@@ -402,12 +413,21 @@ mod tests {
         );
         assert_eq!(
             Store::default_root(&env(&[("HOME", "/h"), ("XDG_DATA_HOME", "/x")])),
-            Some(PathBuf::from("/x/slicebox"))
+            Some(PathBuf::from("/x/slicebox/store"))
         );
         assert_eq!(
             Store::default_root(&env(&[("HOME", "/h")])),
-            Some(PathBuf::from("/h/.local/share/slicebox"))
+            Some(PathBuf::from("/h/.local/share/slicebox/store"))
         );
         assert_eq!(Store::default_root(&env(&[])), None);
+        // A store where earlier versions made it is found and used.
+        let old = std::env::temp_dir().join(format!("old-store-{}", std::process::id()));
+        Store::open(&old.join("slicebox")).unwrap();
+        let xdg = old.to_str().unwrap();
+        assert_eq!(
+            Store::default_root(&env(&[("HOME", "/h"), ("XDG_DATA_HOME", xdg)])),
+            Some(old.join("slicebox"))
+        );
+        fs::remove_dir_all(&old).unwrap();
     }
 }

@@ -396,6 +396,18 @@ impl<'s> ObjectWriter<'s> {
 
     /// The file a tree entry should hardlink: the staged copy when this
     /// ingest wrote it, else the stored object.
+    /// The stored objects this ingest found damaged and replaces with
+    /// its own copies at publish.
+    pub(crate) fn replaced(&self) -> HashSet<(Digest, bool)> {
+        let damaged = self.damaged.lock().expect("no panics while held");
+        let new = self.new.lock().expect("no panics while held");
+        damaged
+            .iter()
+            .filter(|k| new.contains_key(k))
+            .copied()
+            .collect()
+    }
+
     pub(crate) fn source_of(&self, content: &Digest, executable: bool) -> PathBuf {
         self.new
             .lock()

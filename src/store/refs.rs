@@ -261,7 +261,7 @@ impl Store {
 
     /// The names that reach `slice`: `NAME` for current refs, `NAME@N`
     /// for history.
-    pub(crate) fn names_of(&self, slice: &Digest) -> Result<Vec<String>> {
+    pub fn names_of(&self, slice: &Digest) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for (name, history) in all(self)? {
             for (back, digest) in history.iter().enumerate() {
