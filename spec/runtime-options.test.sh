@@ -257,6 +257,16 @@ status=2
 the command did not run
 ## END
 
+#### --out says what it stored when stderr is a terminal, and nothing in a script
+# script(1) gives the executable a terminal; the builtin prints the same.
+script -qec "sandbox --out /opt/said=out-said -- sh -c 'echo x > /opt/said/f'" /dev/null |
+    tr -d '\r' | sed 's/sha256:[0-9a-f]*/DIGEST/'
+sandbox --out /opt/quiet=out-quiet -- sh -c 'echo x > /opt/quiet/f' 2>&1; echo "quiet=$?"
+## STDOUT:
+sandbox: stored --out '/opt/said' as slice 'out-said' (DIGEST)
+quiet=0
+## END
+
 #### --out and --cache read under slice-add's limits: SLICEBOX_LIMITS, then --limit
 build='mkdir -p /opt/bounded/x; echo 1 > /opt/bounded/x/f; echo 22 > /opt/bounded/g'
 SLICEBOX_LIMITS=entries=2 sandbox --out /opt/bounded=opt-out-bounded-refused -- sh -c "$build"; echo "status=$?"

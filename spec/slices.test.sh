@@ -69,6 +69,21 @@ list-at /srv/tool 2 12 71
 list-default /opt/list-default 2 12 71
 ## END
 
+#### slice-show: bytes counts every file, distinct each content once, = shared + unique
+mkdir dup other
+echo twice > dup/a; echo twice > dup/b; echo only-here > dup/c; echo also-there > dup/d
+echo also-there > other/x
+slice-add --at /opt/other show-other other >/dev/null
+slice-add --at /opt/dup show-dup dup >/dev/null
+slice-show show-dup | grep -E '^(files|bytes|distinct|shared|unique):'
+## STDOUT:
+files:       4
+bytes:       33 (33 B)
+distinct:    27 (27 B) counting each content once: shared + unique
+shared:      11 (11 B) also in other slices
+unique:      16 (16 B) only in this slice
+## END
+
 #### slice-show by name, full digest and unique prefix; --json
 mkdir show
 echo show-me-unique-content > show/f

@@ -144,6 +144,12 @@ pub fn is_ignored(signal: libc::c_int) -> bool {
     }
 }
 
+/// Whether `fd` is a terminal.
+pub fn is_terminal(fd: RawFd) -> bool {
+    // SAFETY: isatty only inspects the descriptor.
+    fd >= 0 && unsafe { libc::isatty(fd) == 1 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

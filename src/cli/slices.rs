@@ -199,6 +199,7 @@ pub fn show(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         let mut value = serde_json::to_value(&info).expect("slice info always serialises");
         value["shared_bytes"] = usage.shared_bytes.into();
         value["unique_bytes"] = usage.unique_bytes.into();
+        value["distinct_bytes"] = (usage.shared_bytes + usage.unique_bytes).into();
         if let Some(map) = value.as_object_mut() {
             json_bytes(
                 map,
@@ -223,8 +224,12 @@ pub fn show(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     for entry in &m.env {
         text.push_str(&format!("env:         {}\n", printable(entry.as_bytes())));
     }
+    let distinct = usage.shared_bytes + usage.unique_bytes;
     text.push_str(&format!(
-        "shared:      {} ({}) also in other slices\nunique:      {} ({}) only in this slice\n",
+        "distinct:    {} ({}) counting each content once: shared + unique\n\
+         shared:      {} ({}) also in other slices\nunique:      {} ({}) only in this slice\n",
+        distinct,
+        human_bytes(distinct),
         usage.shared_bytes,
         human_bytes(usage.shared_bytes),
         usage.unique_bytes,
@@ -434,8 +439,7 @@ pub fn stats(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
 
 /// A progress line redrawn on `fd` when it is a terminal; nothing otherwise.
 fn terminal_progress(fd: std::os::fd::RawFd, label: String) -> Option<ProgressSink> {
-    // SAFETY: isatty only inspects the descriptor.
-    if unsafe { libc::isatty(fd) } != 1 {
+    if !crate::os::is_terminal(fd) {
         return None;
     }
     Some(ProgressSink(std::sync::Arc::new(move |tally: Tally| {

@@ -79,11 +79,6 @@ fn last_error() -> io::Error {
     io::Error::last_os_error()
 }
 
-fn is_terminal(fd: RawFd) -> bool {
-    // SAFETY: isatty only queries the descriptor.
-    fd >= 0 && unsafe { libc::isatty(fd) } == 1
-}
-
 fn window_size(fd: RawFd) -> Option<libc::winsize> {
     // SAFETY: winsize is plain data, written by the ioctl.
     let mut size: libc::winsize = unsafe { std::mem::zeroed() };
@@ -107,11 +102,13 @@ impl Terminal {
     /// replacing those entries with the pty's stage end. Returns the relay
     /// and which entry becomes the payload's controlling terminal.
     pub fn attach(stdio: &mut [RawFd; 3]) -> io::Result<Option<(Terminal, usize)>> {
-        let ttys: Vec<usize> = (0..3).filter(|&i| is_terminal(stdio[i])).collect();
+        let ttys: Vec<usize> = (0..3)
+            .filter(|&i| crate::os::is_terminal(stdio[i]))
+            .collect();
         let Some(&first) = ttys.first() else {
             return Ok(None);
         };
-        let input = is_terminal(stdio[0]).then_some(stdio[0]);
+        let input = crate::os::is_terminal(stdio[0]).then_some(stdio[0]);
         let mut terminal = Terminal {
             master: -1,
             slave: -1,
@@ -128,9 +125,9 @@ impl Terminal {
             output_open: true,
             typed: TypedKeys::default(),
         };
-        if is_terminal(stdio[1]) {
+        if crate::os::is_terminal(stdio[1]) {
             terminal.output = stdio[1];
-        } else if is_terminal(stdio[2]) {
+        } else if crate::os::is_terminal(stdio[2]) {
             terminal.output = stdio[2];
         } else {
             // Only stdin is a terminal: the stage's echo goes back to it.

@@ -225,7 +225,15 @@ impl<R: Read> TarReader<R> {
         let mut pending = Pending::default();
         loop {
             let mut block = [0u8; BLOCK];
-            if !self.fill(&mut block)? {
+            let at_start = self.offset == 0;
+            let filled = self.fill(&mut block).map_err(|e| match e.reason.as_str() {
+                "it is truncated" if at_start => TarError::new(
+                    "it is shorter than one tar header (512 bytes): not a tar archive \
+                     (plain, gzip or zstd), or a truncated one",
+                ),
+                _ => e,
+            })?;
+            if !filled {
                 if pending.path.is_some() || pending.link.is_some() || pending.size.is_some() {
                     return Err(TarError::new(
                         "it ends after an extended header, with no entry for it",
@@ -266,68 +274,76 @@ impl<R: Read> TarReader<R> {
                 }
                 _ => {}
             }
-            let gnu = &block[257..265] == b"ustar  \0";
-            let ustar = &block[257..263] == b"ustar\0";
-            let name = until_nul(&block[0..100]);
-            let path = match pending.path.take() {
-                Some(p) => p,
-                None if ustar && block[345] != 0 => {
-                    let mut p = until_nul(&block[345..500]).to_vec();
-                    p.push(b'/');
-                    p.extend_from_slice(name);
-                    p
-                }
-                None => name.to_vec(),
-            };
-            let _ = gnu;
-            let link = pending
-                .link
-                .take()
-                .unwrap_or_else(|| until_nul(&block[157..257]).to_vec());
-            let kind = match type_byte {
-                b'0' | 0 | b'7' => Kind::File,
-                b'1' => Kind::Hardlink,
-                b'2' => Kind::Symlink,
-                b'3' => Kind::CharDevice,
-                b'4' => Kind::BlockDevice,
-                b'5' => Kind::Dir,
-                b'6' => Kind::Fifo,
-                b'S' => Kind::Sparse,
-                other => Kind::Other(other),
-            };
-            let mode = number(&block[100..108], "mode")? as u32;
-            let size = match pending.size {
-                // A pax size is what every reader uses; a header that says
-                // something else (but 0, written when the size does not fit)
-                // would be read differently by different tools.
-                Some(pax) if header_size != 0 && header_size != pax => {
-                    return Err(TarError {
-                        entry: Some(path),
-                        reason: format!(
-                            "its pax size ({pax}) disagrees with its header size ({header_size})"
-                        ),
-                    });
-                }
-                Some(pax) => pax,
-                None => header_size,
-            };
-            if size != 0 && kind != Kind::File {
+            return self.entry(&block, header_size, pending).map(Some);
+        }
+    }
+
+    /// The entry a (non-extension) header block describes, with what the
+    /// extensions before it set; its data is read next.
+    fn entry(
+        &mut self,
+        block: &[u8; BLOCK],
+        header_size: u64,
+        mut pending: Pending,
+    ) -> Result<Header, TarError> {
+        let ustar = &block[257..263] == b"ustar\0";
+        let name = until_nul(&block[0..100]);
+        let path = match pending.path.take() {
+            Some(p) => p,
+            None if ustar && block[345] != 0 => {
+                let mut p = until_nul(&block[345..500]).to_vec();
+                p.push(b'/');
+                p.extend_from_slice(name);
+                p
+            }
+            None => name.to_vec(),
+        };
+        let link = pending
+            .link
+            .take()
+            .unwrap_or_else(|| until_nul(&block[157..257]).to_vec());
+        let kind = match block[156] {
+            b'0' | 0 | b'7' => Kind::File,
+            b'1' => Kind::Hardlink,
+            b'2' => Kind::Symlink,
+            b'3' => Kind::CharDevice,
+            b'4' => Kind::BlockDevice,
+            b'5' => Kind::Dir,
+            b'6' => Kind::Fifo,
+            b'S' => Kind::Sparse,
+            other => Kind::Other(other),
+        };
+        let mode = number(&block[100..108], "mode")? as u32;
+        let size = match pending.size {
+            // A pax size is what every reader uses; a header that says
+            // something else (but 0, written when the size does not fit)
+            // would be read differently by different tools.
+            Some(pax) if header_size != 0 && header_size != pax => {
                 return Err(TarError {
                     entry: Some(path),
                     reason: format!(
-                        "claims {size} bytes of data, but only regular files have data"
+                        "its pax size ({pax}) disagrees with its header size ({header_size})"
                     ),
                 });
             }
-            self.start_data(size);
-            return Ok(Some(Header {
-                path,
-                link,
-                kind,
-                mode,
-                size,
-            }));
+            Some(pax) => pax,
+            None => header_size,
+        };
+        if size != 0 && kind != Kind::File {
+            return Err(TarError {
+                entry: Some(path),
+                reason: format!("claims {size} bytes of data, but only regular files have data"),
+            });
         }
+        self.start_data(size);
+        self.start_data(size);
+        Ok(Header {
+            path,
+            link,
+            kind,
+            mode,
+            size,
+        })
     }
 
     /// Reads the current entry's data; 0 at its end. A stream that ends

@@ -69,6 +69,10 @@ pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure
             Ok(stored) => stored,
             Err(ended) => return Ok(ended),
         };
+        // Said at a terminal only: a script's stages stay quiet, as on a hit.
+        if crate::os::is_terminal(ctx.stdio[2]) {
+            ctx.err(&format!("sandbox: {}\n", output.stored_message(&stored)));
+        }
         if let Some(run) = &remembered {
             store.remember_output(&run.digest, &stored)?;
         }

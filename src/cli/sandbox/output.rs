@@ -55,6 +55,15 @@ impl Output {
         }
     }
 
+    /// What the user is told once the dir is stored.
+    pub(super) fn stored_message(&self, stored: &Digest) -> String {
+        format!(
+            "stored --out '{}' as slice '{}' ({stored})",
+            printable_path(&self.dir),
+            printable(self.name.as_bytes())
+        )
+    }
+
     /// Stores the dir as slice NAME, in a helper process (a stranger's
     /// content), within what is left of `--timeout`. `Err(exit)` inside:
     /// the helper died of a signal (^C), and the command ends so.
