@@ -110,7 +110,7 @@ ran
 removed 0 slices and 0 objects, freed 0 B
 cached
 removed cache-g
-removed 1 slices, 1 objects and 1 cache entries, freed N
+removed 1 slice, 1 object and 1 cache entry, freed N
 ran
 ## END
 

@@ -58,7 +58,7 @@ store-stats | grep -E '^(slices|objects|gc would free)'
 shared:      7 (7 B) also in other slices
 unique:      5 (5 B) only in this slice
 gc would free:     8 (8 B)
-removed 1 slices and 1 objects, freed 8 B
+removed 1 slice and 1 object, freed 8 B
 a
 slices:            1
 objects:           2

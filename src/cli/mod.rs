@@ -3,6 +3,7 @@
 
 mod args;
 pub mod helper;
+mod messages;
 mod sandbox;
 mod slices;
 pub mod spec;

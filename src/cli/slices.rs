@@ -4,24 +4,10 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
+use super::messages::{count, human_bytes, slice_label};
 use super::{Context, Exit, Failure, Parsed};
 use crate::store::{IngestOptions, Limits, ProgressSink, Source, Tally};
 use crate::text::{json_bytes, printable, printable_path};
-
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
 
 /// Runs the store command `name` (every command but `sandbox`).
 pub fn run(name: &str, parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
@@ -110,9 +96,8 @@ pub fn add(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     let mut repairs = Vec::new();
     if added.healed_objects > 0 {
         repairs.push(format!(
-            "replaced {} damaged object{}",
-            added.healed_objects,
-            if added.healed_objects == 1 { "" } else { "s" }
+            "replaced {}",
+            count(added.healed_objects, "damaged object", "damaged objects")
         ));
     }
     if added.healed_slice {
@@ -120,9 +105,8 @@ pub fn add(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     }
     if added.healed_sharers > 0 {
         repairs.push(format!(
-            "rebuilt {} other slice{} that linked a damaged object",
-            added.healed_sharers,
-            if added.healed_sharers == 1 { "" } else { "s" }
+            "rebuilt {} that linked a damaged object",
+            count(added.healed_sharers, "other slice", "other slices")
         ));
     }
     if !repairs.is_empty() {
@@ -294,14 +278,18 @@ pub fn gc(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         print_json(ctx, &report);
     } else {
         let mut removed = vec![
-            format!("{} slices", report.slices_removed),
-            format!("{} objects", report.objects_removed),
+            count(report.slices_removed, "slice", "slices"),
+            count(report.objects_removed, "object", "objects"),
         ];
         if report.cache_entries_removed > 0 {
-            removed.push(format!("{} cache entries", report.cache_entries_removed));
+            removed.push(count(
+                report.cache_entries_removed,
+                "cache entry",
+                "cache entries",
+            ));
         }
         if report.leftovers_removed > 0 {
-            removed.push(format!("{} leftovers in tmp/", report.leftovers_removed));
+            removed.push(count(report.leftovers_removed, "leftover", "leftovers") + " in tmp/");
         }
         let last = removed.pop().expect("two at least");
         ctx.out(&format!(
@@ -355,21 +343,9 @@ pub fn verify(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         Ok(Exit::SUCCESS)
     } else {
         Err(Failure {
-            message: match damage.len() {
-                1 => "1 damaged path".to_string(),
-                n => format!("{n} damaged paths"),
-            },
+            message: count(damage.len() as u64, "damaged path", "damaged paths"),
             exit: Exit::FAILURE,
         })
-    }
-}
-
-/// "slice NAME, NAME2 (sha256:0123456789ab): " or "slice sha256:…: ".
-fn slice_label(store: &crate::store::Store, slice: &crate::digest::Digest) -> String {
-    let short: String = slice.to_string().chars().take(19).collect();
-    match store.names_of(slice).unwrap_or_default() {
-        names if names.is_empty() => format!("slice {short}: "),
-        names => format!("slice {} ({short}): ", names.join(", ")),
     }
 }
 

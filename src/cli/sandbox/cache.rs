@@ -9,8 +9,9 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use super::options::Options;
-use super::output::{ingest_cause, Output};
+use super::output::Output;
 use super::{setup_failure, store_setup_failure, Context, Exit, Failure};
+use crate::cli::messages::ingest_cause;
 use crate::digest::Digest;
 use crate::runtime::Stage;
 use crate::store::{Limits, Pin, Source, Store};

@@ -92,19 +92,6 @@ impl Output {
     }
 }
 
-/// Why the store refused a directory, naming the entry by `shown`, the
-/// path the user knows it as (for an `--out` dir, the path inside the
-/// stage, not the store's own).
-pub(super) fn ingest_cause(shown: &Path, error: crate::store::Error) -> String {
-    match error {
-        crate::store::Error::Rejected { entry, reason, .. } => {
-            format!("'{}/{entry}' {reason}", printable_path(shown))
-        }
-        crate::store::Error::BadSource { reason, .. } => reason,
-        other => other.to_string(),
-    }
-}
-
 /// Stores what the stage left in its `--out` dir as slice `name`, through
 /// the same ingest as `slice-add`.
 pub(super) fn store_output(
@@ -127,7 +114,7 @@ pub(super) fn store_output(
             },
         )
         .map_err(|e| {
-            let cause = ingest_cause(dir, e);
+            let cause = crate::cli::messages::ingest_cause(dir, e);
             Failure {
                 message: format!(
                     "cannot store --out '{}' as slice '{}': {cause}; nothing was stored",
