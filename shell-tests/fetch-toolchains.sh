@@ -109,8 +109,11 @@ else
   printf '%s\n' "$want" >"$stamp" || die "cannot write $stamp"
 fi
 
-chmod a+rX "$CACHE" "$CACHE/wheels" || die "chmod of $CACHE failed"
-chmod a+r "$tarball" "$stamp" "$CACHE"/wheels/*.whl || die "chmod of files failed"
+# Readable by every user; only the cache's owner can (and need) make it so.
+if [ -O "$CACHE" ]; then
+  chmod a+rX "$CACHE" "$CACHE/wheels" || die "chmod of $CACHE failed"
+  chmod a+r "$tarball" "$stamp" "$CACHE"/wheels/*.whl || die "chmod of files failed"
+fi
 # Warn if an unprivileged user cannot reach the cache (e.g. under /root).
 d=$(cd "$CACHE" && pwd -P)
 while [ "$d" != / ]; do
