@@ -47,6 +47,22 @@ shared by two
 shared by two
 ## END
 
+#### a damaged --out slice is repaired by running its stage again
+sandbox --out /opt/rep=rep-out -- sh -c 'echo "built by a stage" > /opt/rep/f'
+sum=$(printf 'built by a stage\n' | sha256sum | cut -c1-64)
+obj="$SLICEBOX_STORE/objects/$(echo "$sum" | cut -c1-2)/$(echo "$sum" | cut -c3-)"
+chmod u+w "$obj"
+printf 'BUILT BY A STAGE\n' > "$obj"
+slice-verify rep-out >/dev/null 2>&1; echo "verify=$?"
+sandbox --out /opt/rep=rep-out -- sh -c 'echo "built by a stage" > /opt/rep/f'
+slice-verify rep-out; echo "verify=$?"
+sandbox --slice rep-out -- cat /opt/rep/f
+## STDOUT:
+verify=1
+verify=0
+built by a stage
+## END
+
 #### a lost manifest or listing: the stage refuses the slice; re-adding rewrites them
 mkdir src
 echo hello > src/f
