@@ -19,6 +19,7 @@
 
 mod at;
 mod cache;
+mod dir_source;
 mod fsutil;
 mod ingest;
 mod limits;

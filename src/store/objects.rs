@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Seek};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -72,6 +72,36 @@ fn fill(reader: &mut dyn Read, buf: &mut Vec<u8>, limit: usize, origin: &Path) -
 
 /// Feeds the rest of `reader` to `hasher`; returns the bytes read. The one
 /// hashing loop of ingest and verify.
+/// Blocks of zeros are left as holes: the unit a filesystem allocates.
+const SPARSE_BLOCK: usize = 4096;
+
+/// Writes `bytes` at `offset`, skipping every aligned block of zeros, so an
+/// object keeps the holes of a sparse source (a 2 GB `truncate` file takes
+/// no blocks, not 2 GB). [`finish_object`] sets the size a trailing hole
+/// leaves short.
+fn write_sparse(file: &File, offset: u64, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut at = 0;
+    while at < bytes.len() {
+        // Up to the next aligned block boundary of the file.
+        let position = offset + at as u64;
+        let room = SPARSE_BLOCK - (position % SPARSE_BLOCK as u64) as usize;
+        let block = &bytes[at..bytes.len().min(at + room)];
+        if block.iter().any(|b| *b != 0) {
+            file.write_all_at(block, position)?;
+        }
+        at += block.len();
+    }
+    Ok(())
+}
+
+/// Gives an object written by [`write_sparse`] its full size and, like
+/// every object, the fixed mtime (docs/formats.md, "Objects").
+fn finish_object(file: &File, size: u64) -> io::Result<()> {
+    file.set_len(size)?;
+    fsutil::set_fixed_mtime(file)
+}
+
 pub(crate) fn hash_rest(reader: &mut dyn Read, hasher: &mut Sha256) -> io::Result<u64> {
     let mut chunk = vec![0u8; CHUNK];
     let mut size = 0u64;
@@ -274,7 +304,7 @@ impl<'s> ObjectWriter<'s> {
     /// name: one rename fewer per new file than the temp-file route.
     fn write_bytes(&self, bytes: &[u8], content: Digest, executable: bool) -> Result<()> {
         let staged = self.staged_path(&content, executable);
-        let mut file = match OpenOptions::new()
+        let file = match OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
@@ -285,7 +315,8 @@ impl<'s> ObjectWriter<'s> {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
             Err(e) => return Err(e).at("create object file", &staged),
         };
-        file.write_all(bytes).at("write object file", &staged)?;
+        write_sparse(&file, 0, bytes).at("write object file", &staged)?;
+        finish_object(&file, bytes.len() as u64).at("write object file", &staged)?;
         file.set_permissions(fs::Permissions::from_mode(object_mode(executable)))
             .at("set mode of", &staged)?;
         self.new
@@ -335,10 +366,10 @@ impl<'s> ObjectWriter<'s> {
         reader: &mut dyn Read,
         origin: &Path,
     ) -> Result<(PathBuf, File, Digest, u64)> {
-        let (temp, mut file) = self.temp_file()?;
+        let (temp, file) = self.temp_file()?;
         let mut hasher = Sha256::new();
         hasher.update(head);
-        file.write_all(head).at("write object file", &temp)?;
+        write_sparse(&file, 0, head).at("write object file", &temp)?;
         let mut size = head.len() as u64;
         let mut chunk = vec![0u8; CHUNK];
         loop {
@@ -347,9 +378,10 @@ impl<'s> ObjectWriter<'s> {
                 break;
             }
             hasher.update(&chunk[..n]);
-            file.write_all(&chunk[..n]).at("write object file", &temp)?;
+            write_sparse(&file, size, &chunk[..n]).at("write object file", &temp)?;
             size += n as u64;
         }
+        finish_object(&file, size).at("write object file", &temp)?;
         Ok((temp, file, Digest::from_hasher(hasher), size))
     }
 
