@@ -23,8 +23,9 @@ use super::limits::{Budget, Limits};
 use super::listing;
 use super::objects::{ObjectSink, ObjectWriter};
 use super::progress::Progress;
+use super::stat_cache::StatCache;
 use super::tree::{DirHasher, Node};
-use super::{os, printable, printable_path, Error, IoContext, Result};
+use super::{os, printable, printable_path, Error, IoContext, Result, Store};
 use crate::digest::Digest;
 
 /// What the walk found: the tree digest and what the manifest counts.
@@ -161,6 +162,23 @@ struct Walk<'a, 'w, 's> {
     bytes: u64,
     first_entry: bool,
     first_file: bool,
+    /// The source's stat cache, when the walk uses one.
+    cache: Option<StatCache>,
+    /// Serve every file from the stat cache or stop (the walk that checks
+    /// whether an unchanged tree is stored already).
+    only_cached: bool,
+    /// Whether a file was not in the stat cache (with `only_cached`).
+    missed: bool,
+}
+
+/// How a walk uses the source's stat cache.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CacheUse {
+    None,
+    /// Files it vouches for are not read; what is read is recorded.
+    ReadAndRecord,
+    /// Every file must be in it; the walk stops at the first that is not.
+    Only,
 }
 
 /// Walks a directory source below an fd (see `at::walk`: each level is
@@ -169,13 +187,53 @@ struct Walk<'a, 'w, 's> {
 /// opened the same way and fstat'ed: what is checked is what is read). A
 /// tree changed during the add makes the add fail, naming the entry; it
 /// never makes it follow a link, leave the source or block on a fifo.
+/// With a `store`, files its stat cache vouches for are not read, and the
+/// cache is renewed from what this walk saw.
 pub(crate) fn walk_directory(
     dir: &Path,
     limits: Limits,
     sink: &dyn ObjectSink,
     staging: Option<Staging>,
+    store: Option<&Store>,
     progress: &Progress,
 ) -> Result<Walked> {
+    let cache = match store {
+        Some(_) => CacheUse::ReadAndRecord,
+        None => CacheUse::None,
+    };
+    let walked = run_walk(dir, limits, sink, staging, store, cache, progress)?;
+    Ok(walked.expect("only a walk that uses the cache alone stops at a miss"))
+}
+
+/// The digest and counts of `dir` when its stat cache vouches for every
+/// file in it, reading no file; `None` at the first file it does not.
+pub(crate) fn walk_cached(
+    dir: &Path,
+    limits: Limits,
+    store: &Store,
+    progress: &Progress,
+) -> Result<Option<Walked>> {
+    let sink = &super::objects::HashOnly;
+    run_walk(
+        dir,
+        limits,
+        sink,
+        None,
+        Some(store),
+        CacheUse::Only,
+        progress,
+    )
+}
+
+fn run_walk(
+    dir: &Path,
+    limits: Limits,
+    sink: &dyn ObjectSink,
+    staging: Option<Staging>,
+    store: Option<&Store>,
+    cache_use: CacheUse,
+    progress: &Progress,
+) -> Result<Option<Walked>> {
     let source_name = printable_path(dir);
     let root = at::open_dir(dir).map_err(|e| match e.raw_os_error() {
         Some(libc::ENOTDIR) => Error::BadSource {
@@ -188,6 +246,17 @@ pub(crate) fn walk_directory(
             source: e,
         },
     })?;
+    let cache = match (store, cache_use) {
+        (Some(store), CacheUse::ReadAndRecord | CacheUse::Only) => {
+            let root_stat = at::fstat(&root).at("read", dir)?;
+            let write = cache_use == CacheUse::ReadAndRecord;
+            Some(StatCache::open(store, &root_stat, write)?)
+        }
+        _ => None,
+    };
+    if cache_use == CacheUse::Only && !cache.as_ref().is_some_and(StatCache::has_entries) {
+        return Ok(None);
+    }
     let walk = std::cell::RefCell::new(Walk {
         dir,
         source_name: source_name.clone(),
@@ -202,23 +271,33 @@ pub(crate) fn walk_directory(
         bytes: 0,
         first_entry: true,
         first_file: true,
+        cache,
+        only_cached: cache_use == CacheUse::Only,
+        missed: false,
     });
-    at::walk(
+    let walked = at::walk(
         root,
         |visit| walk.borrow_mut().visit(visit),
         |visit| walk.borrow_mut().leave(visit),
         |path, _| changed(&source_name, path),
-    )?;
+    );
     let mut walk = walk.into_inner();
+    if walk.missed {
+        return Ok(None);
+    }
+    walked?;
     if let Some(staging) = walk.staging.take() {
         staging.finish()?;
     }
+    if let Some(cache) = walk.cache.take() {
+        cache.finish()?;
+    }
     let root = walk.levels.pop().expect("the root level");
-    Ok(Walked {
+    Ok(Some(Walked {
         digest: root.hasher.finish(),
         files: walk.files,
         bytes: walk.bytes,
-    })
+    }))
 }
 
 impl Walk<'_, '_, '_> {
@@ -288,8 +367,17 @@ impl Walk<'_, '_, '_> {
         if first {
             super::pause_point("add:walked");
         }
-        let (content, executable, size) =
-            read_file(visit, &self.source_name, self.sink, self.progress, first)?;
+        let (content, executable, size) = match self.cached(visit) {
+            Some(found) => found,
+            None if self.only_cached => {
+                self.missed = true;
+                return Err(changed(&self.source_name, shown));
+            }
+            None => read_file(visit, &self.source_name, self.sink, self.progress, first)?,
+        };
+        if let Some(cache) = self.cache.as_mut() {
+            cache.record(shown, visit.stat, &content)?;
+        }
         self.level()
             .hasher
             .file(base_name(shown), &content, executable);
@@ -306,6 +394,21 @@ impl Walk<'_, '_, '_> {
             staging.list(shown, &node)?;
         }
         Ok(())
+    }
+
+    /// The file's content as the stat cache has it, when the cache vouches
+    /// for it and (when building a tree) the store holds it.
+    fn cached(&mut self, visit: &at::Visit) -> Option<(Digest, bool, u64)> {
+        let content = self.cache.as_mut()?.lookup(visit.path, visit.stat)?;
+        let executable = visit.stat.st_mode & 0o111 != 0;
+        let size = visit.stat.st_size as u64;
+        if let Some(staging) = &self.staging {
+            if !staging.objects.trust_stored(&content, executable, size) {
+                return None;
+            }
+        }
+        self.progress.advance(size);
+        Some((content, executable, size))
     }
 
     /// A directory is done: its digest goes into its parent's.
@@ -458,6 +561,7 @@ mod tests {
             Limits::default(),
             &crate::store::objects::HashOnly,
             None,
+            None,
             &progress,
         )
         .unwrap();
@@ -470,6 +574,7 @@ mod tests {
             env: Vec::new(),
             limits: Limits::default(),
             progress: None,
+            stat_cache: true,
         };
         let added = store
             .add_slice("x", &Source::Directory(src.clone()), &options)
@@ -506,6 +611,60 @@ mod tests {
         );
     }
 
+    /// The stat cache serves a file it vouches for without reading it
+    /// (shown by an entry edited to claim other content), and a file
+    /// whose ctime changed is read again.
+    #[test]
+    fn the_stat_cache_is_used_for_unchanged_files_and_only_for_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        fs::create_dir_all(src.join("d")).unwrap();
+        fs::write(src.join("d/f"), "f\n").unwrap();
+        fs::write(src.join("g"), "g\n").unwrap();
+        // Old enough not to be racily clean when recorded.
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        let store = Store::open(&tmp.path().join("store")).unwrap();
+        let options = IngestOptions {
+            mount_point: "/opt/x".into(),
+            env: Vec::new(),
+            limits: Limits::default(),
+            progress: None,
+            stat_cache: true,
+        };
+        let source = Source::Directory(src.clone());
+        let first = store.add_slice("x", &source, &options).unwrap();
+        let caches: Vec<_> = fs::read_dir(tmp.path().join("store/stat-cache"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(caches.len(), 1);
+        let text = fs::read_to_string(&caches[0]).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        // Unchanged: the same slice.
+        let again = store.add_slice("x", &source, &options).unwrap();
+        assert_eq!(again.info.digest, first.info.digest);
+        // An entry claiming g's content for d/f is believed: d/f was not read.
+        let (f, g) = (Digest::of(b"f\n").hex(), Digest::of(b"g\n").hex());
+        fs::write(&caches[0], text.replacen(&f, &g, 1)).unwrap();
+        let claimed = store.add_slice("y", &source, &options).unwrap();
+        let mut lied = Node::empty_dir();
+        let file = |content: &[u8]| Node::File {
+            content: Digest::of(content),
+            executable: false,
+            size: content.len() as u64,
+        };
+        place(&mut lied, &[b"d"], Node::empty_dir()).unwrap();
+        place(&mut lied, &[b"d", b"f"], file(b"g\n")).unwrap();
+        place(&mut lied, &[b"g"], file(b"g\n")).unwrap();
+        assert_eq!(claimed.info.manifest.tree, tree_digest(&lied));
+        // A changed ctime (chmod back and forth) makes d/f a miss: read again.
+        let perms = fs::metadata(src.join("d/f")).unwrap().permissions();
+        fs::set_permissions(src.join("d/f"), fs::Permissions::from_mode(0o600)).unwrap();
+        fs::set_permissions(src.join("d/f"), perms).unwrap();
+        let reread = store.add_slice("z", &source, &options).unwrap();
+        assert_eq!(reread.info.digest, first.info.digest);
+    }
+
     #[test]
     fn a_pinned_tree_keeps_its_digest() {
         // Pinned from the in-memory route before the streaming walk
@@ -519,6 +678,7 @@ mod tests {
             tmp.path(),
             Limits::default(),
             &crate::store::objects::HashOnly,
+            None,
             None,
             &progress,
         )

@@ -32,6 +32,7 @@ mod progress;
 mod ref_index;
 mod refs;
 mod slice;
+mod stat_cache;
 mod tarball;
 mod tree;
 

@@ -235,6 +235,42 @@ impl<'s> ObjectWriter<'s> {
         }
     }
 
+    pub(crate) fn store(&self) -> &'s Store {
+        self.store
+    }
+
+    /// Whether the store holds `content` as an object, judged by its
+    /// lstat only (a regular file of `size` bytes with the right executable
+    /// bit): for content the stat cache vouches for, whose whole point is
+    /// not to read it again. A damaged object is then found by
+    /// slice-verify, not by this add.
+    pub(crate) fn trust_stored(&self, content: &Digest, executable: bool, size: u64) -> bool {
+        let key = (*content, executable);
+        if self
+            .new
+            .lock()
+            .expect("no panics while held")
+            .contains_key(&key)
+        {
+            return true;
+        }
+        let path = self.store.object_path(content, executable);
+        match fs::symlink_metadata(&path) {
+            Ok(meta)
+                if meta.is_file()
+                    && meta.len() == size
+                    && (meta.mode() & 0o111 != 0) == executable =>
+            {
+                self.verified
+                    .lock()
+                    .expect("no panics while held")
+                    .insert(key, (meta.dev(), meta.ino()));
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Inodes known to hold the right content: stored objects this ingest
     /// verified, and the ones it wrote.
     pub(crate) fn trusted_inodes(&self) -> HashSet<(u64, u64)> {

@@ -378,6 +378,7 @@ mod tests {
                     env: vec![],
                     limits: Limits::default(),
                     progress: None,
+                    stat_cache: true,
                 };
                 let added = store.add_slice(name, &Source::Directory(src), &options);
                 added.unwrap().info.digest
