@@ -13,7 +13,7 @@ fn options(at: &str) -> IngestOptions {
         env: vec![],
         limits: Limits::default(),
         progress: None,
-        stat_cache: true,
+        stat_cache: false,
     }
 }
 

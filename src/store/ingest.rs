@@ -56,8 +56,10 @@ pub struct IngestOptions {
     /// Who hears how far the add has got, if anyone.
     pub progress: Option<ProgressSink>,
     /// Whether a directory source's files may be served from, and are
-    /// recorded in, the store's stat cache: yes for a tree that is added
-    /// again (`slice-add`, `--cache` inputs), no for a fresh `--out` dir.
+    /// recorded in, the store's stat cache: yes for `--cache` inputs,
+    /// hashed again at every run; no for `slice-add`, whose re-add
+    /// re-hashes (and so repairs) every object it relies on, nor for a
+    /// fresh `--out` dir, never seen again.
     pub stat_cache: bool,
 }
 

@@ -29,8 +29,10 @@ pub(crate) struct ObjectWriter<'s> {
     incoming: PathBuf,
     staged: PathBuf,
     next_temp: AtomicU64,
-    /// Objects this ingest created, by (content, executable).
-    new: Mutex<HashMap<(Digest, bool), PathBuf>>,
+    /// Inodes of the objects this ingest created, once published (the
+    /// objects themselves are the files of `staged`: no entry in memory
+    /// per object, so memory stays bounded whatever the entry count).
+    published: Mutex<Vec<(u64, u64)>>,
     /// Stored objects this ingest re-hashed and found right, with their
     /// inodes (a slice tree file with one of these inodes is right too).
     verified: Mutex<HashMap<(Digest, bool), (u64, u64)>>,
@@ -178,7 +180,7 @@ impl<'s> ObjectWriter<'s> {
             incoming,
             staged,
             next_temp: AtomicU64::new(0),
-            new: Mutex::new(HashMap::new()),
+            published: Mutex::new(Vec::new()),
             verified: Mutex::new(HashMap::new()),
             damaged: Mutex::new(HashSet::new()),
             written: AtomicU64::new(0),
@@ -192,11 +194,7 @@ impl<'s> ObjectWriter<'s> {
     /// inode.
     fn known(&self, content: &Digest, executable: bool) -> bool {
         let key = (*content, executable);
-        if self
-            .new
-            .lock()
-            .expect("no panics while held")
-            .contains_key(&key)
+        if self.is_staged(content, executable)
             || self
                 .verified
                 .lock()
@@ -246,12 +244,7 @@ impl<'s> ObjectWriter<'s> {
     /// slice-verify, not by this add.
     pub(crate) fn trust_stored(&self, content: &Digest, executable: bool, size: u64) -> bool {
         let key = (*content, executable);
-        if self
-            .new
-            .lock()
-            .expect("no panics while held")
-            .contains_key(&key)
-        {
+        if self.is_staged(content, executable) {
             return true;
         }
         let path = self.store.object_path(content, executable);
@@ -281,16 +274,7 @@ impl<'s> ObjectWriter<'s> {
             .values()
             .copied()
             .collect();
-        for (key, staged) in self.new.lock().expect("no panics while held").iter() {
-            let path = if staged.exists() {
-                staged.clone()
-            } else {
-                self.store.object_path(&key.0, key.1)
-            };
-            if let Ok(meta) = fs::symlink_metadata(path) {
-                out.insert((meta.dev(), meta.ino()));
-            }
-        }
+        out.extend(self.published.lock().expect("no panics while held").iter());
         out
     }
 
@@ -320,18 +304,15 @@ impl<'s> ObjectWriter<'s> {
         file.set_permissions(fs::Permissions::from_mode(object_mode(executable)))
             .at("set mode of", &temp)?;
         drop(file);
-        let mut new = self.new.lock().expect("no panics while held");
-        if new.contains_key(&(content, executable)) {
-            drop(new);
-            return fs::remove_file(&temp).at("remove temporary file", &temp);
+        let staged = self.staged_path(&content, executable);
+        match rename_noreplace(&temp, &staged) {
+            Ok(()) => {}
+            // Another thread of this ingest staged the same content.
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                return fs::remove_file(&temp).at("remove temporary file", &temp);
+            }
+            Err(e) => return Err(e).at("stage object", &staged),
         }
-        let staged = self.staged.join(format!(
-            "{}{}",
-            content.hex(),
-            if executable { ".x" } else { "" }
-        ));
-        fs::rename(&temp, &staged).at("stage object", &staged)?;
-        new.insert((content, executable), staged);
         self.written.fetch_add(size, Ordering::Relaxed);
         Ok(())
     }
@@ -355,13 +336,14 @@ impl<'s> ObjectWriter<'s> {
         finish_object(&file, bytes.len() as u64).at("write object file", &staged)?;
         file.set_permissions(fs::Permissions::from_mode(object_mode(executable)))
             .at("set mode of", &staged)?;
-        self.new
-            .lock()
-            .expect("no panics while held")
-            .insert((content, executable), staged);
         self.written
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Whether this ingest staged `content` (the staged dir is the set).
+    fn is_staged(&self, content: &Digest, executable: bool) -> bool {
+        self.staged_path(content, executable).exists()
     }
 
     fn staged_path(&self, content: &Digest, executable: bool) -> PathBuf {
@@ -465,12 +447,12 @@ impl<'s> ObjectWriter<'s> {
     /// The file a tree entry should hardlink: the staged copy when this
     /// ingest wrote it, else the stored object.
     pub(crate) fn source_of(&self, content: &Digest, executable: bool) -> PathBuf {
-        self.new
-            .lock()
-            .expect("no panics while held")
-            .get(&(*content, executable))
-            .cloned()
-            .unwrap_or_else(|| self.store.object_path(content, executable))
+        let staged = self.staged_path(content, executable);
+        if staged.exists() {
+            staged
+        } else {
+            self.store.object_path(content, executable)
+        }
     }
 
     /// Moves the staged objects into the store's fan-out dirs. An object
@@ -484,8 +466,23 @@ impl<'s> ObjectWriter<'s> {
         let mut touched = HashSet::new();
         let mut made_fanout = false;
         let mut healed = 0;
-        for ((content, executable), staged) in self.new.lock().expect("no panics while held").iter()
-        {
+        let mut published = self.published.lock().expect("no panics while held");
+        let listed = fs::read_dir(&self.staged).at("read directory", &self.staged)?;
+        for entry in listed {
+            let entry = entry.at("read directory", &self.staged)?;
+            let staged = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let (hex, executable) = match name.strip_suffix(".x") {
+                Some(hex) => (hex, &true),
+                None => (&*name, &false),
+            };
+            let Some(content) = Digest::from_hex(hex) else {
+                continue;
+            };
+            let content = &content;
+            let inode = entry.metadata().at("read", &staged)?;
+            published.push((inode.dev(), inode.ino()));
             let target = self.store.object_path(content, *executable);
             let fanout = target.parent().expect("object paths have a fan-out dir");
             if touched.insert(fanout.to_path_buf()) && !fanout.is_dir() {
@@ -493,11 +490,11 @@ impl<'s> ObjectWriter<'s> {
                 made_fanout = true;
             }
             if damaged.contains(&(*content, *executable)) {
-                fs::rename(staged, &target).at("replace damaged object", &target)?;
+                fs::rename(&staged, &target).at("replace damaged object", &target)?;
                 healed += 1;
                 continue;
             }
-            match rename_noreplace(staged, &target) {
+            match rename_noreplace(&staged, &target) {
                 Ok(()) => super::crash_point("add:one-object-published"),
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                 Err(e) => return Err(e).at("store object", &target),
