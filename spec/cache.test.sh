@@ -23,6 +23,22 @@ ran
 two
 ## END
 
+#### a stage sees mtime 1 (1970-01-01T00:00:01Z) on a slice's files and on its --cache working dir
+SLICEBOX_STORE=$TMP.store; export SLICEBOX_STORE
+mkdir -p mt; echo x > mt/f; touch -d '2020-01-02 03:04:05' mt/f
+slice-add cache-mtime mt --at /opt/mt >/dev/null
+sandbox --no-cwd --slice cache-mtime -- stat -c '%Y %n' /opt/mt/f /opt/mt
+echo y > here; touch -d '2020-01-02 03:04:05' here
+sandbox --net none --clearenv --out /opt/o=cache-mtime-out --cache -- \
+  sh -c 'stat -c "%Y %n" here . > /opt/o/times'
+sandbox --no-cwd --slice cache-mtime-out -- cat /opt/o/times
+## STDOUT:
+1 /opt/mt/f
+1 /opt/mt
+1 here
+1 .
+## END
+
 #### every declared input is in the digest: argv, env, slices, ids, options
 SLICEBOX_STORE=$TMP.store; export SLICEBOX_STORE
 mkdir -p s1 s2; echo 1 > s1/f; echo 2 > s2/f

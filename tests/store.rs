@@ -13,6 +13,7 @@ fn options(at: &str) -> IngestOptions {
         env: vec![],
         limits: Limits::default(),
         progress: None,
+        stat_cache: false,
     }
 }
 

@@ -91,6 +91,7 @@ pub fn add(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
             env,
             limits,
             progress: terminal_progress(ctx.stdio[2], format!("adding {name}")),
+            stat_cache: false,
         },
     )?;
     let mut repairs = Vec::new();

@@ -213,9 +213,12 @@ passed to COMMAND.
 --out DIR=NAME: DIR starts empty and writable; after COMMAND exits 0 its
 content is stored as slice NAME with mount point DIR, as slice-add would
 (crash-safe, deduplicated). On any other status nothing is stored.
+--timeout covers the storing too: if it passes meanwhile, nothing is
+stored and the status is 124.
 --cache: the working directory and each --ro-bind source are stored
 first, and COMMAND sees those stored copies (read-only, with only the
-executable bit kept), not the live paths, and the host name localhost
+executable bit kept, every mtime 1970-01-01T00:00:01Z), not the live
+paths, and the host name localhost
 unless --hostname. The stage's digest covers its slices, those copies,
 the command, the environment, the ids and every option that can change
 the output. When an earlier run with

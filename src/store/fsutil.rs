@@ -4,7 +4,7 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 
 use super::{IoContext, Result};
@@ -100,4 +100,45 @@ pub(crate) fn unique_suffix() -> String {
         COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         u64::from_le_bytes(random)
     )
+}
+
+/// The mtime (and atime) every stored file, directory and symlink shows,
+/// as Nix's store has it: 1970-01-01T00:00:01Z. Mtimes are not part of a
+/// digest, so a stage sees the same times whatever tree was hashed.
+pub(crate) const FIXED_MTIME: libc::time_t = 1;
+
+fn fixed_times() -> [libc::timespec; 2] {
+    let fixed = libc::timespec {
+        tv_sec: FIXED_MTIME,
+        tv_nsec: 0,
+    };
+    [fixed, fixed]
+}
+
+/// Gives an open file the fixed mtime.
+pub(crate) fn set_fixed_mtime(file: &impl AsRawFd) -> io::Result<()> {
+    let times = fixed_times();
+    // SAFETY: a valid fd and a two-element timespec array.
+    if unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Gives `path` below `dir` the fixed mtime, never following a symlink.
+pub(crate) fn set_fixed_mtime_at(dir: RawFd, path: &std::ffi::CStr) -> io::Result<()> {
+    let times = fixed_times();
+    // SAFETY: a valid fd, C string and two-element timespec array.
+    let done = unsafe {
+        libc::utimensat(
+            dir,
+            path.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if done != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

@@ -1,7 +1,8 @@
-//! `slice-add`: parse a source into an in-memory tree (rejecting anything
-//! hostile, and anything beyond the limits, before it touches the store),
-//! materialise it in a private staging dir, then publish objects, slice and
-//! ref in that order.
+//! `slice-add`: read a source (rejecting anything hostile, and anything
+//! beyond the limits, as it is met), build it in a private staging dir,
+//! then publish objects, slice and ref in that order. A directory source
+//! is streamed (`dir_source`); an archive is parsed into an in-memory tree
+//! first, as its entries come in any order.
 
 use std::cell::Cell;
 use std::collections::HashSet;
@@ -14,13 +15,14 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
 use super::at;
+use super::dir_source::{walk_cached, walk_directory, Staging, Walked};
 use super::fsutil::{self, sync_dir};
 use super::limits::{expansion_reason, Budget, Counted, ExpansionGuard, Limits};
 use super::objects::{ObjectSink, ObjectWriter};
 use super::progress::{Progress, ProgressSink};
 use super::tarball::{Kind, TarError, TarReader};
 use super::tree::{find, for_each_path, place, tree_digest, Node};
-use super::{crash_point, listing, parallel};
+use super::{crash_point, listing};
 use super::{
     os, printable, printable_path, refs, Error, IoContext, Manifest, Result, SliceInfo, Store,
 };
@@ -53,6 +55,12 @@ pub struct IngestOptions {
     pub limits: Limits,
     /// Who hears how far the add has got, if anyone.
     pub progress: Option<ProgressSink>,
+    /// Whether a directory source's files may be served from, and are
+    /// recorded in, the store's stat cache: yes for `--cache` inputs,
+    /// hashed again at every run; no for `slice-add`, whose re-add
+    /// re-hashes (and so repairs) every object it relies on, nor for a
+    /// fresh `--out` dir, never seen again.
+    pub stat_cache: bool,
 }
 
 /// What `add_slice` did.
@@ -103,47 +111,34 @@ impl Store {
         // Shared for the whole add: gc cannot delete an object this add
         // found already stored and is about to link.
         let _lock = self.lock_shared()?;
+        if let (Source::Directory(dir), true) = (source, options.stat_cache) {
+            if let Some(added) = self.reuse_unchanged(name, dir, &mount_point, options)? {
+                return Ok(added);
+            }
+        }
         let stage = Stage::create(self)?;
         let objects = ObjectWriter::new(self, &stage.path)?;
-        let source_name = source.describe();
         let progress = Progress::start(options.progress.clone());
-        let root = match source {
-            Source::Directory(dir) => read_directory(dir, options.limits, &objects, &progress)?,
-            Source::Archive(path) => {
-                let file = File::open(path).at("open", path)?;
-                read_archive(file, &source_name, options.limits, &objects, &progress)?
-            }
-            Source::Stream(fd) => {
-                // SAFETY: the caller checked that `fd` is open and keeps it
-                // open for this call.
-                let borrowed = unsafe { BorrowedFd::borrow_raw(*fd) };
-                let input = FdReader(borrowed);
-                read_archive(input, &source_name, options.limits, &objects, &progress)?
-            }
-        };
-        progress.finish();
-        let (files, bytes) = root.count();
-        let manifest = Manifest::new(
-            tree_digest(&root),
-            mount_point,
-            options.env.clone(),
-            files,
-            bytes,
-        );
-        let slice_digest = manifest.slice_digest();
-
         let staged_slice = stage.path.join("slice");
         fs::create_dir(&staged_slice).at("create staging directory", &staged_slice)?;
-        materialise(&root, &staged_slice.join("tree"), &objects)?;
-        let listing_path = staged_slice.join("listing");
-        fs::write(&listing_path, listing::write(&root)).at("write listing", &listing_path)?;
+        let walked = stage_source(source, &staged_slice, options, &objects, &progress)?;
+        progress.finish();
+        let manifest = Manifest::new(
+            walked.digest,
+            mount_point,
+            options.env.clone(),
+            walked.files,
+            walked.bytes,
+        );
+        let slice_digest = manifest.slice_digest();
         manifest.write(&staged_slice.join("manifest.json"))?;
-        drop(root);
 
         // One syncfs for the whole batch (as ostree does) instead of an
         // fsync per file: objects and tree are durable before they become
         // reachable.
         crash_point("add:staged");
+        // Where a test reads the helper's peak memory: the source is read.
+        super::pause_point("add:staged");
         fsutil::sync_filesystem(self.root())?;
         crash_point("add:synced");
         let healed_objects = objects.publish()?;
@@ -167,6 +162,45 @@ impl Store {
             healed_slice,
             healed_sharers,
         })
+    }
+
+    /// Re-adding an unchanged directory: when the stat cache vouches for
+    /// every file of `dir` and the slice they make is stored, names it
+    /// (if `name`) without reading a file or building a tree. A stored
+    /// slice is trusted as it is here; slice-verify checks it.
+    fn reuse_unchanged(
+        &self,
+        name: Option<&str>,
+        dir: &Path,
+        mount_point: &str,
+        options: &IngestOptions,
+    ) -> Result<Option<Added>> {
+        let progress = Progress::start(options.progress.clone());
+        let walked = walk_cached(dir, options.limits, self, &progress);
+        progress.finish();
+        let Some(walked) = walked? else {
+            return Ok(None);
+        };
+        let manifest = Manifest::new(
+            walked.digest,
+            mount_point.to_string(),
+            options.env.clone(),
+            walked.files,
+            walked.bytes,
+        );
+        let slice = manifest.slice_digest();
+        if self.manifest(&slice).is_err() || !self.slice_dir(&slice).join("tree").is_dir() {
+            return Ok(None);
+        }
+        if let Some(name) = name {
+            refs::set(self, name, &slice)?;
+        }
+        Ok(Some(Added {
+            info: self.slice_info(&slice)?,
+            written_bytes: 0,
+            healed_objects: 0,
+            healed_slice: false,
+        }))
     }
 
     /// Moves a finished staged slice into `slices/`. When the same slice is
@@ -208,6 +242,45 @@ impl Store {
         fs::rename(staged, &aside).at("set aside damaged slice", &aside)?;
         Ok(true)
     }
+}
+
+/// Reads `source` into `staged_slice` (its `tree` and `listing`): a
+/// directory in one streaming walk, an archive through an in-memory tree.
+fn stage_source(
+    source: &Source,
+    staged_slice: &Path,
+    options: &IngestOptions,
+    objects: &ObjectWriter<'_>,
+    progress: &Progress,
+) -> Result<Walked> {
+    let limits = options.limits;
+    let source_name = source.describe();
+    let root = match source {
+        Source::Directory(dir) => {
+            let staging = Staging::create(staged_slice, objects)?;
+            let store = options.stat_cache.then(|| objects.store());
+            return walk_directory(dir, limits, objects, Some(staging), store, progress);
+        }
+        Source::Archive(path) => {
+            let file = File::open(path).at("open", path)?;
+            read_archive(file, &source_name, limits, objects, progress)?
+        }
+        Source::Stream(fd) => {
+            // SAFETY: the caller checked that `fd` is open and keeps it
+            // open for this call.
+            let borrowed = unsafe { BorrowedFd::borrow_raw(*fd) };
+            read_archive(FdReader(borrowed), &source_name, limits, objects, progress)?
+        }
+    };
+    materialise(&root, &staged_slice.join("tree"), objects)?;
+    let listing_path = staged_slice.join("listing");
+    fs::write(&listing_path, listing::write(&root)).at("write listing", &listing_path)?;
+    let (files, bytes) = root.count();
+    Ok(Walked {
+        digest: tree_digest(&root),
+        files,
+        bytes,
+    })
 }
 
 fn valid_env_name(name: &str) -> bool {
@@ -274,153 +347,6 @@ fn rejected(source_name: &str, entry: &[u8], reason: String) -> Error {
     }
 }
 
-/// A regular file the walk of a directory source found: where it is
-/// below the source, and what it was, to check it is the same when read.
-struct FoundFile {
-    relative: CString,
-    shown: Vec<u8>,
-    dev: u64,
-    ino: u64,
-}
-
-enum Found {
-    Dir,
-    Symlink(Vec<u8>),
-    File(usize),
-}
-
-fn changed(source_name: &str, entry: &[u8]) -> Error {
-    rejected(
-        source_name,
-        entry,
-        "changed while it was being added (add a tree that nobody writes to)".into(),
-    )
-}
-
-/// Walks a directory source below an fd: each level is opened with
-/// openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) and checked to be the
-/// directory the walk saw, every entry is lstat'ed relative to its parent's
-/// fd, and files are opened the same way and fstat'ed: what is checked is
-/// what is read. A tree changed during the add makes the add fail, naming
-/// the entry; it never makes it follow a link, leave the source or block
-/// on a fifo.
-fn read_directory(
-    dir: &Path,
-    limits: Limits,
-    objects: &dyn ObjectSink,
-    progress: &Progress,
-) -> Result<Node> {
-    let source_name = printable_path(dir);
-    let root = at::open_dir(dir).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOTDIR) => Error::BadSource {
-            source_name: source_name.clone(),
-            reason: "not a directory".into(),
-        },
-        _ => Error::Io {
-            op: "open",
-            path: dir.to_path_buf(),
-            source: e,
-        },
-    })?;
-    let mut budget = Budget::new(limits);
-    let mut found: Vec<(Vec<u8>, Found)> = Vec::new();
-    let mut files: Vec<FoundFile> = Vec::new();
-    let walk_root = root.try_clone().at("read", dir)?;
-    at::walk(
-        walk_root,
-        |visit| {
-            let shown = visit.path;
-            let parts: Vec<&[u8]> = shown.split(|b| *b == b'/').collect();
-            let refuse = |reason| rejected(&source_name, shown, reason);
-            budget.entry(&parts).map_err(refuse)?;
-            let st = visit.stat;
-            let what = if at::is_dir(st) {
-                Found::Dir
-            } else if at::is_symlink(st) {
-                let target = at::read_link_at(visit.dir, visit.name)
-                    .map_err(|_| changed(&source_name, shown))?;
-                budget.symlink(&target).map_err(refuse)?;
-                Found::Symlink(target)
-            } else if at::is_file(st) {
-                budget.file(st.st_size as u64).map_err(refuse)?;
-                files.push(FoundFile {
-                    relative: at::cstring(shown).at("read", dir)?,
-                    shown: shown.to_vec(),
-                    dev: st.st_dev,
-                    ino: st.st_ino,
-                });
-                Found::File(files.len() - 1)
-            } else {
-                return Err(refuse(
-                    "is a device node, fifo or socket; slices hold only files, directories and symlinks"
-                        .into(),
-                ));
-            };
-            found.push((shown.to_vec(), what));
-            Ok(())
-        },
-        |_| Ok(()),
-        |path, _| changed(&source_name, path),
-    )?;
-    super::pause_point("add:walked");
-    let root_fd = root.as_raw_fd();
-    let first = std::sync::atomic::AtomicBool::new(true);
-    let results = parallel::map(&files, |file| {
-        let shown = PathBuf::from(os(&file.shown));
-        let opened = at::open_beneath(root_fd, &file.relative, libc::O_RDONLY | libc::O_NONBLOCK)
-            .map_err(|_| changed(&source_name, &file.shown))?;
-        let before = at::fstat(&opened).at("read", &shown)?;
-        if !at::is_file(&before) || before.st_dev != file.dev || before.st_ino != file.ino {
-            return Err(changed(&source_name, &file.shown));
-        }
-        let executable = before.st_mode & 0o111 != 0;
-        if first.swap(false, Ordering::Relaxed) {
-            super::pause_point("add:file-opened");
-        }
-        let mut reader = File::from(opened);
-        let (content, size) = objects.add_file(&mut reader, executable, &shown)?;
-        let after = at::fstat(&reader).at("read", &shown)?;
-        let same = |a: &libc::stat, b: &libc::stat| {
-            (
-                a.st_size,
-                a.st_mtime,
-                a.st_mtime_nsec,
-                a.st_ctime,
-                a.st_ctime_nsec,
-            ) == (
-                b.st_size,
-                b.st_mtime,
-                b.st_mtime_nsec,
-                b.st_ctime,
-                b.st_ctime_nsec,
-            )
-        };
-        if size != before.st_size as u64 || !same(&before, &after) {
-            return Err(changed(&source_name, &file.shown));
-        }
-        progress.advance(size);
-        Ok((content, executable, size))
-    })?;
-    let mut root_node = Node::empty_dir();
-    for (path, what) in found {
-        let node = match what {
-            Found::Dir => Node::empty_dir(),
-            Found::Symlink(target) => Node::Symlink { target },
-            Found::File(index) => {
-                let (content, executable, size) = results[index];
-                Node::File {
-                    content,
-                    executable,
-                    size,
-                }
-            }
-        };
-        let parts: Vec<&[u8]> = path.split(|b| *b == b'/').collect();
-        place(&mut root_node, &parts, node).expect("directory entries have unique names");
-    }
-    Ok(root_node)
-}
-
 /// Splits a tar entry name into safe components: `.` and empty parts are
 /// dropped; `..` and absolute names are refused.
 fn normalise_entry_name(name: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
@@ -446,9 +372,16 @@ fn normalise_entry_name(name: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
 /// working directory and read-only binds.
 pub fn directory_digest(dir: &Path, limits: &Limits) -> Result<Digest> {
     let progress = Progress::start(None);
-    let tree = read_directory(dir, *limits, &super::objects::HashOnly, &progress);
+    let walked = walk_directory(
+        dir,
+        *limits,
+        &super::objects::HashOnly,
+        None,
+        None,
+        &progress,
+    );
     progress.finish();
-    Ok(tree_digest(&tree?))
+    Ok(walked?.digest)
 }
 
 /// Parses a tar stream (plain, gzip or zstd) and hashes its files within
@@ -680,34 +613,56 @@ pub(super) fn materialise(root: &Node, dir: &Path, objects: &ObjectWriter<'_>) -
             Node::Symlink { target } => {
                 let target = at::cstring(target).at("create symlink", &shown)?;
                 at::symlink_at(&target, tree_fd, &path).at("create symlink", &shown)?;
+                fsutil::set_fixed_mtime_at(tree_fd, &path).at("set mtime of", &shown)?;
             }
             Node::File {
                 content,
                 executable,
                 size,
-            } => {
-                if *size == 0 {
-                    at::create_at(tree_fd, &path, object_mode(*executable))
-                        .at("create file", &shown)?;
-                } else {
-                    let source = objects.source_of(content, *executable);
-                    match at::link_to(&source, tree_fd, &path) {
-                        Ok(()) => {}
-                        Err(e) if e.raw_os_error() == Some(libc::EMLINK) => {
-                            copy_object(&source, tree_fd, &path, *executable, &shown)?
-                        }
-                        Err(e) => return Err(e).at("link object into", &shown),
-                    }
-                }
-            }
+            } => place_file(
+                tree_fd,
+                &path,
+                &shown,
+                (content, *executable, *size),
+                objects,
+            )?,
         }
         Ok(())
     })?;
     // Children before parents, so no directory is read-only while it fills.
     for path in dirs.iter().rev() {
         at::chmod_at(tree_fd, path, 0o755).at("set mode of", dir)?;
+        fsutil::set_fixed_mtime_at(tree_fd, path).at("set mtime of", dir)?;
     }
-    Ok(())
+    fsutil::set_fixed_mtime(&tree).at("set mtime of", dir)
+}
+
+/// Puts one file of a staged tree at `path`: a hardlink to its object,
+/// or a copy for an empty file and for an object at the filesystem's link
+/// limit (bounded: every link counted against the source's byte limit).
+/// Every file shows the fixed mtime; an object stored before objects had
+/// it gets it here (it is the same inode).
+pub(crate) fn place_file(
+    tree_fd: RawFd,
+    path: &CString,
+    shown: &Path,
+    (content, executable, size): (&Digest, bool, u64),
+    objects: &ObjectWriter<'_>,
+) -> Result<()> {
+    if size == 0 {
+        let file =
+            at::create_at(tree_fd, path, object_mode(executable)).at("create file", shown)?;
+        return fsutil::set_fixed_mtime(&file).at("set mtime of", shown);
+    }
+    let source = objects.source_of(content, executable);
+    match at::link_to(&source, tree_fd, path) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EMLINK) => {
+            copy_object(&source, tree_fd, path, executable, shown)?
+        }
+        Err(e) => return Err(e).at("link object into", shown),
+    }
+    fsutil::set_fixed_mtime_at(tree_fd, path).at("set mtime of", shown)
 }
 
 fn object_mode(executable: bool) -> libc::mode_t {
@@ -727,8 +682,9 @@ fn copy_object(
 ) -> Result<()> {
     let mut from = File::open(source).at("open object", source)?;
     let to = at::create_at(tree_fd, path, object_mode(executable)).at("create file", shown)?;
-    io::copy(&mut from, &mut File::from(to)).at("copy object to", shown)?;
-    Ok(())
+    let mut to = File::from(to);
+    io::copy(&mut from, &mut to).at("copy object to", shown)?;
+    fsutil::set_fixed_mtime(&to).at("set mtime of", shown)
 }
 
 #[cfg(test)]

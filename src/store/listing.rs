@@ -29,29 +29,35 @@ fn length_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
 pub fn write(root: &Node) -> Vec<u8> {
     let mut out = Vec::new();
     let written: Result<(), Infallible> = for_each_path(root, |path, node| {
-        match node {
-            Node::File {
-                content,
-                executable,
-                size,
-            } => {
-                out.extend_from_slice(if *executable { b"x " } else { b"f " });
-                out.extend_from_slice(content.hex().as_bytes());
-                out.extend_from_slice(format!(" {size} ").as_bytes());
-            }
-            Node::Symlink { target } => {
-                out.extend_from_slice(b"l ");
-                length_prefixed(&mut out, target);
-                out.extend_from_slice(b" 0 ");
-            }
-            Node::Dir(_) => out.extend_from_slice(b"d - 0 "),
-        }
-        length_prefixed(&mut out, path);
-        out.push(b'\n');
+        write_entry(&mut out, path, node);
         Ok(())
     });
     let Ok(()) = written;
     out
+}
+
+/// Appends the line of one entry at `path` (a directory's children are
+/// not written: a streaming walk writes them as it meets them).
+pub fn write_entry(out: &mut Vec<u8>, path: &[u8], node: &Node) {
+    match node {
+        Node::File {
+            content,
+            executable,
+            size,
+        } => {
+            out.extend_from_slice(if *executable { b"x " } else { b"f " });
+            out.extend_from_slice(content.hex().as_bytes());
+            out.extend_from_slice(format!(" {size} ").as_bytes());
+        }
+        Node::Symlink { target } => {
+            out.extend_from_slice(b"l ");
+            length_prefixed(out, target);
+            out.extend_from_slice(b" 0 ");
+        }
+        Node::Dir(_) => out.extend_from_slice(b"d - 0 "),
+    }
+    length_prefixed(out, path);
+    out.push(b'\n');
 }
 
 struct Cursor<'a> {

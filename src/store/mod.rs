@@ -19,6 +19,7 @@
 
 mod at;
 mod cache;
+mod dir_source;
 mod fsutil;
 mod heal;
 mod ingest;
@@ -32,6 +33,7 @@ mod progress;
 mod ref_index;
 mod refs;
 mod slice;
+mod stat_cache;
 mod tarball;
 mod tree;
 

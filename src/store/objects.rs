@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Seek};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -29,8 +29,10 @@ pub(crate) struct ObjectWriter<'s> {
     incoming: PathBuf,
     staged: PathBuf,
     next_temp: AtomicU64,
-    /// Objects this ingest created, by (content, executable).
-    new: Mutex<HashMap<(Digest, bool), PathBuf>>,
+    /// Inodes of the objects this ingest created, once published (the
+    /// objects themselves are the files of `staged`: no entry in memory
+    /// per object, so memory stays bounded whatever the entry count).
+    published: Mutex<Vec<(u64, u64)>>,
     /// Stored objects this ingest re-hashed and found right, with their
     /// inodes (a slice tree file with one of these inodes is right too).
     verified: Mutex<HashMap<(Digest, bool), (u64, u64)>>,
@@ -72,6 +74,36 @@ fn fill(reader: &mut dyn Read, buf: &mut Vec<u8>, limit: usize, origin: &Path) -
 
 /// Feeds the rest of `reader` to `hasher`; returns the bytes read. The one
 /// hashing loop of ingest and verify.
+/// Blocks of zeros are left as holes: the unit a filesystem allocates.
+const SPARSE_BLOCK: usize = 4096;
+
+/// Writes `bytes` at `offset`, skipping every aligned block of zeros, so an
+/// object keeps the holes of a sparse source (a 2 GB `truncate` file takes
+/// no blocks, not 2 GB). [`finish_object`] sets the size a trailing hole
+/// leaves short.
+fn write_sparse(file: &File, offset: u64, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut at = 0;
+    while at < bytes.len() {
+        // Up to the next aligned block boundary of the file.
+        let position = offset + at as u64;
+        let room = SPARSE_BLOCK - (position % SPARSE_BLOCK as u64) as usize;
+        let block = &bytes[at..bytes.len().min(at + room)];
+        if block.iter().any(|b| *b != 0) {
+            file.write_all_at(block, position)?;
+        }
+        at += block.len();
+    }
+    Ok(())
+}
+
+/// Gives an object written by [`write_sparse`] its full size and, like
+/// every object, the fixed mtime (docs/formats.md, "Objects").
+fn finish_object(file: &File, size: u64) -> io::Result<()> {
+    file.set_len(size)?;
+    fsutil::set_fixed_mtime(file)
+}
+
 pub(crate) fn hash_rest(reader: &mut dyn Read, hasher: &mut Sha256) -> io::Result<u64> {
     let mut chunk = vec![0u8; CHUNK];
     let mut size = 0u64;
@@ -148,7 +180,7 @@ impl<'s> ObjectWriter<'s> {
             incoming,
             staged,
             next_temp: AtomicU64::new(0),
-            new: Mutex::new(HashMap::new()),
+            published: Mutex::new(Vec::new()),
             verified: Mutex::new(HashMap::new()),
             damaged: Mutex::new(HashSet::new()),
             written: AtomicU64::new(0),
@@ -162,11 +194,7 @@ impl<'s> ObjectWriter<'s> {
     /// inode.
     fn known(&self, content: &Digest, executable: bool) -> bool {
         let key = (*content, executable);
-        if self
-            .new
-            .lock()
-            .expect("no panics while held")
-            .contains_key(&key)
+        if self.is_staged(content, executable)
             || self
                 .verified
                 .lock()
@@ -205,6 +233,37 @@ impl<'s> ObjectWriter<'s> {
         }
     }
 
+    pub(crate) fn store(&self) -> &'s Store {
+        self.store
+    }
+
+    /// Whether the store holds `content` as an object, judged by its
+    /// lstat only (a regular file of `size` bytes with the right executable
+    /// bit): for content the stat cache vouches for, whose whole point is
+    /// not to read it again. A damaged object is then found by
+    /// slice-verify, not by this add.
+    pub(crate) fn trust_stored(&self, content: &Digest, executable: bool, size: u64) -> bool {
+        let key = (*content, executable);
+        if self.is_staged(content, executable) {
+            return true;
+        }
+        let path = self.store.object_path(content, executable);
+        match fs::symlink_metadata(&path) {
+            Ok(meta)
+                if meta.is_file()
+                    && meta.len() == size
+                    && (meta.mode() & 0o111 != 0) == executable =>
+            {
+                self.verified
+                    .lock()
+                    .expect("no panics while held")
+                    .insert(key, (meta.dev(), meta.ino()));
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Inodes known to hold the right content: stored objects this ingest
     /// verified, and the ones it wrote.
     pub(crate) fn trusted_inodes(&self) -> HashSet<(u64, u64)> {
@@ -215,16 +274,7 @@ impl<'s> ObjectWriter<'s> {
             .values()
             .copied()
             .collect();
-        for (key, staged) in self.new.lock().expect("no panics while held").iter() {
-            let path = if staged.exists() {
-                staged.clone()
-            } else {
-                self.store.object_path(&key.0, key.1)
-            };
-            if let Ok(meta) = fs::symlink_metadata(path) {
-                out.insert((meta.dev(), meta.ino()));
-            }
-        }
+        out.extend(self.published.lock().expect("no panics while held").iter());
         out
     }
 
@@ -254,18 +304,15 @@ impl<'s> ObjectWriter<'s> {
         file.set_permissions(fs::Permissions::from_mode(object_mode(executable)))
             .at("set mode of", &temp)?;
         drop(file);
-        let mut new = self.new.lock().expect("no panics while held");
-        if new.contains_key(&(content, executable)) {
-            drop(new);
-            return fs::remove_file(&temp).at("remove temporary file", &temp);
+        let staged = self.staged_path(&content, executable);
+        match rename_noreplace(&temp, &staged) {
+            Ok(()) => {}
+            // Another thread of this ingest staged the same content.
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                return fs::remove_file(&temp).at("remove temporary file", &temp);
+            }
+            Err(e) => return Err(e).at("stage object", &staged),
         }
-        let staged = self.staged.join(format!(
-            "{}{}",
-            content.hex(),
-            if executable { ".x" } else { "" }
-        ));
-        fs::rename(&temp, &staged).at("stage object", &staged)?;
-        new.insert((content, executable), staged);
         self.written.fetch_add(size, Ordering::Relaxed);
         Ok(())
     }
@@ -274,7 +321,7 @@ impl<'s> ObjectWriter<'s> {
     /// name: one rename fewer per new file than the temp-file route.
     fn write_bytes(&self, bytes: &[u8], content: Digest, executable: bool) -> Result<()> {
         let staged = self.staged_path(&content, executable);
-        let mut file = match OpenOptions::new()
+        let file = match OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
@@ -285,16 +332,18 @@ impl<'s> ObjectWriter<'s> {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
             Err(e) => return Err(e).at("create object file", &staged),
         };
-        file.write_all(bytes).at("write object file", &staged)?;
+        write_sparse(&file, 0, bytes).at("write object file", &staged)?;
+        finish_object(&file, bytes.len() as u64).at("write object file", &staged)?;
         file.set_permissions(fs::Permissions::from_mode(object_mode(executable)))
             .at("set mode of", &staged)?;
-        self.new
-            .lock()
-            .expect("no panics while held")
-            .insert((content, executable), staged);
         self.written
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Whether this ingest staged `content` (the staged dir is the set).
+    fn is_staged(&self, content: &Digest, executable: bool) -> bool {
+        self.staged_path(content, executable).exists()
     }
 
     fn staged_path(&self, content: &Digest, executable: bool) -> PathBuf {
@@ -335,10 +384,10 @@ impl<'s> ObjectWriter<'s> {
         reader: &mut dyn Read,
         origin: &Path,
     ) -> Result<(PathBuf, File, Digest, u64)> {
-        let (temp, mut file) = self.temp_file()?;
+        let (temp, file) = self.temp_file()?;
         let mut hasher = Sha256::new();
         hasher.update(head);
-        file.write_all(head).at("write object file", &temp)?;
+        write_sparse(&file, 0, head).at("write object file", &temp)?;
         let mut size = head.len() as u64;
         let mut chunk = vec![0u8; CHUNK];
         loop {
@@ -347,9 +396,10 @@ impl<'s> ObjectWriter<'s> {
                 break;
             }
             hasher.update(&chunk[..n]);
-            file.write_all(&chunk[..n]).at("write object file", &temp)?;
+            write_sparse(&file, size, &chunk[..n]).at("write object file", &temp)?;
             size += n as u64;
         }
+        finish_object(&file, size).at("write object file", &temp)?;
         Ok((temp, file, Digest::from_hasher(hasher), size))
     }
 
@@ -409,12 +459,12 @@ impl<'s> ObjectWriter<'s> {
     }
 
     pub(crate) fn source_of(&self, content: &Digest, executable: bool) -> PathBuf {
-        self.new
-            .lock()
-            .expect("no panics while held")
-            .get(&(*content, executable))
-            .cloned()
-            .unwrap_or_else(|| self.store.object_path(content, executable))
+        let staged = self.staged_path(content, executable);
+        if staged.exists() {
+            staged
+        } else {
+            self.store.object_path(content, executable)
+        }
     }
 
     /// Moves the staged objects into the store's fan-out dirs. An object
@@ -428,8 +478,23 @@ impl<'s> ObjectWriter<'s> {
         let mut touched = HashSet::new();
         let mut made_fanout = false;
         let mut healed = 0;
-        for ((content, executable), staged) in self.new.lock().expect("no panics while held").iter()
-        {
+        let mut published = self.published.lock().expect("no panics while held");
+        let listed = fs::read_dir(&self.staged).at("read directory", &self.staged)?;
+        for entry in listed {
+            let entry = entry.at("read directory", &self.staged)?;
+            let staged = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let (hex, executable) = match name.strip_suffix(".x") {
+                Some(hex) => (hex, &true),
+                None => (&*name, &false),
+            };
+            let Some(content) = Digest::from_hex(hex) else {
+                continue;
+            };
+            let content = &content;
+            let inode = entry.metadata().at("read", &staged)?;
+            published.push((inode.dev(), inode.ino()));
             let target = self.store.object_path(content, *executable);
             let fanout = target.parent().expect("object paths have a fan-out dir");
             if touched.insert(fanout.to_path_buf()) && !fanout.is_dir() {
@@ -437,11 +502,11 @@ impl<'s> ObjectWriter<'s> {
                 made_fanout = true;
             }
             if damaged.contains(&(*content, *executable)) {
-                fs::rename(staged, &target).at("replace damaged object", &target)?;
+                fs::rename(&staged, &target).at("replace damaged object", &target)?;
                 healed += 1;
                 continue;
             }
-            match rename_noreplace(staged, &target) {
+            match rename_noreplace(&staged, &target) {
                 Ok(()) => super::crash_point("add:one-object-published"),
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                 Err(e) => return Err(e).at("store object", &target),

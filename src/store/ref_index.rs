@@ -411,6 +411,7 @@ mod tests {
                     env: vec![],
                     limits: Limits::default(),
                     progress: None,
+                    stat_cache: false,
                 };
                 let added = store.add_slice(name, &Source::Directory(src), &options);
                 added.unwrap().info.digest

@@ -238,6 +238,36 @@ fn dir_digest(entries: &BTreeMap<Vec<u8>, Node>) -> Digest {
     }
 }
 
+/// One directory's digest, fed its entries one at a time in name order:
+/// what a streaming walk uses instead of a whole tree in memory. Gives the
+/// same digest as [`tree_digest`] over the same entries.
+pub(crate) struct DirHasher(Sha256);
+
+impl DirHasher {
+    pub(crate) fn new() -> DirHasher {
+        let mut hasher = Sha256::new();
+        hasher.update(b"slicebox-tree-v1\n");
+        DirHasher(hasher)
+    }
+
+    pub(crate) fn file(&mut self, name: &[u8], content: &Digest, executable: bool) {
+        let kind: &[u8] = if executable { b"x" } else { b"f" };
+        entry_line(&mut self.0, kind, content.hex().as_bytes(), name);
+    }
+
+    pub(crate) fn symlink(&mut self, name: &[u8], target: &[u8]) {
+        entry_line(&mut self.0, b"l", &length_prefixed(target), name);
+    }
+
+    pub(crate) fn dir(&mut self, name: &[u8], digest: &Digest) {
+        entry_line(&mut self.0, b"d", digest.hex().as_bytes(), name);
+    }
+
+    pub(crate) fn finish(self) -> Digest {
+        Digest::from_hasher(self.0)
+    }
+}
+
 fn length_prefixed(bytes: &[u8]) -> Vec<u8> {
     let mut out = format!("{}:", bytes.len()).into_bytes();
     out.extend_from_slice(bytes);

@@ -167,6 +167,7 @@ fn snapshot(
         env: Vec::new(),
         limits,
         progress: None,
+        stat_cache: true,
     };
     // A stranger's content: stored in a helper process.
     let stored = ctx.run_untrusted(None, || {

@@ -111,6 +111,7 @@ pub(super) fn store_output(
                 env: Vec::new(),
                 limits: *limits,
                 progress: None,
+                stat_cache: false,
             },
         )
         .map_err(|e| {

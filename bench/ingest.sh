@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# bench/ingest.sh [FILES] [SLICEBOX_BIN]
+#
+# What re-adding an unchanged tree costs with the store's stat cache,
+# against cp -a of the same tree, in ONE hyperfine run (only same-run
+# ratios are compared: this VM's writeback swings absolute times).
+#
+#   FILES         files in the generated tree (default 10000: 100 dirs,
+#                 sizes 1 to 16 KiB, about 80 MB)
+#   SLICEBOX_BIN  slicebox binary (default <repo>/target/dist/slicebox)
+#
+# Environment: BENCH_DIR=/var/tmp (parent of the scratch dir; not tmpfs),
+# BENCH_RUNS=10 (hyperfine runs per command), BENCH_KEEP=1 keeps the dir.
+#
+# Timed, medians, in one hyperfine run: `cp -a` of the tree into a fresh
+# dir; `slice-add` of the tree into a fresh store (reads every file; with
+# BENCH_OLD_BIN, the same with that binary too); a `sandbox --cache` stage
+# whose output is cached, run in the tree (its working directory is stored
+# again at every run) with the stat cache emptied before each run; the
+# same with the stat cache kept (it vouches for every file). The tree is
+# made more than 2 s before the first run, so no file is racily clean.
+set -euo pipefail
+export LC_ALL=C
+SELF=$(readlink -f "${BASH_SOURCE[0]}")
+REPO=$(dirname "$(dirname "$SELF")")
+FILES=${1:-10000}
+SB=$(readlink -f "${2:-$REPO/target/dist/slicebox}")
+RUNS=${BENCH_RUNS:-10}
+PARENT=${BENCH_DIR:-/var/tmp}
+die() { echo "ingest.sh: $*" >&2; exit 1; }
+command -v hyperfine >/dev/null || die "hyperfine missing"
+command -v jq >/dev/null || die "jq missing"
+[[ -x $SB ]] || die "no slicebox at $SB (make build)"
+[[ $(df --output=fstype "$PARENT" | tail -1 | tr -d ' ') != tmpfs ]] || die "$PARENT is tmpfs; set BENCH_DIR"
+
+W=$(mktemp -d "$PARENT/slicebox-ingest-bench.XXXXXX")
+cleanup() { [[ -n ${BENCH_KEEP:-} ]] || { chmod -R u+w "$W" 2>/dev/null || true; rm -rf "$W"; }; }
+trap cleanup EXIT
+python3 - "$W/src" "$FILES" <<'PY'
+import os, random, sys
+top, files = sys.argv[1], int(sys.argv[2])
+random.seed(13)
+for i in range(files):
+    d = f"{top}/d{i % 100:02d}"
+    os.makedirs(d, exist_ok=True)
+    with open(f"{d}/f{i}", "wb") as out:
+        out.write(random.randbytes(random.randint(1, 16) * 1024))
+PY
+sleep 3
+export SLICEBOX_STORE=$W/store
+stage=("$SB" sandbox --net none --clearenv --out /opt/o=o --cache -- true)
+(cd "$W/src" && "${stage[@]}" && "${stage[@]}") 2>/dev/null # the output, then the stat cache
+sync
+
+args=(--prepare "rm -rf '$W/copy'; sync" -n "cp -a" "cp -a '$W/src' '$W/copy'"
+    --prepare "chmod -R u+w '$W/fresh' 2>/dev/null; rm -rf '$W/fresh'; sync"
+    -n "slice-add, fresh store" "SLICEBOX_STORE='$W/fresh' '$SB' slice-add t '$W/src'")
+if [[ -n ${BENCH_OLD_BIN:-} ]]; then
+    args+=(--prepare "chmod -R u+w '$W/fresh' 2>/dev/null; rm -rf '$W/fresh'; sync"
+        -n "slice-add, fresh store, BENCH_OLD_BIN"
+        "SLICEBOX_STORE='$W/fresh' '$(readlink -f "$BENCH_OLD_BIN")' slice-add t '$W/src'")
+fi
+args+=(--prepare "rm -rf '$W/store/stat-cache'; sync"
+    -n "sandbox --cache, unchanged tree, no stat cache" "cd '$W/src' && ${stage[*]} 2>/dev/null"
+    --prepare "sync"
+    -n "sandbox --cache, unchanged tree, stat cache" "cd '$W/src' && ${stage[*]} 2>/dev/null")
+hyperfine --runs "$RUNS" --warmup 1 --export-json "$W/times.json" "${args[@]}" >&2
+
+size=$(du -sh "$W/src" | cut -f1)
+echo "Tree: $FILES files in 100 dirs, $size; $(nproc) CPUs; $(date -u +%F)."
+echo
+echo "| command | median | × cp -a |"
+echo "| --- | ---: | ---: |"
+cp_median=$(jq '.results[] | select(.command == "cp -a") | .median' "$W/times.json")
+jq -r --argjson cp "$cp_median" '.results[] |
+    "| \(.command) | \(.median * 1000 | floor) ms | \(.median / $cp * 1000 | round / 1000) |"' \
+    "$W/times.json"
