@@ -17,6 +17,7 @@ use super::at;
 use super::fsutil::{self, sync_dir};
 use super::limits::{expansion_reason, Budget, Counted, ExpansionGuard, Limits};
 use super::objects::{ObjectSink, ObjectWriter};
+use super::prefix::{self, BuiltFor, PrefixCheck};
 use super::progress::{Progress, ProgressSink};
 use super::tarball::{Kind, TarError, TarReader};
 use super::tree::{find, for_each_path, place, tree_digest, Node};
@@ -51,6 +52,8 @@ pub struct IngestOptions {
     pub mount_point: String,
     pub env: Vec<String>,
     pub limits: Limits,
+    /// Whether to look for the prefix the tree was built for (prefix.rs).
+    pub prefix_check: PrefixCheck,
     /// Who hears how far the add has got, if anyone.
     pub progress: Option<ProgressSink>,
 }
@@ -65,6 +68,8 @@ pub struct Added {
     pub healed_objects: u64,
     /// Whether the same slice was stored already, damaged, and replaced.
     pub healed_slice: bool,
+    /// The prefixes the tree was built for (none unless `prefix_check`).
+    pub built_for: Vec<BuiltFor>,
 }
 
 impl Store {
@@ -120,6 +125,11 @@ impl Store {
             }
         };
         progress.finish();
+        let built_for = match options.prefix_check {
+            PrefixCheck::Off => Vec::new(),
+            _ => prefix::scan(&root, |content, x| objects.source_of(content, x)),
+        };
+        let mount_point = prefix::mount_point(mount_point, options.prefix_check, &built_for);
         let (files, bytes) = root.count();
         let manifest = Manifest::new(
             tree_digest(&root),
@@ -159,6 +169,7 @@ impl Store {
             written_bytes: objects.written.load(Ordering::Relaxed),
             healed_objects,
             healed_slice,
+            built_for,
         })
     }
 

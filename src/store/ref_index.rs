@@ -377,6 +377,7 @@ mod tests {
                     mount_point: format!("/opt/{name}"),
                     env: vec![],
                     limits: Limits::default(),
+                    prefix_check: crate::store::PrefixCheck::Off,
                     progress: None,
                 };
                 let added = store.add_slice(name, &Source::Directory(src), &options);

@@ -165,6 +165,7 @@ fn snapshot(
         mount_point: SNAPSHOT_MOUNT_POINT.to_string(),
         env: Vec::new(),
         limits,
+        prefix_check: crate::store::PrefixCheck::Off,
         progress: None,
     };
     // A stranger's content: stored in a helper process.
