@@ -22,13 +22,15 @@ for b in $builtins; do ln -s slicebox "$stage/bin/$b"; done
 install -m 0644 "$build/libslicebox.so" "$stage/lib/libslicebox.so"
 mkdir -p "$stage/share/slicebox"
 install -m 0644 "$top/share/slicebox.ysh" "$stage/share/slicebox/slicebox.ysh"
-cp -r "$top/spec" "$top/shell-tests" "$stage/"
+cp -r "$top/spec" "$top/shell-tests" "$top/docs" "$top/README.md" "$stage/"
 mkdir -p "$stage/tests" && cp -r "$top/tests/hostile" "$stage/tests/"
 chmod -R a+rX "$stage"
 
 # Real toolchains (two Node.js versions from PyPI wheels), cached.
 export SLICEBOX_TOOLCHAIN_CACHE=${SLICEBOX_TOOLCHAIN_CACHE:-$HOME/.cache/slicebox-toolchains}
 bash "$top/shell-tests/fetch-toolchains.sh" >/dev/null
+# Two real CPythons built for their own prefixes, and a wheel (t-python.sh).
+bash "$top/shell-tests/fetch-pythons.sh"
 
 # OSH and YSH for the spec matrix's osh and ysh cells: built from vendor/
 # and cached (build-osh.sh), else an osh already on PATH, else those cells

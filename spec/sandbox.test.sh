@@ -249,6 +249,12 @@ open('badelf', 'wb').write(b[:m.end() - 1] + b'X' + b[m.end():])"
 chmod +x badelf
 sandbox -- ./badelf 2>&1 | sed "s|'/lib[^']*X'|'LOADER'|"
 sandbox --env PATH="$PWD:/usr/bin:/bin" -- badelf 2>&1 | sed "s|'/lib[^']*X'|'LOADER'|; s|$PWD|CASE|"
+# The first file found on PATH is the command: a later one never runs.
+mkdir -p first second
+cp tool9.py first/tool9
+printf '#!/bin/sh\necho the second one ran\n' > second/tool9
+chmod +x first/tool9 second/tool9
+sandbox --env PATH="$PWD/first:$PWD/second:/usr/bin:/bin" -- tool9 2>&1 | sed "s|$PWD|CASE|"
 printf '#!%s/tool9.py\n' "$PWD" > chain.sh
 chmod +x chain.sh
 sandbox -- ./chain.sh 2>&1 | sed "s|$PWD|CASE|"
@@ -257,5 +263,6 @@ sandbox: cannot run './tool9.py': its interpreter '/usr/bin/python9' is not in t
 status=127
 sandbox: cannot run './badelf': its loader (ELF interpreter) 'LOADER' is not in the stage
 sandbox: cannot run 'badelf' (CASE/badelf): its loader (ELF interpreter) 'LOADER' is not in the stage
+sandbox: cannot run 'tool9' (CASE/first/tool9): its interpreter '/usr/bin/python9' is not in the stage
 sandbox: cannot run './chain.sh': its interpreter 'CASE/tool9.py' is in the stage but cannot be run itself (what it needs in turn is missing)
 ## END

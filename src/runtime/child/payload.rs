@@ -199,8 +199,8 @@ impl Child<'_> {
         self.mark(3);
         let mut saw_permission_denied = false;
         let mut last_error = libc::ENOENT;
-        // The first candidate that is there though exec says ENOENT: what
-        // it names to run it with is missing.
+        // The candidate that is there though exec says ENOENT: what it
+        // names to run it with is missing.
         let mut there = None;
         for (index, candidate) in p.exec_candidates.iter().enumerate() {
             // SAFETY: argv and envp are NULL-terminated arrays of C strings
@@ -223,7 +223,13 @@ impl Child<'_> {
                 last_error = errno();
             }
             match last_error {
-                libc::ENOENT if there.is_none() && exists(candidate) => there = Some(index),
+                // A file that is there is the command, as a shell's PATH
+                // search has it: never run a later one (the host's pip3
+                // for a slice's pip3 whose interpreter is missing).
+                libc::ENOENT if exists(candidate) => {
+                    there = Some(index);
+                    break;
+                }
                 libc::ENOENT | libc::ENOTDIR => {}
                 libc::EACCES => saw_permission_denied = true,
                 _ => break,
