@@ -27,7 +27,7 @@ mod lock;
 mod maintenance;
 mod objects;
 mod parallel;
-mod prefix;
+pub(crate) mod prefix;
 mod progress;
 mod ref_index;
 mod refs;

@@ -147,13 +147,18 @@ fn lookup(root: &Node, parts: &[&str]) -> bool {
 
 /// The absolute paths a file names for the kernel or the dynamic loader.
 fn references(file: &std::path::Path) -> Vec<(Vec<u8>, &'static str)> {
-    let Ok(file) = File::options()
+    match File::options()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(file)
-    else {
-        return Vec::new();
-    };
+    {
+        Ok(file) => references_in(&file),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// What `references` reads, from an open file (the fuzz target's way in).
+pub fn references_in(file: &File) -> Vec<(Vec<u8>, &'static str)> {
     let mut head = [0u8; HEAD];
     let Ok(n) = file.read_at(&mut head, 0) else {
         return Vec::new();
@@ -163,7 +168,7 @@ fn references(file: &std::path::Path) -> Vec<(Vec<u8>, &'static str)> {
         return vec![(interpreter.to_vec(), "first line")];
     }
     match Elf::parse(head) {
-        Some(elf) => elf.references(&file),
+        Some(elf) => elf.references(file),
         None => Vec::new(),
     }
 }
