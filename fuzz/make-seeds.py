@@ -347,6 +347,29 @@ for name, args in arg_lists.items():
     out("args", name, b"\0".join(a.encode() for a in args))
 out("args", "non-utf8", b"--env\0\xff\xfe=\x80\0--slice=\xc3\0cmd")
 
+# -------------------------------------------------------------- interpreter
+
+
+def elf64(interp, runpath):
+    """A little-endian ELF64 file: PT_INTERP, PT_LOAD, PT_DYNAMIC with DT_RUNPATH."""
+    f = bytearray(0x400)
+    f[:6] = b"\x7fELF\x02\x01"
+    struct.pack_into("<QHH", f, 32, 64, 0, 0)
+    struct.pack_into("<HH", f, 54, 56, 3)
+    for i, (kind, off, vaddr, size) in enumerate(
+        [(3, 0x200, 0x200, len(interp) + 1), (1, 0, 0x10000, 0x400), (2, 0x300, 0x10300, 48)]
+    ):
+        struct.pack_into("<IIQQQQ", f, 64 + i * 56, kind, 0, off, vaddr, 0, size)
+    f[0x200 : 0x200 + len(interp)] = interp
+    struct.pack_into("<QQQQQQ", f, 0x300, 5, 0x10380, 29, 1, 0, 0)
+    f[0x381 : 0x381 + len(runpath)] = runpath
+    return bytes(f)
+
+
+out("interpreter", "script", b"#!/opt/python/bin/python3.10 -E\nprint()\n")
+out("interpreter", "env-script", b"#! /usr/bin/env python3\n")
+out("interpreter", "elf64", elf64(b"/lib64/ld-linux-x86-64.so.2", b"/opt/p/lib:$ORIGIN/../lib"))
+
 if __name__ == "__main__":
     for target in sorted(os.listdir(CORPUS)):
         d = os.path.join(CORPUS, target)

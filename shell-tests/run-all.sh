@@ -29,6 +29,8 @@ chmod -R a+rX "$stage"
 # Real toolchains (two Node.js versions from PyPI wheels), cached.
 export SLICEBOX_TOOLCHAIN_CACHE=${SLICEBOX_TOOLCHAIN_CACHE:-$HOME/.cache/slicebox-toolchains}
 bash "$top/shell-tests/fetch-toolchains.sh" >/dev/null
+# Two real CPythons built for their own prefixes, and a wheel (t-python.sh).
+bash "$top/shell-tests/fetch-pythons.sh"
 
 # OSH and YSH for the spec matrix's osh and ysh cells: built from vendor/
 # and cached (build-osh.sh), else an osh already on PATH, else those cells

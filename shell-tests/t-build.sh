@@ -66,4 +66,29 @@ sed -i 's/from a stored build/from a rebuilt build/' greet.c
 expect_eq "a changed source compiles again" "compiled" "$(memo)"
 expect_eq "and the new program is what the name points at" "hello, memo, from a rebuilt build" \
     "$(cd / && sandbox --no-cwd --slice hello-memo -- /opt/hello/bin/hello memo)"
+
+# The README's build example, as written: an in-tree Makefile built out of
+# tree in the stage's /tmp with the host's cc, then memoized with --cache
+# (its cleared environment has PATH). Run twice: the second --cache run
+# reuses the first's output.
+mkdir -p "$work/readme/hello" && cd "$work/readme/hello"
+cat >main.c <<'C'
+#include <stdio.h>
+int main(void) { puts("hello from the README's build"); return 0; }
+C
+printf 'PREFIX = /usr/local\nhello: main.c\n\tcc -o hello main.c\ninstall: hello\n\tmkdir -p $(PREFIX)/bin\n\tcp hello $(PREFIX)/bin/hello\n' >Makefile
+readme=$(dirname "$0")/../README.md
+block=$(awk '/^```sh$/ { inside = 1; text = ""; next }
+             /^```/ { if (inside && text ~ /out \/opt\/hello=hello-1.0/) print text; inside = 0; next }
+             inside { text = text $0 "\n" }' "$readme")
+expect_match "the README has the build block" "cd hello*--cache*" "$block"
+cd "$work/readme"
+first=$(bash -c "set -e; enable -f \"\$SLICEBOX_LIB\" sandbox; $block" 2>&1) || fail "the README's build block failed: $first"
+expect_eq "the README's build block builds and runs hello, then compiles once more under --cache" \
+    "hello from the README's build" "$first"
+second=$(bash -c "set -e; enable -f \"\$SLICEBOX_LIB\" sandbox; $block" 2>&1) || fail "the README's build block failed again: $second"
+expect_match "run again, the --cache stage is skipped" \
+    "hello from the README's build
+sandbox: --cache: 'hello-1.0' is sha256:*, stored by an earlier run of this stage; the command did not run" "$second"
+expect_eq "the working directory stayed clean (the build ran in /tmp)" "Makefile main.c" "$(cd hello && echo *)"
 done_checks

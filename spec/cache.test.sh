@@ -220,3 +220,32 @@ cached
 cached
 end
 ## END
+
+#### under --cache only declared variables are inputs: a cd or an unrelated variable never runs it again; a --keep-env variable does
+SLICEBOX_STORE=$TMP.store; export SLICEBOX_STORE
+here=$PWD
+run() {
+  sandbox --net none --out /opt/o=cache-env-out --cache "$@" -- \
+    sh -c 'echo "${KEPT-unset} ${OLDPWD-no-oldpwd} $PATH" > /opt/o/f; echo ran >&2' 2>&1 |
+    sed 's/.*did not run$/cached/'
+}
+run
+cd / && cd "$here"
+run
+UNRELATED=1; export UNRELATED
+run
+KEPT=a; export KEPT
+run --keep-env KEPT
+run --keep-env KEPT
+KEPT=b
+run --keep-env KEPT
+sandbox --no-cwd --slice cache-env-out -- cat /opt/o/f
+## STDOUT:
+ran
+cached
+cached
+ran
+cached
+ran
+b no-oldpwd /usr/local/bin:/usr/bin:/bin
+## END

@@ -113,20 +113,26 @@ BAR=outside; export BAR
 KEEP=kept; export KEEP
 sandbox --env BAR=inside --env NEW=new -- sh -c 'echo "$BAR $NEW $KEEP"'
 sandbox --unsetenv BAR -- sh -c 'echo "bar=${BAR-unset} keep=$KEEP"'
-# Every stage has SLICEBOX_STAGE and SLICEBOX_SLICES, --clearenv or not.
+# Every stage has SLICEBOX_STAGE and SLICEBOX_SLICES, --clearenv or not,
+# and a cleared environment has the base PATH; --keep-env keeps a name.
 sandbox --clearenv -- /usr/bin/env; echo "clear=$?"
-sandbox --clearenv --env ONLY=1 --unsetenv SLICEBOX_SLICES -- /usr/bin/env
+sandbox --clearenv --env ONLY=1 --unsetenv SLICEBOX_SLICES --unsetenv PATH -- /usr/bin/env
+sandbox --clearenv --keep-env KEEP --keep-env NOSUCH --unsetenv PATH -- /usr/bin/env
 NOTEXPORTED=x
 sandbox -- sh -c 'echo "ne=${NOTEXPORTED-unset}"'
 ## STDOUT:
 temp=1
 inside new kept
 bar=unset keep=kept
+PATH=/usr/local/bin:/usr/bin:/bin
 SLICEBOX_STAGE=1
 SLICEBOX_SLICES=
 clear=0
 SLICEBOX_STAGE=1
 ONLY=1
+KEEP=kept
+SLICEBOX_STAGE=1
+SLICEBOX_SLICES=
 ne=unset
 ## END
 
@@ -229,4 +235,34 @@ run by sh: ./noshebang.sh one
 status=0
 run by sh: CASE/noshebang.sh two
 status=126
+## END
+
+#### an exec that fails for a missing interpreter or loader names that file, not the script
+printf '#!/usr/bin/python9 -u\nprint()\n' > tool9.py
+chmod +x tool9.py
+sandbox -- ./tool9.py 2>&1; echo "status=$?"
+python3 -c "
+import re
+b = open('/bin/true', 'rb').read()
+m = re.search(rb'/lib[^\0]*/ld-[^\0]*', b[:4096])
+open('badelf', 'wb').write(b[:m.end() - 1] + b'X' + b[m.end():])"
+chmod +x badelf
+sandbox -- ./badelf 2>&1 | sed "s|'/lib[^']*X'|'LOADER'|"
+sandbox --env PATH="$PWD:/usr/bin:/bin" -- badelf 2>&1 | sed "s|'/lib[^']*X'|'LOADER'|; s|$PWD|CASE|"
+# The first file found on PATH is the command: a later one never runs.
+mkdir -p first second
+cp tool9.py first/tool9
+printf '#!/bin/sh\necho the second one ran\n' > second/tool9
+chmod +x first/tool9 second/tool9
+sandbox --env PATH="$PWD/first:$PWD/second:/usr/bin:/bin" -- tool9 2>&1 | sed "s|$PWD|CASE|"
+printf '#!%s/tool9.py\n' "$PWD" > chain.sh
+chmod +x chain.sh
+sandbox -- ./chain.sh 2>&1 | sed "s|$PWD|CASE|"
+## STDOUT:
+sandbox: cannot run './tool9.py': its interpreter '/usr/bin/python9' is not in the stage
+status=127
+sandbox: cannot run './badelf': its loader (ELF interpreter) 'LOADER' is not in the stage
+sandbox: cannot run 'badelf' (CASE/badelf): its loader (ELF interpreter) 'LOADER' is not in the stage
+sandbox: cannot run 'tool9' (CASE/first/tool9): its interpreter '/usr/bin/python9' is not in the stage
+sandbox: cannot run './chain.sh': its interpreter 'CASE/tool9.py' is in the stage but cannot be run itself (what it needs in turn is missing)
 ## END

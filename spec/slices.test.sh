@@ -262,3 +262,59 @@ sandbox -- sh -c 'echo "${SLICE_VAR-unset}"'
 from-slice|a b
 unset
 ## END
+
+#### a slice's top-level bin/ is on PATH, ahead of the host's, in --slice order; --env PATH replaces it
+mkdir -p b1/bin b2/bin nobin/lib
+printf '#!/bin/sh\necho one\n' > b1/bin/tool
+printf '#!/bin/sh\necho two\n' > b2/bin/tool
+printf '#!/bin/sh\necho mine\n' > b1/bin/ls
+chmod +x b1/bin/tool b2/bin/tool b1/bin/ls
+slice-add binone b1 --at /opt/one >/dev/null
+slice-add bintwo b2 --at /opt/two >/dev/null
+slice-add nobin nobin --at /opt/nobin >/dev/null
+sandbox --slice binone --slice bintwo -- tool
+sandbox --slice bintwo --slice binone -- tool
+sandbox --slice binone -- ls
+sandbox --slice binone --slice nobin --slice bintwo -- sh -c 'echo "$PATH"' | cut -d: -f1-2
+sandbox --clearenv --slice bintwo --slice binone -- sh -c 'echo "$PATH"'
+sandbox --slice binone:/opt/elsewhere -- sh -c 'echo "$PATH"' | cut -d: -f1
+sandbox --slice binone --env PATH=/usr/bin:/bin -- tool 2>&1; echo "status=$?"
+## STDOUT:
+one
+two
+mine
+/opt/one/bin:/opt/two/bin
+/opt/two/bin:/opt/one/bin:/usr/local/bin:/usr/bin:/bin
+/opt/elsewhere/bin
+sandbox: cannot execute 'tool': command not found
+status=127
+## END
+
+#### slice --env: an unset ${NAME} drops with its ':'; other forms are refused, naming them
+mkdir p
+echo x > p/f
+slice-add --env 'PYTHONPATH=/opt/p:${PYTHONPATH}' pp p >/dev/null
+unset PYTHONPATH
+sandbox --slice pp -- sh -c 'echo "[$PYTHONPATH]"'
+PYTHONPATH=/q sandbox --slice pp -- sh -c 'echo "[$PYTHONPATH]"'
+for form in 'X=${X:+/a}' 'X=/a:${X:-/b}' 'X=$(id)' 'X=$HOME/x'; do
+  slice-add --env "$form" bad p 2>&1; echo "status=$?"
+done
+echo "slices named bad: $(slice-list | grep -c '^bad')"
+## STDOUT:
+[/opt/p]
+[/opt/p:/q]
+slice-add: --env 'X=${X:+/a}': '${X:+/a}' is not supported: only ${NAME} is expanded (to NAME's value, or to nothing)
+Usage: slice-add [OPTIONS] NAME SOURCE
+status=2
+slice-add: --env 'X=/a:${X:-/b}': '${X:-/b}' is not supported: only ${NAME} is expanded (to NAME's value, or to nothing)
+Usage: slice-add [OPTIONS] NAME SOURCE
+status=2
+slice-add: --env 'X=$(id)': '$(id)' is not supported: only ${NAME} is expanded (to NAME's value, or to nothing)
+Usage: slice-add [OPTIONS] NAME SOURCE
+status=2
+slice-add: --env 'X=$HOME/x': '$HOME' is not supported: only ${NAME} is expanded (to NAME's value, or to nothing)
+Usage: slice-add [OPTIONS] NAME SOURCE
+status=2
+slices named bad: 0
+## END

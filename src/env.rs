@@ -40,10 +40,41 @@ pub fn valid_name(name: &[u8]) -> bool {
 }
 
 /// Replaces each `${NAME}` in an entry's value by NAME's value in `env`
-/// (empty when unset).
+/// (empty when unset). A `:`-separated element that is only `${NAME}` and
+/// comes to nothing is dropped with its `:`: `PYTHONPATH=/opt/x:${PYTHONPATH}`
+/// with PYTHONPATH unset is `/opt/x`, not `/opt/x:` (an empty element of a
+/// search path means the current directory).
 pub fn expand(entry: &[u8], env: &[OsString]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(entry.len());
-    let mut rest = entry;
+    let Some((name, value)) = split(entry) else {
+        return expand_text(entry, env);
+    };
+    let mut out = name.to_vec();
+    out.push(b'=');
+    let mut first = true;
+    for element in value.split(|c| *c == b':') {
+        let expanded = expand_text(element, env);
+        if expanded.is_empty() && is_reference(element) {
+            continue;
+        }
+        if !first {
+            out.push(b':');
+        }
+        first = false;
+        out.extend_from_slice(&expanded);
+    }
+    out
+}
+
+/// Whether `text` is exactly one `${NAME}`.
+fn is_reference(text: &[u8]) -> bool {
+    text.strip_prefix(b"${")
+        .and_then(|t| t.strip_suffix(b"}"))
+        .is_some_and(valid_name)
+}
+
+fn expand_text(text: &[u8], env: &[OsString]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text;
     while let Some(start) = rest.windows(2).position(|w| w == b"${") {
         let Some(len) = rest[start + 2..].iter().position(|c| *c == b'}') else {
             break;
@@ -57,6 +88,42 @@ pub fn expand(entry: &[u8], env: &[OsString]) -> Vec<u8> {
     }
     out.extend_from_slice(rest);
     out
+}
+
+/// Checks that a slice variable's value uses no form `expand` does not
+/// support: every `$` starts a `${NAME}`. Names the first other form.
+pub fn check_value(value: &[u8]) -> Result<(), String> {
+    let mut rest = value;
+    while let Some(at) = rest.iter().position(|c| *c == b'$') {
+        rest = &rest[at..];
+        let form = match rest.get(1) {
+            Some(b'{') => match rest.iter().position(|c| *c == b'}') {
+                Some(end) if valid_name(&rest[2..end]) => {
+                    rest = &rest[end + 1..];
+                    continue;
+                }
+                Some(end) => &rest[..=end],
+                None => rest,
+            },
+            Some(b'(') => match rest.iter().position(|c| *c == b')') {
+                Some(end) => &rest[..=end],
+                None => rest,
+            },
+            Some(_) => {
+                let word = rest[1..]
+                    .iter()
+                    .take_while(|c| **c == b'_' || c.is_ascii_alphanumeric())
+                    .count();
+                &rest[..rest.len().min(2 + word.saturating_sub(1))]
+            }
+            None => rest,
+        };
+        let shown = String::from_utf8_lossy(&form[..form.len().min(40)]).into_owned();
+        return Err(format!(
+            "'{shown}' is not supported: only ${{NAME}} is expanded (to NAME's value, or to nothing)"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -80,5 +147,34 @@ mod tests {
         assert_eq!(value(&env, b"PATH"), Some(&b"/bin"[..]));
         assert_eq!(value(&env, b"PAT"), None);
         assert!(valid_name(b"_A1") && !valid_name(b"1A") && !valid_name(b""));
+    }
+
+    #[test]
+    fn an_unset_reference_drops_its_path_element() {
+        let env = [OsString::from("SET=/s"), OsString::from("EMPTY=")];
+        let x = |entry: &str| String::from_utf8(expand(entry.as_bytes(), &env)).unwrap();
+        assert_eq!(x("P=/opt/x:${UNSET}"), "P=/opt/x");
+        assert_eq!(x("P=${UNSET}:/opt/x"), "P=/opt/x");
+        assert_eq!(x("P=/a:${UNSET}:/b"), "P=/a:/b");
+        assert_eq!(x("P=/a:${EMPTY}"), "P=/a");
+        assert_eq!(x("P=/opt/x:${SET}"), "P=/opt/x:/s");
+        assert_eq!(x("P=${UNSET}"), "P=");
+        // Only a whole element drops; an empty element written out stays.
+        assert_eq!(x("P=/a::/b"), "P=/a::/b");
+        assert_eq!(x("P=pre${UNSET}:/b"), "P=pre:/b");
+        assert_eq!(x("P=a=b:${SET}"), "P=a=b:/s");
+    }
+
+    #[test]
+    fn unsupported_forms_are_named() {
+        assert!(check_value(b"/opt/x:${PATH}").is_ok());
+        assert!(check_value(b"plain").is_ok());
+        let err = |v: &str| check_value(v.as_bytes()).unwrap_err();
+        assert!(err("${X:+/a}").starts_with("'${X:+/a}' is not supported"));
+        assert!(err("a:${X:-b}").starts_with("'${X:-b}'"));
+        assert!(err("$(id)").starts_with("'$(id)'"));
+        assert!(err("$HOME/x").starts_with("'$HOME'"));
+        assert!(err("x$").starts_with("'$'"));
+        assert!(err("${unterminated").starts_with("'${unterminated'"));
     }
 }

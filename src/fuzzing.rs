@@ -32,6 +32,21 @@ pub fn listing(data: &[u8]) {
     }
 }
 
+/// A file as slice-add's prefix check and a failed exec's diagnosis read
+/// it: its `#!` line or ELF headers (PT_INTERP, DT_RPATH, DT_RUNPATH).
+pub fn interpreter(data: &[u8]) {
+    use std::io::Write;
+    // SAFETY: a NUL-terminated name; the fd is owned by `file` below.
+    let fd = unsafe { libc::memfd_create(c"fuzz".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(fd >= 0, "memfd_create: {}", std::io::Error::last_os_error());
+    // SAFETY: a new fd that nothing else owns.
+    let mut file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    file.write_all(data).expect("memfd write");
+    let _ = crate::store::prefix::references_in(&file);
+    let mut out = [0u8; crate::interp::MOST_INTERPRETER_BYTES];
+    let _ = crate::interp::interpreter(fd, &mut out);
+}
+
 /// NUL-separated arguments for every command's parser.
 pub fn args(data: &[u8]) {
     let args: Vec<OsString> = data

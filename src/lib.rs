@@ -11,6 +11,8 @@ pub mod env;
 pub mod ffi;
 #[doc(hidden)]
 pub mod fuzzing;
+#[doc(hidden)]
+pub mod interp;
 pub mod os;
 pub mod runtime;
 pub mod store;

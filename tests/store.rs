@@ -12,6 +12,7 @@ fn options(at: &str) -> IngestOptions {
         mount_point: at.into(),
         env: vec![],
         limits: Limits::default(),
+        prefix_check: slicebox::store::PrefixCheck::Off,
         progress: None,
         stat_cache: false,
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::messages::{count, human_bytes, slice_label};
 use super::{Context, Exit, Failure, Parsed};
-use crate::store::{IngestOptions, Limits, ProgressSink, Source, Tally};
+use crate::store::{IngestOptions, Limits, PrefixCheck, ProgressSink, Source, Tally};
 use crate::text::{json_bytes, printable, printable_path};
 
 /// Runs the store command `name` (every command but `sandbox`).
@@ -50,6 +50,13 @@ pub fn add(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         .values("env")
         .map(|e| utf8(e, "--env"))
         .collect::<Result<Vec<_>, _>>()?;
+    for entry in &env {
+        if let Some((_, value)) = entry.split_once('=') {
+            crate::env::check_value(value.as_bytes()).map_err(|why| {
+                Failure::usage(format!("--env '{}': {why}", printable(entry.as_bytes())))
+            })?;
+        }
+    }
     let source = if source == "-" {
         if !super::is_open(ctx.stdio[0]) {
             return Err(Failure {
@@ -90,10 +97,15 @@ pub fn add(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
             mount_point,
             env,
             limits,
+            prefix_check: match parsed.has("at") {
+                true => PrefixCheck::Report,
+                false => PrefixCheck::Default,
+            },
             progress: terminal_progress(ctx.stdio[2], format!("adding {name}")),
             stat_cache: false,
         },
     )?;
+    report_prefixes(ctx, &name, &added);
     let mut repairs = Vec::new();
     if added.healed_objects > 0 {
         repairs.push(format!(
@@ -118,6 +130,24 @@ pub fn add(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     }
     ctx.out(&format!("{}\n", added.info.digest));
     Ok(Exit::SUCCESS)
+}
+
+/// One line per prefix the tree was built for: where it was mounted, or
+/// how to mount it where it works.
+fn report_prefixes(ctx: &Context, name: &str, added: &crate::store::Added) {
+    let mount_point = &added.info.manifest.mount_point;
+    for found in &added.built_for {
+        let prefix = printable(found.prefix.as_bytes());
+        let why = format!("{}'s {}", printable(found.witness.as_bytes()), found.how);
+        let line = if found.prefix == *mount_point {
+            format!("'{name}' mounts at {prefix}, the prefix it was built for ({why}); --at picks another")
+        } else if let Err(e) = crate::store::validate_mount_point(&found.prefix) {
+            format!("'{name}' was built for {prefix} ({why}), which no stage can mount: {e}; rebuild it for {mount_point}")
+        } else {
+            format!("'{name}' was built for {prefix} ({why}); add it with --at {prefix}, or rebuild it for {mount_point}")
+        };
+        ctx.err(&format!("slice-add: {line}\n"));
+    }
 }
 
 pub fn list(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {

@@ -148,7 +148,12 @@ pub const SANDBOX: CommandSpec = CommandSpec {
         OptionSpec {
             long: "clearenv",
             value: None,
-            help: "start from an empty environment",
+            help: "start from an empty environment (PATH: the slices' bin/, then /usr/local/bin:/usr/bin:/bin)",
+        },
+        OptionSpec {
+            long: "keep-env",
+            value: Some("NAME"),
+            help: "with --clearenv or --cache, keep the caller's NAME; repeatable",
         },
         HELP,
     ],
@@ -174,11 +179,16 @@ the way to a mount point fails with 125 and names the path. Two of
 usage error (2) that names both; any of them may cover a host dir such as
 /etc or the working directory.
 
-The environment is the caller's (or empty with --clearenv), then each
-slice's variables in --slice order, where ${NAME} is NAME's value so far
-(so 'PATH=/opt/b/bin:${PATH}' of a later slice comes first), then
-SLICEBOX_STAGE=1 and SLICEBOX_SLICES (the slices' names) for a prompt to
-test, then --env, then --unsetenv.
+The environment is the caller's (with --clearenv, and always with
+--cache, only the variables named by --keep-env), then PATH: each
+slice's top-level bin/ directory at its mount point, in --slice order,
+ahead of the caller's PATH (or of /usr/local/bin:/usr/bin:/bin when
+there is none), then each slice's variables in --slice order, where
+${NAME} is NAME's value so far (so 'PATH=/opt/b/bin:${PATH}' of a later
+slice comes first; an unset NAME that is a whole ':'-separated element
+drops with its ':'), then SLICEBOX_STAGE=1 and SLICEBOX_SLICES (the
+slices' names) for a prompt to test, then --env (--env PATH=... replaces
+all of PATH), then --unsetenv.
 
 COMMAND runs in new user, mount, pid, ipc and uts namespaces (and net with
 --net none), in a session of its own, with a session keyring of its own,
@@ -220,8 +230,9 @@ first, and COMMAND sees those stored copies (read-only, with only the
 executable bit kept, every mtime 1970-01-01T00:00:01Z), not the live
 paths, and the host name localhost
 unless --hostname. The stage's digest covers its slices, those copies,
-the command, the environment, the ids and every option that can change
-the output. When an earlier run with
+the command, the environment (which under --cache holds only PATH,
+--keep-env and --env variables: a cd or an unrelated variable is no
+input), the ids and every option that can change the output. When an earlier run with
 that digest stored an output that is still in the store, COMMAND does not
 run: NAME points at that output and one line on stderr says so. Inputs
 must be declared: --cache needs --net none, and refuses --bind, --rw-cwd
@@ -244,12 +255,12 @@ pub const SLICE_ADD: CommandSpec = CommandSpec {
         OptionSpec {
             long: "at",
             value: Some("MOUNTPOINT"),
-            help: "where stages mount the slice (default: /opt/NAME)",
+            help: "where stages mount the slice (default: the one prefix SOURCE was built for, else /opt/NAME)",
         },
         OptionSpec {
             long: "env",
             value: Some("NAME=VALUE"),
-            help: "set this variable in every stage that mounts the slice; repeatable",
+            help: "set this variable in every stage that mounts the slice (${NAME} is NAME's value); repeatable",
         },
         OptionSpec {
             long: "limit",
@@ -264,6 +275,23 @@ SOURCE is a directory, a .tar, .tar.gz or .tar.zst file, or - for a tar
 stream (plain, gzip or zstd) on stdin. Re-adding a name keeps its previous
 target reachable as NAME@1 (then NAME@2, ...) until slice-gc. Prints the
 new slice's digest.
+
+A tree built for a prefix works only mounted there. slice-add reads the
+first line (#!) of each executable file and the ELF interpreter, RPATH
+and RUNPATH of each executable and shared library it stores. When one of
+these is a file of the tree under some other directory, the tree was
+built for that directory (/, /usr, /usr/local, /bin, /sbin, /lib*, /etc
+hold the host's own files and are left out). One line on stderr per
+prefix says so: 'built for PREFIX; add it with --at PREFIX, or rebuild
+it for MOUNTPOINT'. Without --at, a single such prefix is the mount point.
+
+--env NAME=VALUE: in VALUE, ${NAME} is NAME's value in the stage so far
+(an unset NAME that is a whole ':'-separated element drops with its ':',
+so 'PYTHONPATH=/opt/p:${PYTHONPATH}' never leaves an empty element, which
+would mean the current directory). Every other $ form (${X:-...},
+${X:+...}, $X, $(...)) is refused with a usage error naming it. A slice
+with a top-level bin/ directory needs no PATH entry: sandbox puts it on
+PATH.
 
 Refused, and nothing is added: entries that would escape the slice (..,
 absolute paths, anything below a symlink or a file), hardlinks to

@@ -70,7 +70,7 @@ pub fn run(stage: &Stage, host: Option<&mut (dyn HostSignals + 'static)>) -> Res
     let (outcome, times) = parent::spawn_and_wait(&prepared, terminal.as_mut(), host)?;
     Ok(Report {
         outcome,
-        message: error::outcome_message(stage, &prepared.plan, outcome),
+        message: error::outcome_message(stage, &prepared.plan, &prepared.exec_candidates, outcome),
         times: times.map(|t| (planning, t)),
     })
 }

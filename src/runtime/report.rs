@@ -8,9 +8,12 @@ pub use super::error::init_steps::InitStep;
 #[cfg(test)]
 pub(crate) use super::error::init_steps::INIT_STEPS;
 use super::sys::Errno;
+use crate::interp::{Kind, MOST_INTERPRETER_BYTES};
 
 /// What the caller learns about the stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// One per stage and Copy: its size does not matter, a Box would end Copy.
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome {
     Exited(i32),
     Signaled(i32),
@@ -21,10 +24,12 @@ pub enum Outcome {
         step: InitStep,
         errno: i32,
     },
-    /// The command could not be executed (`not_found` picks 127 over 126).
+    /// The command could not be executed (`not_found` picks 127 over 126);
+    /// `missing`: the file is there, and what it names is what is not.
     ExecFailed {
         errno: i32,
         not_found: bool,
+        missing: Option<Missing>,
     },
     /// `--timeout` passed and the stage was killed.
     TimedOut,
@@ -39,6 +44,79 @@ pub(crate) const REPORT_EXEC: i32 = 3;
 pub(crate) const REPORT_SIGNAL: i32 = 4;
 
 pub(crate) type Record = [i32; 4];
+
+/// A file found in the stage that the kernel could not run for want of
+/// the interpreter (`#!`) or loader (PT_INTERP) it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Missing {
+    /// Which of the exec candidates (the file found).
+    pub candidate: usize,
+    pub kind: Kind,
+    /// Whether the named file is there (and so itself cannot run).
+    pub exists: bool,
+    len: usize,
+    path: [u8; MOST_INTERPRETER_BYTES],
+}
+
+impl Missing {
+    pub fn path(&self) -> &[u8] {
+        &self.path[..self.len]
+    }
+}
+
+/// The bytes of a `Missing` packet before its path: candidate (2 bytes,
+/// little-endian), kind (1: script, 2: ELF), exists (0 or 1).
+const MISSING_HEAD: usize = 4;
+
+/// Sends what an exec failure found missing, after a `REPORT_EXEC` record
+/// whose last field is 1. Async-signal-safe: a stack packet.
+pub(crate) fn report_missing(fd: RawFd, candidate: usize, kind: Kind, exists: bool, path: &[u8]) {
+    let mut packet = [0u8; MISSING_HEAD + MOST_INTERPRETER_BYTES];
+    let len = path.len().min(MOST_INTERPRETER_BYTES);
+    packet[..2].copy_from_slice(&(candidate.min(u16::MAX as usize) as u16).to_le_bytes());
+    packet[2] = match kind {
+        Kind::Script => 1,
+        Kind::Elf => 2,
+    };
+    packet[3] = exists as u8;
+    packet[MISSING_HEAD..MISSING_HEAD + len].copy_from_slice(&path[..len]);
+    // SAFETY: sends bytes of a stack array as one packet; as in `report`.
+    unsafe {
+        libc::send(
+            fd,
+            packet.as_ptr().cast(),
+            MISSING_HEAD + len,
+            libc::MSG_NOSIGNAL,
+        )
+    };
+}
+
+fn read_missing(fd: RawFd) -> Option<Missing> {
+    let mut packet = [0u8; MISSING_HEAD + MOST_INTERPRETER_BYTES];
+    // SAFETY: receives at most the packet's size into it; non-blocking.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            packet.as_mut_ptr().cast(),
+            packet.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    let n = usize::try_from(n).ok().filter(|n| *n >= MISSING_HEAD)?;
+    let mut path = [0u8; MOST_INTERPRETER_BYTES];
+    path[..n - MISSING_HEAD].copy_from_slice(&packet[MISSING_HEAD..n]);
+    Some(Missing {
+        candidate: u16::from_le_bytes([packet[0], packet[1]]) as usize,
+        kind: if packet[2] == 2 {
+            Kind::Elf
+        } else {
+            Kind::Script
+        },
+        exists: packet[3] != 0,
+        len: n - MISSING_HEAD,
+        path,
+    })
+}
 
 pub(crate) fn report(fd: RawFd, record: Record) {
     // SAFETY: sends 16 bytes from a stack array as one packet; MSG_NOSIGNAL
@@ -79,9 +157,10 @@ pub(crate) fn read_reports(fd: RawFd) -> Option<Outcome> {
             step: InitStep::from_code(step).unwrap_or(InitStep::StartCommand),
             errno,
         },
-        [REPORT_EXEC, errno, not_found, _] => Outcome::ExecFailed {
+        [REPORT_EXEC, errno, not_found, more] => Outcome::ExecFailed {
             errno,
             not_found: not_found != 0,
+            missing: if more == 1 { read_missing(fd) } else { None },
         },
         [REPORT_SIGNAL, signal, _, _] => Outcome::Signaled(signal),
         [_, _, errno, _] => Outcome::InitFailed {

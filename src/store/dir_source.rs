@@ -78,7 +78,7 @@ impl<'w, 's> Staging<'w, 's> {
         at::mkdir_at(self.tree.as_raw_fd(), path, 0o755).at("create directory", &self.shown(shown))
     }
 
-    /// A directory is read-only and gets the fixed mtime once filled.
+    /// A directory gets its final mode (0755) and the fixed mtime once filled.
     fn seal(&mut self, path: &CString, shown: &[u8]) -> Result<()> {
         let fd = self.tree.as_raw_fd();
         at::chmod_at(fd, path, 0o755).at("set mode of", &self.shown(shown))?;

@@ -19,6 +19,7 @@ use super::dir_source::{walk_cached, walk_directory, Staging, Walked};
 use super::fsutil::{self, sync_dir};
 use super::limits::{expansion_reason, Budget, Counted, ExpansionGuard, Limits};
 use super::objects::{ObjectSink, ObjectWriter};
+use super::prefix::{self, BuiltFor, PrefixCheck};
 use super::progress::{Progress, ProgressSink};
 use super::tarball::{Kind, TarError, TarReader};
 use super::tree::{find, for_each_path, place, tree_digest, Node};
@@ -53,6 +54,8 @@ pub struct IngestOptions {
     pub mount_point: String,
     pub env: Vec<String>,
     pub limits: Limits,
+    /// Whether to look for the prefix the tree was built for (prefix.rs).
+    pub prefix_check: PrefixCheck,
     /// Who hears how far the add has got, if anyone.
     pub progress: Option<ProgressSink>,
     /// Whether a directory source's files may be served from, and are
@@ -75,6 +78,8 @@ pub struct Added {
     pub healed_slice: bool,
     /// Other slices that linked a replaced object, rebuilt.
     pub healed_sharers: u64,
+    /// The prefixes the tree was built for (none unless `prefix_check`).
+    pub built_for: Vec<BuiltFor>,
 }
 
 impl Store {
@@ -123,6 +128,8 @@ impl Store {
         fs::create_dir(&staged_slice).at("create staging directory", &staged_slice)?;
         let walked = stage_source(source, &staged_slice, options, &objects, &progress)?;
         progress.finish();
+        let built_for = built_for(&staged_slice, options.prefix_check, &objects)?;
+        let mount_point = prefix::mount_point(mount_point, options.prefix_check, &built_for);
         let manifest = Manifest::new(
             walked.digest,
             mount_point,
@@ -161,6 +168,7 @@ impl Store {
             healed_objects,
             healed_slice,
             healed_sharers,
+            built_for,
         })
     }
 
@@ -200,6 +208,8 @@ impl Store {
             written_bytes: 0,
             healed_objects: 0,
             healed_slice: false,
+            healed_sharers: 0,
+            built_for: Vec::new(),
         }))
     }
 
@@ -242,6 +252,24 @@ impl Store {
         fs::rename(staged, &aside).at("set aside damaged slice", &aside)?;
         Ok(true)
     }
+}
+
+/// The prefixes the staged tree was built for, read from its listing
+/// (slice-add only: `--out` and `--cache` inputs are not scanned).
+fn built_for(
+    staged_slice: &Path,
+    check: PrefixCheck,
+    objects: &ObjectWriter<'_>,
+) -> Result<Vec<BuiltFor>> {
+    if let PrefixCheck::Off = check {
+        return Ok(Vec::new());
+    }
+    let path = staged_slice.join("listing");
+    let bytes = fs::read(&path).at("read listing", &path)?;
+    let Some(root) = listing::parse(&bytes).and_then(|e| listing::to_tree(&e)) else {
+        return Ok(Vec::new());
+    };
+    Ok(prefix::scan(&root, |content, x| objects.source_of(content, x)))
 }
 
 /// Reads `source` into `staged_slice` (its `tree` and `listing`): a

@@ -444,19 +444,15 @@ impl<'s> ObjectWriter<'s> {
         Ok((content, size))
     }
 
+    /// The stored objects this ingest found damaged: it read their
+    /// content from its source, staged its own copies, and replaces them
+    /// with those at publish.
+    pub(crate) fn replaced(&self) -> HashSet<(Digest, bool)> {
+        self.damaged.lock().expect("no panics while held").clone()
+    }
+
     /// The file a tree entry should hardlink: the staged copy when this
     /// ingest wrote it, else the stored object.
-    /// The stored objects this ingest found damaged and replaces with
-    /// its own copies at publish.
-    pub(crate) fn replaced(&self) -> HashSet<(Digest, bool)> {
-        let damaged = self.damaged.lock().expect("no panics while held");
-        let new = self.new.lock().expect("no panics while held");
-        damaged
-            .iter()
-            .filter(|k| new.contains_key(k))
-            .copied()
-            .collect()
-    }
 
     pub(crate) fn source_of(&self, content: &Digest, executable: bool) -> PathBuf {
         let staged = self.staged_path(content, executable);

@@ -410,6 +410,7 @@ mod tests {
                     mount_point: format!("/opt/{name}"),
                     env: vec![],
                     limits: Limits::default(),
+                    prefix_check: crate::store::PrefixCheck::Off,
                     progress: None,
                     stat_cache: false,
                 };

@@ -166,6 +166,7 @@ fn snapshot(
         mount_point: SNAPSHOT_MOUNT_POINT.to_string(),
         env: Vec::new(),
         limits,
+        prefix_check: crate::store::PrefixCheck::Off,
         progress: None,
         stat_cache: true,
     };

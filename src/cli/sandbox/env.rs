@@ -8,21 +8,27 @@ use super::{Context, Failure, Parsed};
 use crate::env;
 use crate::text::printable;
 
-/// The caller's environment (or none with `--clearenv`), then each
-/// slice's variables in `--slice` order, each seeing what the ones before
-/// it set (`PATH=/opt/node/bin:${PATH}` puts a later slice first), then
-/// `SLICEBOX_STAGE` and `SLICEBOX_SLICES` for a prompt to test, then
-/// `--env`, then `--unsetenv`.
+/// The search path a cleared environment starts from.
+pub(super) const BASE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// The caller's environment, or (with `--clearenv`, and always with
+/// `--cache`, where every variable is an input) only the `--keep-env`
+/// names of it; then `PATH` with each slice's top-level `bin/` in
+/// `--slice` order ahead of the caller's `PATH` (or of `BASE_PATH` when
+/// there is none); then each slice's variables in `--slice` order, each
+/// seeing what the ones before it set (`PATH=/opt/node/bin:${PATH}` puts a
+/// later slice first); then `SLICEBOX_STAGE` and `SLICEBOX_SLICES` for a
+/// prompt to test, then `--env`, then `--unsetenv`.
 pub(super) fn stage_env(
     parsed: &Parsed,
     ctx: &Context,
     resolved: &Resolved,
 ) -> Result<Vec<OsString>, Failure> {
-    let mut out: Vec<OsString> = if parsed.has("clearenv") {
-        Vec::new()
-    } else {
-        ctx.env.clone()
-    };
+    let cleared = parsed.has("clearenv") || parsed.has("cache");
+    let mut out = start(parsed, ctx, cleared)?;
+    if let Some(path) = search_path(resolved, env::value(&out, b"PATH"), cleared) {
+        env::set(&mut out, path);
+    }
     for manifest in &resolved.manifests {
         for entry in &manifest.env {
             let expanded = env::expand(entry.as_bytes(), &out);
@@ -48,4 +54,51 @@ pub(super) fn stage_env(
         out.retain(|e| env::name(e.as_bytes()) != name.as_bytes());
     }
     Ok(out)
+}
+
+/// The caller's environment, or only its `--keep-env` variables.
+fn start(parsed: &Parsed, ctx: &Context, cleared: bool) -> Result<Vec<OsString>, Failure> {
+    let mut out = Vec::new();
+    for name in parsed.values("keep-env") {
+        if !env::valid_name(name.as_bytes()) {
+            return Err(Failure::usage(format!(
+                "--keep-env needs a variable name, not '{}'",
+                printable(name.as_bytes())
+            )));
+        }
+        if let Some(value) = env::value(&ctx.env, name.as_bytes()) {
+            let mut entry = name.as_bytes().to_vec();
+            entry.push(b'=');
+            entry.extend_from_slice(value);
+            out.push(OsString::from_vec(entry));
+        }
+    }
+    Ok(if cleared { out } else { ctx.env.clone() })
+}
+
+/// `PATH=` each slice's `bin/` (a directory at the top of its tree), at
+/// its mount point, in `--slice` order, then `rest` (or `BASE_PATH` in a
+/// cleared environment that kept no PATH). `None`: nothing to change.
+fn search_path(resolved: &Resolved, rest: Option<&[u8]>, cleared: bool) -> Option<OsString> {
+    let mut path = b"PATH=".to_vec();
+    for slice in &resolved.slices {
+        let is_dir = std::fs::symlink_metadata(slice.tree.join("bin")).is_ok_and(|m| m.is_dir());
+        if is_dir {
+            path.extend_from_slice(slice.mount_point.join("bin").as_os_str().as_bytes());
+            path.push(b':');
+        }
+    }
+    let rest = match rest {
+        Some(rest) => rest,
+        None if cleared || path.len() > 5 => BASE_PATH.as_bytes(),
+        None => return None,
+    };
+    if path.len() == 5 && !cleared {
+        return None;
+    }
+    path.extend_from_slice(rest);
+    if rest.is_empty() && path.last() == Some(&b':') {
+        path.pop();
+    }
+    Some(OsString::from_vec(path))
 }

@@ -110,6 +110,7 @@ pub(super) fn store_output(
                 mount_point,
                 env: Vec::new(),
                 limits: *limits,
+                prefix_check: crate::store::PrefixCheck::Off,
                 progress: None,
                 stat_cache: false,
             },

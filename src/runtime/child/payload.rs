@@ -6,7 +6,7 @@ use std::os::fd::RawFd;
 use super::init::{close_all_but, drop_capabilities};
 use super::Child;
 use crate::runtime::prepared::{Identity, Prepared, MAX_FDS, SCRIPT_SHELL};
-use crate::runtime::report::{init, report, ChildFailure, InitStep, REPORT_EXEC};
+use crate::runtime::report::{init, report, report_missing, ChildFailure, InitStep, REPORT_EXEC};
 use crate::runtime::sys::{errno, Syscall};
 
 /// Whether a file the kernel could not execute is a binary (say, for
@@ -30,6 +30,37 @@ pub(crate) fn looks_binary(path: &std::ffi::CStr) -> bool {
     unsafe { libc::close(fd) };
     let head = &head[..n.max(0) as usize];
     head.iter().take_while(|b| **b != b'\n').any(|b| *b == 0)
+}
+
+fn exists(path: &std::ffi::CStr) -> bool {
+    // SAFETY: a NUL-terminated path; access(2) is async-signal-safe.
+    unsafe { libc::access(path.as_ptr(), libc::F_OK) == 0 }
+}
+
+/// Reads the interpreter or loader that `path` names and tells the caller,
+/// with whether that file is there. Async-signal-safe: stack buffers only.
+fn report_what_is_missing(report_fd: RawFd, index: usize, path: &std::ffi::CStr) {
+    // SAFETY: a NUL-terminated path; the fd is closed below.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK,
+        )
+    };
+    if fd < 0 {
+        return;
+    }
+    let mut named = [0u8; crate::interp::MOST_INTERPRETER_BYTES + 1];
+    let mut out = [0u8; crate::interp::MOST_INTERPRETER_BYTES];
+    let found = crate::interp::interpreter(fd, &mut out);
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(fd) };
+    let Some((kind, len)) = found else {
+        return;
+    };
+    named[..len].copy_from_slice(&out[..len]);
+    let there = std::ffi::CStr::from_bytes_until_nul(&named).is_ok_and(exists);
+    report_missing(report_fd, index, kind, there, &out[..len]);
 }
 
 /// The payload before exec: its own session (and controlling terminal),
@@ -168,7 +199,10 @@ impl Child<'_> {
         self.mark(3);
         let mut saw_permission_denied = false;
         let mut last_error = libc::ENOENT;
-        for candidate in &p.exec_candidates {
+        // The candidate that is there though exec says ENOENT: what it
+        // names to run it with is missing.
+        let mut there = None;
+        for (index, candidate) in p.exec_candidates.iter().enumerate() {
             // SAFETY: argv and envp are NULL-terminated arrays of C strings
             // that live in this (copied) address space.
             unsafe { libc::execve(candidate.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr()) };
@@ -189,6 +223,13 @@ impl Child<'_> {
                 last_error = errno();
             }
             match last_error {
+                // A file that is there is the command, as a shell's PATH
+                // search has it: never run a later one (the host's pip3
+                // for a slice's pip3 whose interpreter is missing).
+                libc::ENOENT if exists(candidate) => {
+                    there = Some(index);
+                    break;
+                }
                 libc::ENOENT | libc::ENOTDIR => {}
                 libc::EACCES => saw_permission_denied = true,
                 _ => break,
@@ -198,10 +239,16 @@ impl Child<'_> {
             last_error = libc::EACCES;
         }
         let not_found = matches!(last_error, libc::ENOENT | libc::ENOTDIR);
-        report(
-            self.report_fd,
-            [REPORT_EXEC, last_error, not_found as i32, 0],
-        );
+        match there.filter(|_| not_found) {
+            Some(index) => {
+                report(self.report_fd, [REPORT_EXEC, last_error, 1, 1]);
+                report_what_is_missing(self.report_fd, index, &p.exec_candidates[index]);
+            }
+            None => report(
+                self.report_fd,
+                [REPORT_EXEC, last_error, not_found as i32, 0],
+            ),
+        }
         // SAFETY: _exit is async-signal-safe.
         unsafe { libc::_exit(if not_found { 127 } else { 126 }) }
     }

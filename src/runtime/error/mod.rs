@@ -9,9 +9,10 @@ pub mod plan_error;
 
 pub use plan_error::PlanError;
 
-use super::report::{Outcome, StepFailure, SOURCE_FAILED};
+use super::report::{Missing, Outcome, StepFailure, SOURCE_FAILED};
 use super::stage::Stage;
 use super::steps::{Op, Plan, Step, What};
+use crate::interp::Kind;
 use crate::text::{printable, printable_path};
 
 /// Why the kernel refused a user namespace, read from the settings that
@@ -170,7 +171,12 @@ impl From<SpawnError> for Error {
 
 /// What to print about a stage that did not simply exit or die of a
 /// signal.
-pub(crate) fn outcome_message(stage: &Stage, plan: &Plan, outcome: Outcome) -> Option<String> {
+pub(crate) fn outcome_message(
+    stage: &Stage,
+    plan: &Plan,
+    candidates: &[CString],
+    outcome: Outcome,
+) -> Option<String> {
     Some(match outcome {
         Outcome::SetupFailed(failure) => setup_message(plan, failure),
         Outcome::InitFailed { step, errno } => {
@@ -183,7 +189,13 @@ pub(crate) fn outcome_message(stage: &Stage, plan: &Plan, outcome: Outcome) -> O
                 .map(|t| format!("{}s", t.as_secs_f64()))
                 .unwrap_or_default()
         ),
-        Outcome::ExecFailed { errno, not_found } => format!(
+        Outcome::ExecFailed {
+            missing: Some(missing),
+            ..
+        } => missing_message(stage, candidates, &missing),
+        Outcome::ExecFailed {
+            errno, not_found, ..
+        } => format!(
             "cannot execute '{}': {}",
             printable(stage.argv[0].as_encoded_bytes()),
             if not_found {
@@ -194,6 +206,28 @@ pub(crate) fn outcome_message(stage: &Stage, plan: &Plan, outcome: Outcome) -> O
         ),
         Outcome::Exited(_) | Outcome::Signaled(_) => return None,
     })
+}
+
+/// `cannot run './tool.py': its interpreter '/usr/bin/python9' is not in
+/// the stage`, naming the file found on PATH when it is not what was typed.
+fn missing_message(stage: &Stage, candidates: &[CString], missing: &Missing) -> String {
+    let typed = printable(stage.argv[0].as_encoded_bytes());
+    let found = candidates
+        .get(missing.candidate)
+        .map(|c| printable(c.to_bytes()))
+        .filter(|found| *found != typed)
+        .map(|found| format!(" ({found})"))
+        .unwrap_or_default();
+    let what = match missing.kind {
+        Kind::Script => "its interpreter",
+        Kind::Elf => "its loader (ELF interpreter)",
+    };
+    let named = printable(missing.path());
+    if missing.exists {
+        format!("cannot run '{typed}'{found}: {what} '{named}' is in the stage but cannot be run itself (what it needs in turn is missing)")
+    } else {
+        format!("cannot run '{typed}'{found}: {what} '{named}' is not in the stage")
+    }
 }
 
 #[cfg(test)]
