@@ -2,6 +2,7 @@
 //! hand over argv, the descriptors to use as stdio, and the environment.
 
 mod args;
+pub mod generate;
 pub mod helper;
 mod sandbox;
 mod slices;
