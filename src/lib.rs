@@ -14,4 +14,5 @@ pub mod fuzzing;
 pub mod os;
 pub mod runtime;
 pub mod store;
+pub mod suggest;
 pub mod text;

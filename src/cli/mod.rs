@@ -136,15 +136,20 @@ pub fn run(name: &str, args: &[OsString], ctx: &Context) -> Exit {
     let started = crate::runtime::now_ns();
     let Some(spec) = spec::find(name) else {
         ctx.err(&format!(
-            "slicebox: unknown command '{}'\n",
-            crate::text::printable(name.as_bytes())
+            "slicebox: unknown command '{}'{}\n",
+            crate::text::printable(name.as_bytes()),
+            crate::suggest::hint(name, spec::COMMANDS.iter().map(|c| c.name))
         ));
         return Exit::USAGE;
     };
     let parsed = match parse(spec, args) {
         Ok(p) => p,
         Err(e) => {
-            ctx.err(&format!("{name}: {e}\nUsage: {}\n", spec.usage));
+            ctx.err(&format!(
+                "{name}: {e}{}\nUsage: {}\n",
+                e.hint(spec),
+                spec.usage
+            ));
             return Exit::USAGE;
         }
     };

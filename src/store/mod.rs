@@ -79,16 +79,26 @@ pub enum Error {
     },
     #[error("cannot add '{source_name}': {reason}; nothing was added")]
     BadSource { source_name: String, reason: String },
-    #[error("no slice '{reference}' in the store '{}'", printable_path(.store))]
-    NotFound { reference: String, store: PathBuf },
+    #[error("no slice '{reference}' in the store '{}'{hint}", printable_path(.store))]
+    NotFound {
+        reference: String,
+        store: PathBuf,
+        /// `"; did you mean 'NAME'?"` for a stored name close to `reference`, or empty.
+        hint: String,
+    },
     #[error(
         "'{reference}' is neither a name nor a full sha256: digest; {command} changes the store, \
          so it takes no digest prefixes (slice-show or slice-list gives the full digest)"
     )]
     NeedsExactRef { reference: String, command: String },
-    #[error("slice reference '{reference}' is ambiguous; it matches: {}", .candidates.join(", "))]
+    #[error(
+        "slice reference '{reference}' is ambiguous in the store '{}'; it matches: {}",
+        printable_path(.store),
+        .candidates.join(", ")
+    )]
     Ambiguous {
         reference: String,
+        store: PathBuf,
         candidates: Vec<String>,
     },
     #[error("invalid slice name '{name}': {reason}")]
