@@ -6,7 +6,7 @@ share=$(dirname "$SLICEBOX_BIN_DIR")/share
 # ---- man pages: every command has one, and groff warns about none.
 pages=$(cd "$share/man/man1" && ls)
 expect_eq "a man page for slicebox and for every command" \
-    "$( (echo slicebox; slicebox --commands) | sed 's/$/.1/' | sort)" "$(echo "$pages" | sort)"
+    "$( (echo slicebox; echo slicebox-doctor; slicebox --commands) | sed 's/$/.1/' | sort)" "$(echo "$pages" | sort)"
 for page in $pages; do
     warnings=$(groff -man -Tutf8 -ww -z "$share/man/man1/$page" 2>&1)
     expect_eq "groff -ww renders $page without a warning" "" "$warnings"
@@ -38,6 +38,7 @@ expect_eq "sandbox --slice=py<TAB> (split at =) offers the pythons" \
     $'python-3.10\npython-3.12' "$(complete_words sandbox --slice = py)"
 expect_eq "sandbox --net <TAB> offers host and none" $'host\nnone' "$(complete_words sandbox --net '')"
 expect_eq "slicebox slice-ad<TAB> gives the command" "slice-add" "$(complete_words slicebox slice-ad)"
+expect_eq "slicebox do<TAB> gives the executable's own doctor" "doctor" "$(complete_words slicebox do)"
 expect_eq "slicebox slice-show <TAB> offers slices" \
     $'node-22\npython-3.10\npython-3.12' "$(complete_words slicebox slice-show '')"
 expect_eq "slice-diff's second operand is a slice too" "node-22" "$(complete_words slice-diff python-3.10 no)"

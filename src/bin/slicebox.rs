@@ -10,7 +10,7 @@ use slicebox::runtime::forward_signals_to_stage;
 
 fn usage() -> String {
     let mut text = String::from("Usage: slicebox COMMAND [ARG...]\n\nCommands:\n");
-    for command in spec::COMMANDS {
+    for command in spec::COMMANDS.iter().chain(spec::TOOLS) {
         text.push_str(&format!("  {:12} {}\n", command.name, command.summary));
     }
     text.push_str("\n`slicebox COMMAND --help` describes one command. A link to slicebox\nnamed after a command runs that command.\n");
@@ -52,7 +52,8 @@ fn main() {
         // Its memory dies with it: no helper processes.
         long_lived: false,
     };
-    let command = if spec::find(&invoked).is_some() {
+    // Only the builtins' names act through a link (`slicebox doctor` has none).
+    let command = if spec::COMMANDS.iter().any(|c| c.name == invoked) {
         invoked
     } else {
         match args.first().map(|a| a.as_bytes()) {

@@ -2,7 +2,21 @@
 //! (`slicebox --generate man|complete-bash|complete-zsh`). The copies
 //! under share/ are committed; tests/generated.rs fails when they drift.
 
-use super::spec::{CommandSpec, OptionSpec, COMMANDS};
+use super::spec::{CommandSpec, OptionSpec, COMMANDS, TOOLS};
+
+/// Every command: the builtins, then the executable's own (`slicebox doctor`).
+fn all() -> impl Iterator<Item = &'static CommandSpec> {
+    COMMANDS.iter().chain(TOOLS).copied()
+}
+
+/// A command's page name: `slicebox-doctor` for the executable's own.
+fn page_name(spec: &CommandSpec) -> String {
+    if TOOLS.iter().any(|t| t.name == spec.name) {
+        format!("slicebox-{}", spec.name)
+    } else {
+        spec.name.to_string()
+    }
+}
 
 /// What a command-line word holds, as far as completion is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,14 +45,22 @@ fn value_kind(placeholder: &'static str) -> Kind {
     }
 }
 
-/// The kinds of a command's operands, in order, read from its usage line.
-/// The last one repeats when it ends in `...`.
-fn operand_kinds(spec: &CommandSpec) -> Vec<Kind> {
-    spec.usage
+/// The operand placeholders of a command's usage line (`REF`, `A`, ...).
+fn operand_words(spec: &CommandSpec) -> Vec<&'static str> {
+    let usage = spec.usage.strip_prefix("slicebox ").unwrap_or(spec.usage);
+    usage
         .split_whitespace()
         .skip(1)
         .map(|word| word.trim_matches(['[', ']']).trim_end_matches("..."))
         .filter(|word| !word.starts_with('-') && *word != "OPTIONS")
+        .collect()
+}
+
+/// The kinds of a command's operands, in order, read from its usage line.
+/// The last one repeats when it ends in `...`.
+fn operand_kinds(spec: &CommandSpec) -> Vec<Kind> {
+    operand_words(spec)
+        .into_iter()
         .map(|word| match word {
             "REF" | "A" | "B" => Kind::Slice,
             "SOURCE" => Kind::File,
@@ -123,10 +145,23 @@ fn man_header(name: &str, summary: &str) -> String {
 
 /// One command's page.
 pub fn man_page(spec: &CommandSpec) -> String {
-    let mut out = man_header(spec.name, spec.summary);
-    out.push_str(&format!(".SH SYNOPSIS\n\\fB{}\\fR", roff(spec.name)));
-    let rest = spec.usage.split_once(' ').map_or("", |(_, r)| r);
-    out.push_str(&format!(" {}\n", roff(rest)));
+    let mut out = man_header(&page_name(spec), spec.summary);
+    let (command, rest) = match spec.usage.strip_prefix("slicebox ") {
+        Some(tool) => (
+            format!("slicebox {}", spec.name),
+            tool.split_once(' ').map_or("", |(_, r)| r),
+        ),
+        None => (
+            spec.name.to_string(),
+            spec.usage.split_once(' ').map_or("", |(_, r)| r),
+        ),
+    };
+    out.push_str(&format!(".SH SYNOPSIS\n\\fB{}\\fR", roff(&command)));
+    if rest.is_empty() {
+        out.push('\n');
+    } else {
+        out.push_str(&format!(" {}\n", roff(rest)));
+    }
     out.push_str(&format!(".SH DESCRIPTION\n{}\n", roff(spec.summary)));
     if !spec.details.is_empty() {
         out.push_str(".PP\n");
@@ -142,15 +177,15 @@ pub fn man_page(spec: &CommandSpec) -> String {
             ));
         }
     }
-    out.push_str(&see_also(Some(spec.name)));
+    out.push_str(&see_also(Some(&page_name(spec))));
     out
 }
 
 fn see_also(this: Option<&str>) -> String {
-    let pages: Vec<String> = std::iter::once("slicebox")
-        .chain(COMMANDS.iter().map(|c| c.name))
-        .filter(|name| Some(*name) != this)
-        .map(|name| format!("\\fB{}\\fR(1)", roff(name)))
+    let pages: Vec<String> = std::iter::once("slicebox".to_string())
+        .chain(all().map(page_name))
+        .filter(|name| Some(name.as_str()) != this)
+        .map(|name| format!("\\fB{}\\fR(1)", roff(&name)))
         .collect();
     format!(".SH SEE ALSO\n{}\n", pages.join(",\n"))
 }
@@ -171,7 +206,7 @@ pub fn man_overview() -> String {
          \\fICOMMAND\\fR \\fB\\-\\-help\\fR describes one command.\n\
          .SH COMMANDS\n",
     );
-    for command in COMMANDS {
+    for command in all() {
         out.push_str(&format!(
             ".TP\n\\fB{}\\fR\n{}\n",
             roff(command.name),
@@ -194,11 +229,7 @@ pub fn man_overview() -> String {
 /// Every page, as (file name, text).
 pub fn man_pages() -> Vec<(String, String)> {
     std::iter::once(("slicebox.1".to_string(), man_overview()))
-        .chain(
-            COMMANDS
-                .iter()
-                .map(|c| (format!("{}.1", c.name), man_page(c))),
-        )
+        .chain(all().map(|c| (format!("{}.1", page_name(c)), man_page(c))))
         .collect()
 }
 
@@ -218,7 +249,7 @@ fn bash_kind(kind: Kind) -> String {
 /// The bash completion script: one data table per command, one function.
 pub fn bash_completion() -> String {
     let mut table = String::new();
-    for spec in COMMANDS {
+    for spec in all() {
         let options: Vec<String> = spec
             .options
             .iter()
@@ -243,7 +274,9 @@ pub fn bash_completion() -> String {
         ));
     }
     let names: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
+    let subcommands: Vec<&str> = all().map(|c| c.name).collect();
     BASH_TEMPLATE
+        .replace("@SUBCOMMANDS@", &subcommands.join(" "))
         .replace("@COMMANDS@", &names.join(" "))
         .replace("@TABLE@", &table)
 }
@@ -284,7 +317,7 @@ _slicebox() {
     local cur=${COMP_WORDS[COMP_CWORD]} cmd=${COMP_WORDS[0]##*/} first=1
     if [[ $cmd == slicebox ]]; then
         if ((COMP_CWORD == 1)); then
-            COMPREPLY=($(compgen -W "@COMMANDS@ --help --version" -- "$cur"))
+            COMPREPLY=($(compgen -W "@SUBCOMMANDS@ --help --version" -- "$cur"))
             return
         fi
         cmd=${COMP_WORDS[1]} first=2
@@ -381,13 +414,7 @@ fn zsh_function(spec: &CommandSpec) -> String {
         }
     }
     let kinds = operand_kinds(spec);
-    let words: Vec<&str> = spec
-        .usage
-        .split_whitespace()
-        .skip(1)
-        .map(|w| w.trim_matches(['[', ']']).trim_end_matches("..."))
-        .filter(|w| !w.starts_with('-') && *w != "OPTIONS")
-        .collect();
+    let words = operand_words(spec);
     for (n, (kind, word)) in kinds.iter().zip(&words).enumerate() {
         if *kind == Kind::Command {
             out.push_str(&format!(
@@ -426,11 +453,11 @@ pub fn zsh_completion() -> String {
          }}\n\n",
         names.join(" ")
     );
-    for spec in COMMANDS {
+    for spec in all() {
         out.push_str(&zsh_function(spec));
     }
     out.push_str("_slicebox() {\n    local command=$service\n    if [[ $service == slicebox ]]; then\n        if (( CURRENT == 2 )); then\n            local -a commands=(\n");
-    for spec in COMMANDS {
+    for spec in all() {
         out.push_str(&format!(
             "                '{}:{}'\n",
             spec.name,

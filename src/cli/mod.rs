@@ -2,6 +2,7 @@
 //! hand over argv, the descriptors to use as stdio, and the environment.
 
 mod args;
+mod doctor;
 pub mod generate;
 pub mod helper;
 mod sandbox;
@@ -42,7 +43,7 @@ impl Context {
             .map(|v| String::from_utf8_lossy(v).into_owned())
     }
 
-    fn env_pairs(&self) -> Vec<(String, String)> {
+    pub(crate) fn env_pairs(&self) -> Vec<(String, String)> {
         ["SLICEBOX_STORE", "XDG_DATA_HOME", "HOME"]
             .iter()
             .filter_map(|k| Some((k.to_string(), self.var(k)?)))
@@ -159,6 +160,8 @@ pub fn run(name: &str, args: &[OsString], ctx: &Context) -> Exit {
     }
     let result = match name {
         "sandbox" => sandbox::run(&parsed, ctx, started),
+        // Forks probes: in this process, never in a helper.
+        "doctor" => doctor::run(&parsed, ctx),
         // Every store command reads a stranger's content or grows with the
         // store, and a helper costs about 0.45 ms here (a bash subshell
         // costs 0.3): all of them run in one.

@@ -383,6 +383,26 @@ a stage that was killed). Each file is counted once, and only when every
 link to it goes.",
 };
 
+pub const DOCTOR: CommandSpec = CommandSpec {
+    name: "doctor",
+    usage: "slicebox doctor",
+    summary: "Check what this machine lets stages do, and name the fix for what it does not.",
+    options: &[HELP],
+    options_end_at_operand: false,
+    details: "\
+One line per check, each starting with ok, FAIL (stages cannot run until it
+is fixed) or note (an optional feature is missing), then what was found and
+the fix. Each kernel check is tried for real by a child process: user
+namespaces (made, with the ids mapped), the new mount API (fsopen, fsconfig,
+fsmount, open_tree, mount_setattr in a user namespace), OverlayFS in a user
+namespace (two lower dirs given with fsconfig lowerdir+), the Landlock ABI,
+a seccomp filter, /dev/fuse, the subordinate ids in /etc/subuid and
+/etc/subgid, and the store: its owner, and that every named slice's
+manifest reads and its tree is there (slice-verify re-hashes every file).
+
+Exit status: 0 when no line says FAIL, 1 otherwise.",
+};
+
 pub const COMMANDS: &[&CommandSpec] = &[
     &SANDBOX,
     &SLICE_ADD,
@@ -396,8 +416,16 @@ pub const COMMANDS: &[&CommandSpec] = &[
     &STORE_STATS,
 ];
 
+/// Commands of the `slicebox` executable only (`slicebox doctor`): no
+/// builtin and no link, since `ps` as either would hide ps(1).
+pub const TOOLS: &[&CommandSpec] = &[&DOCTOR];
+
 pub fn find(name: &str) -> Option<&'static CommandSpec> {
-    COMMANDS.iter().copied().find(|c| c.name == name)
+    COMMANDS
+        .iter()
+        .chain(TOOLS)
+        .copied()
+        .find(|c| c.name == name)
 }
 
 impl CommandSpec {
