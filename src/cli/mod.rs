@@ -5,6 +5,7 @@ mod args;
 mod doctor;
 pub mod generate;
 pub mod helper;
+mod ps;
 mod sandbox;
 mod slices;
 pub mod spec;
@@ -162,6 +163,7 @@ pub fn run(name: &str, args: &[OsString], ctx: &Context) -> Exit {
         "sandbox" => sandbox::run(&parsed, ctx, started),
         // Forks probes: in this process, never in a helper.
         "doctor" => doctor::run(&parsed, ctx),
+        "ps" => ps::run(&parsed, ctx),
         // Every store command reads a stranger's content or grows with the
         // store, and a helper costs about 0.45 ms here (a bash subshell
         // costs 0.3): all of them run in one.

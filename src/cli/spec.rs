@@ -403,6 +403,21 @@ manifest reads and its tree is there (slice-verify re-hashes every file).
 Exit status: 0 when no line says FAIL, 1 otherwise.",
 };
 
+pub const PS: CommandSpec = CommandSpec {
+    name: "ps",
+    usage: "slicebox ps [--json]",
+    summary: "List the running stages that use slices: pid, holder, age, slices and command.",
+    options: &[JSON, HELP],
+    options_end_at_operand: false,
+    details: "\
+Read from the pins that running stages hold in the store. PID is the
+stage's pid 1 on the host (- when it is not yours to see); HOLDER is the
+process that waits for the stage (sandbox, or the shell running the
+builtin): the stage dies with it. A stage without --slice pins nothing
+and is not listed. The command is shown as a shell would quote it, with
+control characters escaped; --json gives the real strings.",
+};
+
 pub const COMMANDS: &[&CommandSpec] = &[
     &SANDBOX,
     &SLICE_ADD,
@@ -418,7 +433,7 @@ pub const COMMANDS: &[&CommandSpec] = &[
 
 /// Commands of the `slicebox` executable only (`slicebox doctor`): no
 /// builtin and no link, since `ps` as either would hide ps(1).
-pub const TOOLS: &[&CommandSpec] = &[&DOCTOR];
+pub const TOOLS: &[&CommandSpec] = &[&DOCTOR, &PS];
 
 pub fn find(name: &str) -> Option<&'static CommandSpec> {
     COMMANDS

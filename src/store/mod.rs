@@ -45,7 +45,7 @@ pub use ingest::{
 };
 pub use limits::{Limits, LIMIT_KEYS};
 pub use listing::{parse as parse_listing, Entry};
-pub use lock::{OutputDir, Pin, StoreLock};
+pub use lock::{OutputDir, Pin, StageNote, StoreLock};
 pub use maintenance::{file_digest, Change, Damage, GcReport, SliceUsage, StoreStats};
 pub use progress::{ProgressSink, Tally};
 pub use refs::validate_name;
