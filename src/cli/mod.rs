@@ -3,6 +3,7 @@
 
 mod args;
 mod doctor;
+mod export;
 pub mod generate;
 pub mod helper;
 mod ps;

@@ -403,6 +403,24 @@ manifest reads and its tree is there (slice-verify re-hashes every file).
 Exit status: 0 when no line says FAIL, 1 otherwise.",
 };
 
+pub const SLICE_EXPORT: CommandSpec = CommandSpec {
+    name: "slice-export",
+    usage: "slice-export REF",
+    summary: "Write a slice's tree to stdout as a tar that slice-add takes back to the same slice.",
+    options: &[HELP],
+    options_end_at_operand: false,
+    details: "\
+The tar is deterministic: entries depth-first in name order, every mtime,
+uid and gid 0, no owner names, mode 0755 for directories and executables,
+0644 for other files, 0777 for symlinks, files linked in the store written
+as files, pax headers for paths, link targets and sizes ustar cannot hold.
+The same slice always exports to the same bytes.
+
+`slice-export REF | slice-add NAME - --at MOUNTPOINT` stores the same tree,
+and the same slice digest when MOUNTPOINT and every --env are the slice's
+own (slice-show gives them). A terminal is refused as stdout.",
+};
+
 pub const PS: CommandSpec = CommandSpec {
     name: "ps",
     usage: "slicebox ps [--json]",
@@ -429,6 +447,7 @@ pub const COMMANDS: &[&CommandSpec] = &[
     &SLICE_VERIFY,
     &SLICE_DIFF,
     &STORE_STATS,
+    &SLICE_EXPORT,
 ];
 
 /// Commands of the `slicebox` executable only (`slicebox doctor`): no
