@@ -8,6 +8,7 @@ pub mod generate;
 pub mod helper;
 mod ps;
 mod sandbox;
+mod slice_env;
 mod slices;
 pub mod spec;
 

@@ -421,6 +421,35 @@ and the same slice digest when MOUNTPOINT and every --env are the slice's
 own (slice-show gives them). A terminal is refused as stdout.",
 };
 
+pub const SLICE_ENV: CommandSpec = CommandSpec {
+    name: "slice-env",
+    usage: "slice-env [OPTIONS] NAME",
+    summary: "Show a slice's environment, or change it as a new version of NAME.",
+    options: &[
+        OptionSpec {
+            long: "env",
+            value: Some("NAME=VALUE"),
+            help:
+                "set this variable (in place of an entry for the same NAME, else last); repeatable",
+        },
+        OptionSpec {
+            long: "unset",
+            value: Some("NAME"),
+            help: "remove every entry for NAME; repeatable",
+        },
+        HELP,
+    ],
+    options_end_at_operand: false,
+    details: "\
+Without options, prints the slice's environment entries (slice-add --env),
+one per line, in the order stages apply them. With --env or --unset
+(applied in command-line order), stores a new slice with the same tree and
+mount point and the changed environment, points NAME at it and prints its
+digest; NAME's previous target stays reachable as NAME@1 until slice-gc.
+The tree's files are not copied: the new slice shares them. NAME must be a
+name (not a digest or NAME@N) when it is changed.",
+};
+
 pub const PS: CommandSpec = CommandSpec {
     name: "ps",
     usage: "slicebox ps [--json]",
@@ -448,6 +477,7 @@ pub const COMMANDS: &[&CommandSpec] = &[
     &SLICE_DIFF,
     &STORE_STATS,
     &SLICE_EXPORT,
+    &SLICE_ENV,
 ];
 
 /// Commands of the `slicebox` executable only (`slicebox doctor`): no

@@ -300,6 +300,7 @@ bash_builtins! {
     "slice-diff" => SLICE_DIFF_STRUCT, slice_diff_builtin, slice_diff_builtin_load, "slice-diff_struct", "slice-diff_builtin_load";
     "store-stats" => STORE_STATS_STRUCT, store_stats_builtin, store_stats_builtin_load, "store-stats_struct", "store-stats_builtin_load";
     "slice-export" => SLICE_EXPORT_STRUCT, slice_export_builtin, slice_export_builtin_load, "slice-export_struct", "slice-export_builtin_load";
+    "slice-env" => SLICE_ENV_STRUCT, slice_env_builtin, slice_env_builtin_load, "slice-env_struct", "slice-env_builtin_load";
 }
 
 #[cfg(test)]
