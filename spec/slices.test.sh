@@ -107,8 +107,8 @@ echo 179 > amb/f
 slice-add --at /opt/amb amb-a amb
 echo 241 > amb/f
 slice-add --at /opt/amb amb-b amb
-slice-show 42cf >out 2>&1; status=$?; sed "s|$SLICEBOX_STORE|STORE|" out; echo "status=$status"
-sandbox --slice 42cf -- true >out 2>&1; status=$?; sed "s|$SLICEBOX_STORE|STORE|" out; echo "status=$status"
+slice-show 42cf >out 2>&1; rc=$?; sed "s|$SLICEBOX_STORE|STORE|" out; echo "status=$rc"
+sandbox --slice 42cf -- true >out 2>&1; rc=$?; sed "s|$SLICEBOX_STORE|STORE|" out; echo "status=$rc"
 slice-show 42cfe | head -n 1
 sandbox --slice 42cff -- cat /opt/amb/f
 ## STDOUT:
