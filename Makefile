@@ -12,7 +12,13 @@ LOADABLES := $(PREFIX)/lib/bash
 INCDIR    := $(PREFIX)/include
 DOCDIR    := $(PREFIX)/share/doc/slicebox
 SHAREDIR  := $(PREFIX)/share/slicebox
-BUILTINS  := sandbox slice-add slice-list slice-show slice-rm slice-tag slice-gc slice-verify slice-diff store-stats
+MANDIR    := $(PREFIX)/share/man/man1
+BASHCOMPDIR := $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  := $(PREFIX)/share/zsh/site-functions
+# Generated from src/cli/spec.rs (`slicebox --generate …`); tests/generated.rs
+# fails when these committed copies drift.
+MANPAGES  := $(wildcard share/man/man1/*.1)
+BUILTINS  := sandbox slice-add slice-list slice-show slice-rm slice-tag slice-gc slice-verify slice-diff store-stats slice-export slice-env
 DOCS      := README.md docs/builtins.md docs/c-api.md docs/design.md docs/formats.md docs/performance.md docs/reliability.md
 # The unprivileged user the rootless tests run as when `make test` runs as root.
 SLICEBOX_TEST_USER ?= sbx
@@ -55,6 +61,11 @@ install: build
 	install -m 0644 include/slicebox.h $(DESTDIR)$(INCDIR)/slicebox.h
 	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
 	install -m 0644 share/slicebox.ysh $(DESTDIR)$(SHAREDIR)/slicebox.ysh
+	install -d $(DESTDIR)$(MANDIR) $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	install -m 0644 $(MANPAGES) $(DESTDIR)$(MANDIR)/
+	install -m 0644 share/bash-completion/completions/slicebox $(DESTDIR)$(BASHCOMPDIR)/slicebox
+	for b in $(BUILTINS); do ln -sf slicebox $(DESTDIR)$(BASHCOMPDIR)/$$b; done
+	install -m 0644 share/zsh/site-functions/_slicebox $(DESTDIR)$(ZSHCOMPDIR)/_slicebox
 	@echo "installed into $(PREFIX); in bash: BASH_LOADABLES_PATH=$(LOADABLES) enable -f libslicebox.so $(BUILTINS)"
 	@echo "in YSH: use $(SHAREDIR)/slicebox.ysh"
 
@@ -71,6 +82,9 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/slicebox $(addprefix $(DESTDIR)$(BINDIR)/,$(BUILTINS))
 	rm -f $(DESTDIR)$(LOADABLES)/libslicebox.so $(DESTDIR)$(INCDIR)/slicebox.h
 	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS))) $(DESTDIR)$(SHAREDIR)/slicebox.ysh
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/,$(notdir $(MANPAGES)))
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/slicebox $(addprefix $(DESTDIR)$(BASHCOMPDIR)/,$(BUILTINS))
+	rm -f $(DESTDIR)$(ZSHCOMPDIR)/_slicebox
 	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SHAREDIR) $(DESTDIR)$(LOADABLES) 2>/dev/null
 
 demo: install

@@ -11,7 +11,9 @@ touch "$dest$prefix/share/doc/someone-elses-file"
 
 make -s -C "$top" install DESTDIR="$dest" PREFIX="$prefix" >/dev/null
 links=$("$top/target/dist/slicebox" --commands | sed 's|^|bin/|')
-expected="$(printf '%s\nbin/slicebox\n' "$links" | sort)
+completions=$("$top/target/dist/slicebox" --commands | sed 's|^|share/bash-completion/completions/|')
+pages=$( (echo slicebox; echo slicebox-doctor; echo slicebox-ps; "$top/target/dist/slicebox" --commands) | sed 's|^\(.*\)$|share/man/man1/\1.1|')
+expected="$(printf '%s\nbin/slicebox\n%s\nshare/bash-completion/completions/slicebox\n%s\nshare/zsh/site-functions/_slicebox\n' "$links" "$completions" "$pages" | sort)
 include/slicebox.h
 lib/bash/libslicebox.so
 share/doc/slicebox/README.md
@@ -23,6 +25,7 @@ share/doc/slicebox/performance.md
 share/doc/slicebox/reliability.md
 share/doc/someone-elses-file
 share/slicebox/slicebox.ysh"
+expected=$(echo "$expected" | sort)
 actual=$(cd "$dest$prefix" && find . -type f -o -type l | sed 's|^\./||' | sort)
 [ "$actual" = "$expected" ] || { printf 'install-check: installed files differ\nexpected:\n%s\nactual:\n%s\n' "$expected" "$actual" >&2; exit 1; }
 echo "ok: make install puts exactly the documented files into PREFIX"

@@ -22,6 +22,7 @@ for b in $builtins; do ln -s slicebox "$stage/bin/$b"; done
 install -m 0644 "$build/libslicebox.so" "$stage/lib/libslicebox.so"
 mkdir -p "$stage/share/slicebox"
 install -m 0644 "$top/share/slicebox.ysh" "$stage/share/slicebox/slicebox.ysh"
+cp -r "$top/share/man" "$top/share/bash-completion" "$top/share/zsh" "$stage/share/"
 cp -r "$top/spec" "$top/shell-tests" "$top/docs" "$top/README.md" "$stage/"
 mkdir -p "$stage/tests" && cp -r "$top/tests/hostile" "$stage/tests/"
 chmod -R a+rX "$stage"

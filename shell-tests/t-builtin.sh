@@ -7,6 +7,10 @@ expect_eq "enable -f finds the library through BASH_LOADABLES_PATH" "sandbox is 
 
 enable -f "$SLICEBOX_LIB" sandbox slice-add slice-list slice-show
 expect_match "help shows the generated long help" "*--slice REF\[:MOUNTPOINT\]*" "$(help sandbox)"
+expect_match "help indents the long help's lines as bash's own" $'*\n      --slice REF*' "$(help sandbox)"
+expect_eq "help -d puts each builtin's description on its own line" \
+    "sandbox - Run COMMAND in its own small container built from slices.
+slice-add - Store SOURCE as a slice and point NAME at it." "$(help -d sandbox slice-add)"
 
 shell_pid=$$
 inner_parent=$(sandbox -- sh -c 'echo $PPID')

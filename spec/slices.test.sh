@@ -122,8 +122,8 @@ echo 179 > amb/f
 slice-add --at /opt/amb amb-a amb
 echo 241 > amb/f
 slice-add --at /opt/amb amb-b amb
-slice-show 42cf 2>&1; echo "status=$?"
-sandbox --slice 42cf -- true 2>&1; echo "status=$?"
+slice-show 42cf >out 2>&1; rc=$?; sed "s|$SLICEBOX_STORE|STORE|" out; echo "status=$rc"
+sandbox --slice 42cf -- true >out 2>&1; rc=$?; sed "s|$SLICEBOX_STORE|STORE|" out; echo "status=$rc"
 slice-show 42cfe | head -n 1
 sandbox --slice 42cff -- cat /opt/amb/f
 ## STDOUT:
@@ -133,9 +133,9 @@ status=1
 slice-show: no slice '0000000000000000' in the store 'STORE'
 sha256:42cfe312660b63275d3f1071bfe9fc6cea88c09d5ed08efcd11efa900839b7ef
 sha256:42cff86ec9d25823418245ef567993e91337d8b56aeaff903e9443f38b42372a
-slice-show: slice reference '42cf' is ambiguous; it matches: sha256:42cfe312660b63275d3f1071bfe9fc6cea88c09d5ed08efcd11efa900839b7ef, sha256:42cff86ec9d25823418245ef567993e91337d8b56aeaff903e9443f38b42372a
+slice-show: slice reference '42cf' is ambiguous in the store 'STORE'; it matches: sha256:42cfe312660b63275d3f1071bfe9fc6cea88c09d5ed08efcd11efa900839b7ef, sha256:42cff86ec9d25823418245ef567993e91337d8b56aeaff903e9443f38b42372a
 status=1
-sandbox: cannot use slice '42cf': slice reference '42cf' is ambiguous; it matches: sha256:42cfe312660b63275d3f1071bfe9fc6cea88c09d5ed08efcd11efa900839b7ef, sha256:42cff86ec9d25823418245ef567993e91337d8b56aeaff903e9443f38b42372a
+sandbox: cannot use slice '42cf': slice reference '42cf' is ambiguous in the store 'STORE'; it matches: sha256:42cfe312660b63275d3f1071bfe9fc6cea88c09d5ed08efcd11efa900839b7ef, sha256:42cff86ec9d25823418245ef567993e91337d8b56aeaff903e9443f38b42372a
 status=125
 digest:      sha256:42cfe312660b63275d3f1071bfe9fc6cea88c09d5ed08efcd11efa900839b7ef
 241

@@ -20,6 +20,30 @@ slice-show: no slice 'a\u{1b}b' in the store 'STORE'
 status=1
 ## END
 
+#### a mistyped slice name, command or option gets the closest one as a suggestion
+mkdir sug
+echo 1 > sug/f
+slice-add --at /opt/sug sug-python-3.10 sug >/dev/null
+slice-add --at /opt/sug sug-python-3.12 sug >/dev/null
+slice-show sug-pyton-3.10 2>&1 | sed "s|$SLICEBOX_STORE|STORE|"
+sandbox --slice sug-pyhton-3.12 -- true 2>&1 | sed "s|$SLICEBOX_STORE|STORE|"
+slice-show sug-gcc-13 2>&1 | sed "s|$SLICEBOX_STORE|STORE|"
+sandbox --slcie sug-python-3.10 -- true 2>&1 | head -n 1
+slice-show --jsno sug-python-3.10 2>&1 | head -n 1
+slicebox slice-ad 2>&1; echo "status=$?"
+slicebox frobnicate 2>&1; echo "status=$?"
+## STDOUT:
+slice-show: no slice 'sug-pyton-3.10' in the store 'STORE'; did you mean 'sug-python-3.10'?
+sandbox: cannot use slice 'sug-pyhton-3.12': no slice 'sug-pyhton-3.12' in the store 'STORE'; did you mean 'sug-python-3.12'?
+slice-show: no slice 'sug-gcc-13' in the store 'STORE'
+sandbox: unknown option '--slcie'; did you mean '--slice'?
+slice-show: unknown option '--jsno'; did you mean '--json'?
+slicebox: unknown command 'slice-ad'; did you mean 'slice-add'?
+status=2
+slicebox: unknown command 'frobnicate'
+status=2
+## END
+
 #### a very long path is shortened in the middle
 long=$(printf '%0500d' 0 | tr 0 a)
 slice-add x "/nowhere/$long/end" 2>&1 | wc -c | tr -d ' '

@@ -189,7 +189,7 @@ verify=1
 1
 verify=0
 0
-sandbox: cannot use slice 'idx-40': no slice 'idx-40' in the store 'STORE'
+sandbox: cannot use slice 'idx-40': no slice 'idx-40' in the store 'STORE'; did you mean 'idx-10'?
 status=125
 ## END
 

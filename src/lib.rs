@@ -16,4 +16,5 @@ pub mod interp;
 pub mod os;
 pub mod runtime;
 pub mod store;
+pub mod suggest;
 pub mod text;

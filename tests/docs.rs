@@ -2,7 +2,7 @@
 //! reference cannot drift from `--help`. Regenerate with
 //! `SLICEBOX_BLESS=1 cargo test --test docs`.
 
-use slicebox::cli::spec::COMMANDS;
+use slicebox::cli::spec::{COMMANDS, TOOLS};
 
 fn expected() -> String {
     let mut text = String::from(
@@ -39,6 +39,13 @@ fn expected() -> String {
     for command in COMMANDS {
         text.push_str(&format!(
             "\n## {}\n\n```text\n{}```\n",
+            command.name,
+            command.help()
+        ));
+    }
+    for command in TOOLS {
+        text.push_str(&format!(
+            "\n## slicebox {}\n\nA command of the `slicebox` executable only: no builtin, no link.\n\n```text\n{}```\n",
             command.name,
             command.help()
         ));

@@ -10,7 +10,7 @@ use slicebox::runtime::forward_signals_to_stage;
 
 fn usage() -> String {
     let mut text = String::from("Usage: slicebox COMMAND [ARG...]\n\nCommands:\n");
-    for command in spec::COMMANDS {
+    for command in spec::COMMANDS.iter().chain(spec::TOOLS) {
         text.push_str(&format!("  {:12} {}\n", command.name, command.summary));
     }
     text.push_str("\n`slicebox COMMAND --help` describes one command. A link to slicebox\nnamed after a command runs that command.\n");
@@ -52,7 +52,8 @@ fn main() {
         // Its memory dies with it: no helper processes.
         long_lived: false,
     };
-    let command = if spec::find(&invoked).is_some() {
+    // Only the builtins' names act through a link (`slicebox doctor` has none).
+    let command = if spec::COMMANDS.iter().any(|c| c.name == invoked) {
         invoked
     } else {
         match args.first().map(|a| a.as_bytes()) {
@@ -69,6 +70,8 @@ fn main() {
                 ctx.out(&names);
                 std::process::exit(0);
             }
+            // Hidden: what share/ holds, made from the option table.
+            Some(b"--generate") => generate(&ctx, &args[1..]),
             Some(b"--version") => {
                 ctx.out(&format!("slicebox {}\n", env!("CARGO_PKG_VERSION")));
                 std::process::exit(0);
@@ -83,6 +86,32 @@ fn main() {
     }
     let exit = cli::run(&command, &args, &ctx);
     die_like(exit);
+}
+
+/// `--generate man [COMMAND] | complete-bash | complete-zsh`.
+fn generate(ctx: &Context, what: &[OsString]) -> ! {
+    use slicebox::cli::generate;
+    let what: Vec<&str> = what.iter().map(|w| w.to_str().unwrap_or("")).collect();
+    let text = match what.as_slice() {
+        ["man"] | ["man", "slicebox"] => generate::man_overview(),
+        ["man", name] => match spec::find(name) {
+            Some(command) => generate::man_page(command),
+            None => {
+                ctx.err(&format!(
+                    "slicebox: --generate man: unknown command '{name}'\n"
+                ));
+                std::process::exit(2);
+            }
+        },
+        ["complete-bash"] => generate::bash_completion(),
+        ["complete-zsh"] => generate::zsh_completion(),
+        _ => {
+            ctx.err("Usage: slicebox --generate man [COMMAND] | complete-bash | complete-zsh\n");
+            std::process::exit(2);
+        }
+    };
+    ctx.out(&text);
+    std::process::exit(0);
 }
 
 /// Exits with the payload's status; if it died of a signal, dies of the

@@ -42,6 +42,25 @@ pub enum UsageError {
     Other(String),
 }
 
+impl UsageError {
+    /// `"; did you mean '--slice'?"` for an unknown option close to one of
+    /// `spec`'s, or empty.
+    pub fn hint(&self, spec: &CommandSpec) -> String {
+        let UsageError::Unknown(given) = self else {
+            return String::new();
+        };
+        let given = given
+            .split_once('=')
+            .map_or(given.as_str(), |(name, _)| name);
+        let longs: Vec<String> = spec
+            .options
+            .iter()
+            .map(|o| format!("--{}", o.long))
+            .collect();
+        crate::suggest::hint(given, longs.iter().map(String::as_str))
+    }
+}
+
 pub fn parse(spec: &CommandSpec, args: &[OsString]) -> Result<Parsed, UsageError> {
     let mut parsed = Parsed {
         options: Vec::new(),
@@ -128,6 +147,15 @@ mod tests {
         let p = parse(&SLICE_ADD, &args(&["n", "./d", "--at", "/opt/n"])).unwrap();
         assert_eq!(p.operands, args(&["n", "./d"]));
         assert_eq!(p.last("at"), Some(OsStr::new("/opt/n")));
+    }
+
+    #[test]
+    fn unknown_options_get_the_closest_one() {
+        let hint = |arg: &str| parse(&SANDBOX, &args(&[arg])).unwrap_err().hint(&SANDBOX);
+        assert_eq!(hint("--slcie"), "; did you mean '--slice'?");
+        assert_eq!(hint("--clearnev"), "; did you mean '--clearenv'?");
+        assert_eq!(hint("--slcie=py"), "; did you mean '--slice'?");
+        assert_eq!(hint("--frobnicate"), "");
     }
 
     #[test]

@@ -2,9 +2,14 @@
 //! hand over argv, the descriptors to use as stdio, and the environment.
 
 mod args;
+mod doctor;
+mod export;
+pub mod generate;
 pub mod helper;
 mod messages;
+mod ps;
 mod sandbox;
+mod slice_env;
 mod slices;
 pub mod spec;
 
@@ -42,7 +47,7 @@ impl Context {
             .map(|v| String::from_utf8_lossy(v).into_owned())
     }
 
-    fn env_pairs(&self) -> Vec<(String, String)> {
+    pub(crate) fn env_pairs(&self) -> Vec<(String, String)> {
         ["SLICEBOX_STORE", "XDG_DATA_HOME", "HOME"]
             .iter()
             .filter_map(|k| Some((k.to_string(), self.var(k)?)))
@@ -136,15 +141,20 @@ pub fn run(name: &str, args: &[OsString], ctx: &Context) -> Exit {
     let started = crate::runtime::now_ns();
     let Some(spec) = spec::find(name) else {
         ctx.err(&format!(
-            "slicebox: unknown command '{}'\n",
-            crate::text::printable(name.as_bytes())
+            "slicebox: unknown command '{}'{}\n",
+            crate::text::printable(name.as_bytes()),
+            crate::suggest::hint(name, spec::COMMANDS.iter().map(|c| c.name))
         ));
         return Exit::USAGE;
     };
     let parsed = match parse(spec, args) {
         Ok(p) => p,
         Err(e) => {
-            ctx.err(&format!("{name}: {e}\nUsage: {}\n", spec.usage));
+            ctx.err(&format!(
+                "{name}: {e}{}\nUsage: {}\n",
+                e.hint(spec),
+                spec.usage
+            ));
             return Exit::USAGE;
         }
     };
@@ -154,6 +164,9 @@ pub fn run(name: &str, args: &[OsString], ctx: &Context) -> Exit {
     }
     let result = match name {
         "sandbox" => sandbox::run(&parsed, ctx, started),
+        // Forks probes: in this process, never in a helper.
+        "doctor" => doctor::run(&parsed, ctx),
+        "ps" => ps::run(&parsed, ctx),
         // Every store command reads a stranger's content or grows with the
         // store, and a helper costs about 0.45 ms here (a bash subshell
         // costs 0.3): all of them run in one.

@@ -21,6 +21,8 @@ pub fn run(name: &str, parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> 
         "slice-verify" => verify(parsed, ctx),
         "slice-diff" => diff(parsed, ctx),
         "store-stats" => stats(parsed, ctx),
+        "slice-export" => super::export::run(parsed, ctx),
+        "slice-env" => super::slice_env::run(parsed, ctx),
         _ => unreachable!("every command in spec::COMMANDS is dispatched"),
     }
 }

@@ -414,6 +414,88 @@ a stage that was killed). Each file is counted once, and only when every
 link to it goes.",
 };
 
+pub const DOCTOR: CommandSpec = CommandSpec {
+    name: "doctor",
+    usage: "slicebox doctor",
+    summary: "Check what this machine lets stages do, and name the fix for what it does not.",
+    options: &[HELP],
+    options_end_at_operand: false,
+    details: "\
+One line per check, each starting with ok, FAIL (stages cannot run until it
+is fixed) or note (an optional feature is missing), then what was found and
+the fix. Each kernel check is tried for real by a child process: user
+namespaces (made, with the ids mapped), the new mount API (fsopen, fsconfig,
+fsmount, open_tree, mount_setattr in a user namespace), OverlayFS in a user
+namespace (two lower dirs given with fsconfig lowerdir+), the Landlock ABI,
+a seccomp filter, /dev/fuse, the subordinate ids in /etc/subuid and
+/etc/subgid, and the store: its owner, and that every named slice's
+manifest reads and its tree is there (slice-verify re-hashes every file).
+
+Exit status: 0 when no line says FAIL, 1 otherwise.",
+};
+
+pub const SLICE_EXPORT: CommandSpec = CommandSpec {
+    name: "slice-export",
+    usage: "slice-export REF",
+    summary: "Write a slice's tree to stdout as a tar that slice-add takes back to the same slice.",
+    options: &[HELP],
+    options_end_at_operand: false,
+    details: "\
+The tar is deterministic: entries depth-first in name order, every mtime,
+uid and gid 0, no owner names, mode 0755 for directories and executables,
+0644 for other files, 0777 for symlinks, files linked in the store written
+as files, pax headers for paths, link targets and sizes ustar cannot hold.
+The same slice always exports to the same bytes.
+
+`slice-export REF | slice-add NAME - --at MOUNTPOINT` stores the same tree,
+and the same slice digest when MOUNTPOINT and every --env are the slice's
+own (slice-show gives them). A terminal is refused as stdout.",
+};
+
+pub const SLICE_ENV: CommandSpec = CommandSpec {
+    name: "slice-env",
+    usage: "slice-env [OPTIONS] NAME",
+    summary: "Show a slice's environment, or change it as a new version of NAME.",
+    options: &[
+        OptionSpec {
+            long: "env",
+            value: Some("NAME=VALUE"),
+            help:
+                "set this variable (in place of an entry for the same NAME, else last); repeatable",
+        },
+        OptionSpec {
+            long: "unset",
+            value: Some("NAME"),
+            help: "remove every entry for NAME; repeatable",
+        },
+        HELP,
+    ],
+    options_end_at_operand: false,
+    details: "\
+Without options, prints the slice's environment entries (slice-add --env),
+one per line, in the order stages apply them. With --env or --unset
+(applied in command-line order), stores a new slice with the same tree and
+mount point and the changed environment, points NAME at it and prints its
+digest; NAME's previous target stays reachable as NAME@1 until slice-gc.
+The tree's files are not copied: the new slice shares them. NAME must be a
+name (not a digest or NAME@N) when it is changed.",
+};
+
+pub const PS: CommandSpec = CommandSpec {
+    name: "ps",
+    usage: "slicebox ps [--json]",
+    summary: "List the running stages that use slices: pid, holder, age, slices and command.",
+    options: &[JSON, HELP],
+    options_end_at_operand: false,
+    details: "\
+Read from the pins that running stages hold in the store. PID is the
+stage's pid 1 on the host (- when it is not yours to see); HOLDER is the
+process that waits for the stage (sandbox, or the shell running the
+builtin): the stage dies with it. A stage without --slice pins nothing
+and is not listed. The command is shown as a shell would quote it, with
+control characters escaped; --json gives the real strings.",
+};
+
 pub const COMMANDS: &[&CommandSpec] = &[
     &SANDBOX,
     &SLICE_ADD,
@@ -425,10 +507,20 @@ pub const COMMANDS: &[&CommandSpec] = &[
     &SLICE_VERIFY,
     &SLICE_DIFF,
     &STORE_STATS,
+    &SLICE_EXPORT,
+    &SLICE_ENV,
 ];
 
+/// Commands of the `slicebox` executable only (`slicebox doctor`): no
+/// builtin and no link, since `ps` as either would hide ps(1).
+pub const TOOLS: &[&CommandSpec] = &[&DOCTOR, &PS];
+
 pub fn find(name: &str) -> Option<&'static CommandSpec> {
-    COMMANDS.iter().copied().find(|c| c.name == name)
+    COMMANDS
+        .iter()
+        .chain(TOOLS)
+        .copied()
+        .find(|c| c.name == name)
 }
 
 impl CommandSpec {

@@ -56,6 +56,24 @@ impl BashBuiltin {
     }
 }
 
+/// The text of bash's `long_doc`: ONE string, as bash's own builtins
+/// have. `help NAME` prints it after four spaces, so each later line
+/// carries that indent itself; `help -d NAME` prints its first line up to
+/// and including the newline (with one string per line there is no
+/// newline, and `help -d a b` ran the descriptions together).
+fn long_doc(help: &str) -> String {
+    let mut lines = help.lines().skip(1); // bash prints short_doc as the first line itself
+    let mut doc = lines.next().unwrap_or_default().to_string();
+    for line in lines {
+        doc.push('\n');
+        if !line.is_empty() {
+            doc.push_str("    ");
+            doc.push_str(line);
+        }
+    }
+    doc
+}
+
 /// Fills `short_doc` and `long_doc` from the command's spec. The strings
 /// are leaked on purpose: bash keeps pointers to them while loaded.
 fn fill_docs(builtin: *mut BashBuiltin, name: &str) -> c_int {
@@ -63,18 +81,8 @@ fn fill_docs(builtin: *mut BashBuiltin, name: &str) -> c_int {
         return 0;
     };
     let usage = CString::new(spec.usage).expect("usage has no NUL");
-    let mut lines: Vec<*const c_char> = spec
-        .help()
-        .lines()
-        .skip(1) // bash prints short_doc as the first line itself
-        .map(|l| {
-            CString::new(l)
-                .expect("help has no NUL")
-                .into_raw()
-                .cast_const()
-        })
-        .collect();
-    lines.push(null());
+    let doc = CString::new(long_doc(&spec.help())).expect("help has no NUL");
+    let lines: Vec<*const c_char> = vec![doc.into_raw().cast_const(), null()];
     // SAFETY: bash is single-threaded and calls the load hook before it
     // reads the struct; `builtin` points at one of our statics.
     unsafe {
@@ -291,11 +299,22 @@ bash_builtins! {
     "slice-verify" => SLICE_VERIFY_STRUCT, slice_verify_builtin, slice_verify_builtin_load, "slice-verify_struct", "slice-verify_builtin_load";
     "slice-diff" => SLICE_DIFF_STRUCT, slice_diff_builtin, slice_diff_builtin_load, "slice-diff_struct", "slice-diff_builtin_load";
     "store-stats" => STORE_STATS_STRUCT, store_stats_builtin, store_stats_builtin_load, "store-stats_struct", "store-stats_builtin_load";
+    "slice-export" => SLICE_EXPORT_STRUCT, slice_export_builtin, slice_export_builtin_load, "slice-export_struct", "slice-export_builtin_load";
+    "slice-env" => SLICE_ENV_STRUCT, slice_env_builtin, slice_env_builtin_load, "slice-env_struct", "slice-env_builtin_load";
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_doc_is_one_string_whose_first_line_is_the_summary() {
+        let doc = long_doc(&spec::SANDBOX.help());
+        let (first, rest) = doc.split_once('\n').expect("more than one line");
+        assert_eq!(first, spec::SANDBOX.summary);
+        assert!(rest.contains("\n      --slice REF"), "{rest}");
+        assert!(!doc.contains(" \n"), "no trailing blanks");
+    }
 
     #[test]
     fn every_command_has_a_builtin_and_every_builtin_a_command() {

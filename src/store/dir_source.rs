@@ -575,6 +575,7 @@ mod tests {
             limits: Limits::default(),
             progress: None,
             stat_cache: true,
+            prefix_check: crate::store::PrefixCheck::Off,
         };
         let added = store
             .add_slice("x", &Source::Directory(src.clone()), &options)
@@ -630,6 +631,7 @@ mod tests {
             limits: Limits::default(),
             progress: None,
             stat_cache: true,
+            prefix_check: crate::store::PrefixCheck::Off,
         };
         let source = Source::Directory(src.clone());
         let first = store.add_slice("x", &source, &options).unwrap();

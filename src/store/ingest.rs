@@ -269,7 +269,9 @@ fn built_for(
     let Some(root) = listing::parse(&bytes).and_then(|e| listing::to_tree(&e)) else {
         return Ok(Vec::new());
     };
-    Ok(prefix::scan(&root, |content, x| objects.source_of(content, x)))
+    Ok(prefix::scan(&root, |content, x| {
+        objects.source_of(content, x)
+    }))
 }
 
 /// Reads `source` into `staged_slice` (its `tree` and `listing`): a

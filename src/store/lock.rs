@@ -97,6 +97,16 @@ impl Store {
     /// Pins `slices` until the returned Pin is dropped. Call it under the
     /// shared lock, after resolving the refs, so gc cannot slip between.
     pub fn pin(&self, slices: &[Digest]) -> Result<Pin> {
+        self.pin_with(slices, None)
+    }
+
+    /// [`Store::pin`] for a stage's `--slice`s, with what `slicebox ps`
+    /// shows of it.
+    pub fn pin_stage(&self, slices: &[Digest], note: &StageNote) -> Result<Pin> {
+        self.pin_with(slices, Some(note))
+    }
+
+    fn pin_with(&self, slices: &[Digest], note: Option<&StageNote>) -> Result<Pin> {
         let dir = self.pins_dir();
         let path = dir.join(fsutil::unique_suffix());
         let mut file = OpenOptions::new()
@@ -105,7 +115,12 @@ impl Store {
             .open(&path)
             .at("create pin", &path)?;
         fsutil::flock(&file, libc::LOCK_SH).at("lock pin", &path)?;
-        let text: String = slices.iter().map(|d| format!("{d}\n")).collect();
+        let mut text: String = slices.iter().map(|d| format!("{d}\n")).collect();
+        if let Some(note) = note {
+            text.push('\n');
+            text.push_str(&serde_json::to_string(note).expect("a note always serialises"));
+            text.push('\n');
+        }
         file.write_all(text.as_bytes()).at("write pin", &path)?;
         Ok(Pin { path, _file: file })
     }
@@ -142,6 +157,35 @@ impl Store {
     /// exclusive lock), pins whose holder is gone are removed; without it
     /// (store-stats) they are only left out.
     pub(crate) fn live_pins(&self, remove_stale: bool) -> Result<Vec<Digest>> {
+        let mut out = Vec::new();
+        for pin in self.held_pins(remove_stale)? {
+            out.extend(pin?.0);
+        }
+        Ok(out)
+    }
+
+    /// The stages running now that pinned slices with a note
+    /// ([`Store::pin_stage`]), oldest first.
+    pub fn running_stages(&self) -> Result<Vec<(Vec<Digest>, StageNote)>> {
+        // A pin being written is read half-done: it is left out.
+        let mut stages: Vec<_> = self
+            .held_pins(false)?
+            .into_iter()
+            .filter_map(|pin| match pin {
+                Ok((slices, Some(note))) => Some((slices, note)),
+                _ => None,
+            })
+            .collect();
+        stages.sort_by_key(|(_, note)| (note.started, note.holder));
+        Ok(stages)
+    }
+
+    /// Every pin someone holds: its slices and note, or why it cannot be read.
+    #[allow(clippy::type_complexity)]
+    fn held_pins(
+        &self,
+        remove_stale: bool,
+    ) -> Result<Vec<Result<(Vec<Digest>, Option<StageNote>)>>> {
         let dir = self.pins_dir();
         let mut out = Vec::new();
         for entry in fs::read_dir(&dir).at("read directory", &dir)? {
@@ -157,20 +201,41 @@ impl Store {
                 }
                 continue;
             }
-            out.extend(read_pin(&path)?);
+            out.push(read_pin(&path));
         }
         Ok(out)
     }
 }
 
-fn read_pin(path: &Path) -> Result<Vec<Digest>> {
+/// What `slicebox ps` shows of a running stage; the last line of its pin
+/// (docs/formats.md, "Locking, pins and gc").
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StageNote {
+    /// The process that holds the pin and waits for the stage: `sandbox`,
+    /// or the shell running the builtin.
+    pub holder: u32,
+    /// Seconds since the epoch when the stage was set up.
+    pub started: u64,
+    /// The `--slice` references as given.
+    pub slices: Vec<String>,
+    /// The payload's argv (not UTF-8 bytes replaced).
+    pub command: Vec<String>,
+}
+
+/// A pin's digests, then, after a blank line, its note (if any). A note
+/// that does not parse is left out: it only feeds `ps`.
+fn read_pin(path: &Path) -> Result<(Vec<Digest>, Option<StageNote>)> {
     let text = fs::read_to_string(path).at("read pin", path)?;
-    text.lines()
+    let (digests, note) = text.split_once("\n\n").unwrap_or((&text, ""));
+    let note = serde_json::from_str(note.trim()).ok();
+    let digests = digests
+        .lines()
         .map(|line| {
             line.parse().map_err(|_| Error::Corrupt {
                 path: path.to_path_buf(),
                 reason: format!("'{line}' is not a digest"),
             })
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok((digests, note))
 }

@@ -49,7 +49,7 @@ pub use ingest::{
 };
 pub use limits::{Limits, LIMIT_KEYS};
 pub use listing::{parse as parse_listing, Entry};
-pub use lock::{OutputDir, Pin, StoreLock};
+pub use lock::{OutputDir, Pin, StageNote, StoreLock};
 pub use maintenance::{file_digest, Change, Damage, GcReport, SliceUsage, StoreStats};
 pub use prefix::{BuiltFor, PrefixCheck};
 pub use progress::{ProgressSink, Tally};
@@ -84,16 +84,26 @@ pub enum Error {
     },
     #[error("cannot add '{source_name}': {reason}; nothing was added")]
     BadSource { source_name: String, reason: String },
-    #[error("no slice '{reference}' in the store '{}'", printable_path(.store))]
-    NotFound { reference: String, store: PathBuf },
+    #[error("no slice '{reference}' in the store '{}'{hint}", printable_path(.store))]
+    NotFound {
+        reference: String,
+        store: PathBuf,
+        /// `"; did you mean 'NAME'?"` for a stored name close to `reference`, or empty.
+        hint: String,
+    },
     #[error(
         "'{reference}' is neither a name nor a full sha256: digest; {command} changes the store, \
          so it takes no digest prefixes (slice-show or slice-list gives the full digest)"
     )]
     NeedsExactRef { reference: String, command: String },
-    #[error("slice reference '{reference}' is ambiguous; it matches: {}", .candidates.join(", "))]
+    #[error(
+        "slice reference '{reference}' is ambiguous in the store '{}'; it matches: {}",
+        printable_path(.store),
+        .candidates.join(", ")
+    )]
     Ambiguous {
         reference: String,
+        store: PathBuf,
         candidates: Vec<String>,
     },
     #[error("invalid slice name '{name}': {reason}")]

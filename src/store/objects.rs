@@ -453,7 +453,6 @@ impl<'s> ObjectWriter<'s> {
 
     /// The file a tree entry should hardlink: the staged copy when this
     /// ingest wrote it, else the stored object.
-
     pub(crate) fn source_of(&self, content: &Digest, executable: bool) -> PathBuf {
         let staged = self.staged_path(content, executable);
         if staged.exists() {

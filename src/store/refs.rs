@@ -186,15 +186,23 @@ impl Store {
             1 => Ok(matches.remove(0)),
             _ => Err(Error::Ambiguous {
                 reference: reference.to_string(),
+                store: self.root.clone(),
                 candidates: matches.iter().map(Digest::to_string).collect(),
             }),
         }
     }
 
+    /// The error for a reference nothing matches, with the closest stored
+    /// name as a suggestion (none when the names cannot be read).
     fn not_found(&self, reference: &str) -> Error {
+        let names = list(self).unwrap_or_default();
+        let typed = reference
+            .split_once('@')
+            .map_or(reference, |(name, _)| name);
         Error::NotFound {
             reference: super::printable(reference.as_bytes()),
             store: self.root.clone(),
+            hint: crate::suggest::hint(typed, names.iter().map(|(n, _)| n.as_str())),
         }
     }
 

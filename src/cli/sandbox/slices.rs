@@ -61,7 +61,23 @@ pub(super) fn resolve(store: Option<&Store>, parsed: &Parsed) -> Result<Resolved
         });
         resolved.manifests.push(manifest);
     }
-    resolved._pin = Some(store.pin(&digests).map_err(store_setup_failure)?);
+    let note = crate::store::StageNote {
+        holder: std::process::id(),
+        started: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        slices: refs.iter().map(|(name, _)| name.clone()).collect(),
+        command: parsed
+            .operands
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+    };
+    resolved._pin = Some(
+        store
+            .pin_stage(&digests, &note)
+            .map_err(store_setup_failure)?,
+    );
     drop(lock);
     Ok(resolved)
 }
