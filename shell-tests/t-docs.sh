@@ -34,6 +34,12 @@ mkdir "$work/v22.1" && tar -xzf "$cache/node-22.tar.gz" -C "$work/v22.1" &&
     echo "a later build" >"$work/v22.1/NOTES" &&
     tar -czf "$work/node-v22.1.tar.gz" -C "$work/v22.1" . && rm -rf "$work/v22.1"
 
+# The README's build example works in hello/: a main.c and a Makefile
+# whose install target copies hello to $(PREFIX)/bin, as it says.
+mkdir "$work/hello"
+printf '#include <stdio.h>\nint main(void) { puts("hello from the README"); return 0; }\n' >"$work/hello/main.c"
+printf 'PREFIX = /usr/local\nhello: main.c\n\tcc -o hello main.c\ninstall: hello\n\tmkdir -p $(PREFIX)/bin\n\tcp hello $(PREFIX)/bin/hello\n' >"$work/hello/Makefile"
+
 # Blocks as file:line, language, "run" or the reason they do not.
 blocks=$(python3 - "$top" "$work" <<'PY'
 import glob, os, re, sys
