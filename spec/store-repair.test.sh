@@ -193,6 +193,40 @@ sandbox: cannot use slice 'idx-40': no slice 'idx-40' in the store 'STORE'; did 
 status=125
 ## END
 
+#### a stage of many slices takes which slices have a bin/ from the ref index, as one of few finds it
+SLICEBOX_STORE=$PWD/own-store
+export SLICEBOX_STORE
+i=0; set --
+while [ "$i" -lt 40 ]; do
+  i=$((i + 1)); mkdir -p pb/$i
+  case $i in
+    3 | 17 | 40) mkdir pb/$i/bin ;;
+    5) echo "a file, not a directory" > pb/$i/bin ;;
+    *) echo "slice $i" > pb/$i/f ;;
+  esac
+  slice-add --at /opt/p$i pb-$i pb/$i >/dev/null
+  set -- "$@" --slice pb-$i
+done
+slice-gc >/dev/null
+grep -c '	bin	' "$SLICEBOX_STORE/refs/.index"
+sandbox "$@" -- sh -c 'echo "$PATH"' | cut -d: -f1-3
+sandbox --slice pb-3 --slice pb-5 --slice pb-17 -- sh -c 'echo "$PATH"' | cut -d: -f1-2
+# The index is what a stage of 32 or more slices reads: with pb-17's bin/
+# taken away behind its back, it still lists it; a stage of one does not.
+d17=$(slice-show --json pb-17 | sed -n 's/.*"digest": *"sha256:\([0-9a-f]*\)".*/\1/p' | head -n 1)
+mv "$SLICEBOX_STORE/slices/$d17/tree/bin" bin.saved
+listed='case $PATH in */opt/p17/bin*) echo listed ;; *) echo "not listed" ;; esac'
+sandbox "$@" -- sh -c "$listed"
+sandbox --slice pb-17 -- sh -c "$listed"
+mv bin.saved "$SLICEBOX_STORE/slices/$d17/tree/bin"
+## STDOUT:
+3
+/opt/p3/bin:/opt/p17/bin:/opt/p40/bin
+/opt/p3/bin:/opt/p17/bin
+listed
+not listed
+## END
+
 #### a ref changed behind the index's back: stages of 1 and of 40 slices see the same slice
 SLICEBOX_STORE=$PWD/own-store
 export SLICEBOX_STORE

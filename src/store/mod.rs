@@ -53,6 +53,7 @@ pub use lock::{OutputDir, Pin, StageNote, StoreLock};
 pub use maintenance::{file_digest, Change, Damage, GcReport, SliceUsage, StoreStats};
 pub use prefix::{BuiltFor, PrefixCheck};
 pub use progress::{ProgressSink, Tally};
+pub use ref_index::Found;
 pub use refs::validate_name;
 pub use slice::{Manifest, SliceInfo};
 pub use tree::{tree_digest, Node};

@@ -33,7 +33,7 @@ use super::{at, refs, IoContext, Result, Store};
 use crate::digest::Digest;
 
 const FILE: &str = ".index";
-const HEADER: &str = "slicebox-ref-index 2\n";
+const HEADER: &str = "slicebox-ref-index 3\n";
 
 /// What a ref file was when it was read: any change to it (a rename over
 /// it, a write in place, a chmod) changes its inode or its ctime.
@@ -87,13 +87,16 @@ fn coarse_now() -> (i64, i64) {
     (now.tv_sec, now.tv_nsec)
 }
 
-/// A name's entry: where it points, that slice's manifest, and the
-/// identity of the ref it was read from (`None` when the ref changed in
-/// the clock tick the index was written in: the entry is never used).
+/// A name's entry: where it points, that slice's manifest, whether its
+/// tree has a top-level `bin/` (a stage puts it on `PATH`; a stat per
+/// slice otherwise), and the identity of the ref it was read from (`None`
+/// when the ref changed in the clock tick the index was written in: the
+/// entry is never used).
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     digest: Digest,
     manifest: Manifest,
+    has_bin: bool,
     identity: Option<Identity>,
 }
 
@@ -113,38 +116,60 @@ type Entries = BTreeMap<String, Entry>;
 /// Names, digests, identities and manifests hold no tab or newline (names
 /// are validated, manifests are compact JSON, which escapes control
 /// bytes), so one line per name is unambiguous:
-/// `NAME\tDIGEST\tIDENTITY\tMANIFEST-JSON\n`.
+/// `NAME\tDIGEST\tIDENTITY\tBIN\tMANIFEST-JSON\n`, BIN `bin` or `-`.
 fn render(entries: &Entries) -> String {
     let mut text = String::from(HEADER);
     for (name, entry) in entries {
         let json = serde_json::to_string(&entry.manifest).expect("manifests always serialise");
         text.push_str(&format!(
-            "{name}\t{}\t{}\t{json}\n",
+            "{name}\t{}\t{}\t{}\t{json}\n",
             entry.digest,
-            render_identity(entry.identity)
+            render_identity(entry.identity),
+            if entry.has_bin { "bin" } else { "-" }
         ));
     }
     text
 }
 
+/// One line's fields, split but not parsed.
+struct Line<'a> {
+    name: &'a str,
+    digest: &'a str,
+    identity: &'a str,
+    bin: &'a str,
+    json: &'a str,
+}
+
 /// Splits one line into its name and, lazily, the rest; `None` when the
 /// line is not one of ours.
-fn split_line(line: &str) -> Option<(&str, &str, &str, &str)> {
+fn split_line(line: &str) -> Option<Line<'_>> {
     let (name, rest) = line.split_once('\t')?;
     let (digest, rest) = rest.split_once('\t')?;
-    let (identity, json) = rest.split_once('\t')?;
-    Some((name, digest, identity, json))
+    let (identity, rest) = rest.split_once('\t')?;
+    let (bin, json) = rest.split_once('\t')?;
+    Some(Line {
+        name,
+        digest,
+        identity,
+        bin,
+        json,
+    })
 }
 
 /// The entry of a line, if it is whole: its identity well-formed, its
 /// manifest hashing to its digest, as a manifest read from `slices/` must.
-fn parse_entry(digest: &str, identity: &str, json: &str) -> Option<Entry> {
-    let digest: Digest = digest.parse().ok()?;
-    let manifest = Manifest::parse(json.as_bytes()).ok()?;
+fn parse_entry(line: &Line<'_>) -> Option<Entry> {
+    let digest: Digest = line.digest.parse().ok()?;
+    let manifest = Manifest::parse(line.json.as_bytes()).ok()?;
     Some(Entry {
-        identity: parse_identity(identity)?,
+        identity: parse_identity(line.identity)?,
         digest: (manifest.slice_digest() == digest).then_some(digest)?,
         manifest,
+        has_bin: match line.bin {
+            "bin" => true,
+            "-" => false,
+            _ => return None,
+        },
     })
 }
 
@@ -186,7 +211,21 @@ fn current_identity(refs: RawFd, name: &str) -> Option<Identity> {
     at::stat_at(refs, name).ok().map(|st| Identity::of(&st))
 }
 
+/// A slice a stage asked for: its digest, its manifest, and whether its
+/// tree has a top-level `bin/` directory (for the stage's `PATH`).
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub digest: Digest,
+    pub manifest: Manifest,
+    pub has_bin: bool,
+}
+
 impl Store {
+    /// Whether the slice's tree has a top-level `bin/` directory.
+    pub fn has_bin(&self, slice: &Digest) -> bool {
+        fs::symlink_metadata(self.slice_tree(slice).join("bin")).is_ok_and(|m| m.is_dir())
+    }
+
     /// Resolves each reference and reads its manifest, as a stage does
     /// before it starts. The answers come back in the order asked, each
     /// with its own error. A ref and a manifest per slice are two small
@@ -194,7 +233,7 @@ impl Store {
     /// names it can from the ref index (one file) instead; below
     /// `INDEX_FROM` slices reading a whole store's index costs more than
     /// it saves.
-    pub fn resolve_slices(&self, references: &[&str]) -> Vec<Result<(Digest, Manifest)>> {
+    pub fn resolve_slices(&self, references: &[&str]) -> Vec<Result<Found>> {
         const INDEX_FROM: usize = 32;
         let indexed = if references.len() >= INDEX_FROM {
             let names = references
@@ -212,7 +251,11 @@ impl Store {
                 Some(entry) => Ok(entry.clone()),
                 None => {
                     let digest = self.resolve(reference)?;
-                    Ok((digest, self.manifest(&digest)?))
+                    Ok(Found {
+                        manifest: self.manifest(&digest)?,
+                        has_bin: self.has_bin(&digest),
+                        digest,
+                    })
                 }
             })
             .collect()
@@ -223,7 +266,7 @@ impl Store {
 /// entry that checks out and whose ref still is the file it was read
 /// from. Any other name is left to the refs themselves (and their error
 /// messages), so both ways give one answer.
-pub(crate) fn lookup(store: &Store, names: &HashSet<&str>) -> BTreeMap<String, (Digest, Manifest)> {
+pub(crate) fn lookup(store: &Store, names: &HashSet<&str>) -> BTreeMap<String, Found> {
     let Ok(Some(text)) = read_lines(store) else {
         return BTreeMap::new();
     };
@@ -232,11 +275,17 @@ pub(crate) fn lookup(store: &Store, names: &HashSet<&str>) -> BTreeMap<String, (
     };
     text.lines()
         .filter_map(split_line)
-        .filter(|(name, ..)| names.contains(name))
-        .filter_map(|(name, digest, identity, json)| {
-            let entry = parse_entry(digest, identity, json)?;
-            is_current(&entry, refs.as_raw_fd(), name)
-                .then(|| (name.to_string(), (entry.digest, entry.manifest)))
+        .filter(|line| names.contains(line.name))
+        .filter_map(|line| {
+            let entry = parse_entry(&line)?;
+            is_current(&entry, refs.as_raw_fd(), line.name).then(|| {
+                let found = Found {
+                    digest: entry.digest,
+                    manifest: entry.manifest,
+                    has_bin: entry.has_bin,
+                };
+                (line.name.to_string(), found)
+            })
         })
         .collect()
 }
@@ -249,8 +298,7 @@ fn load_all(store: &Store) -> Result<Option<Entries>> {
     };
     let mut entries = Entries::new();
     for line in text.lines() {
-        let Some(entry) = split_line(line)
-            .and_then(|(name, d, id, json)| Some((name, parse_entry(d, id, json)?)))
+        let Some(entry) = split_line(line).and_then(|line| Some((line.name, parse_entry(&line)?)))
         else {
             return Ok(None);
         };
@@ -310,6 +358,7 @@ fn read_entry(store: &Store, refs: RawFd, name: &str, now: (i64, i64)) -> Result
         return Ok(None);
     };
     Ok(store.manifest(&digest).ok().map(|manifest| Entry {
+        has_bin: store.has_bin(&digest),
         digest,
         manifest,
         identity: (identity.ctime < now).then_some(identity),
@@ -364,14 +413,15 @@ pub(crate) fn disagreements(store: &Store) -> Result<Vec<String>> {
     let actual: BTreeMap<String, Digest> = refs::list(store)?.into_iter().collect();
     let mut problems = Vec::new();
     for line in text.lines() {
-        let Some((name, digest, identity, json)) = split_line(line) else {
+        let Some(line) = split_line(line) else {
             problems.push(format!(
                 "holds a line that is not an entry: '{}'",
                 super::printable(line.as_bytes())
             ));
             continue;
         };
-        let Some(entry) = parse_entry(digest, identity, json) else {
+        let name = line.name;
+        let Some(entry) = parse_entry(&line) else {
             problems.push(format!(
                 "its entry for '{}' is damaged: the manifest in it does not hash to its digest, \
                  or its ref identity is malformed",
@@ -404,7 +454,14 @@ mod tests {
             .iter()
             .map(|name| {
                 let src = tmp.path().join(name);
-                fs::create_dir_all(&src).unwrap();
+                // "a" has a bin/ directory, the others a bin file.
+                match *name {
+                    "a" => fs::create_dir_all(src.join("bin")).unwrap(),
+                    _ => {
+                        fs::create_dir_all(&src).unwrap();
+                        fs::write(src.join("bin"), "not a directory").unwrap();
+                    }
+                }
                 fs::write(src.join("f"), name).unwrap();
                 let options = IngestOptions {
                     mount_point: format!("/opt/{name}"),
@@ -448,9 +505,9 @@ mod tests {
             fs::write(&ref_a, format!("{from}\n")).unwrap();
             rebuild(&store).unwrap();
             fs::write(&ref_a, format!("{to}\n")).unwrap();
-            if let Some((digest, _)) = lookup(&store, &names).get("a") {
+            if let Some(found) = lookup(&store, &names).get("a") {
                 assert_eq!(
-                    *digest, to,
+                    found.digest, to,
                     "round {round}: the index's stale entry was used"
                 );
             }
@@ -465,7 +522,14 @@ mod tests {
         let names: HashSet<&str> = ["a", "b"].into_iter().collect();
         let found = lookup(&store, &names);
         assert_eq!(found.len(), 2, "settled refs are read from the index");
-        assert_eq!(found["a"].0, digests[0]);
+        assert_eq!(found["a"].digest, digests[0]);
+        assert!(found["a"].has_bin, "a's bin/ directory is in the index");
+        assert!(
+            !found["b"].has_bin,
+            "b's file named bin is not a bin/ directory"
+        );
+        let read = store.resolve_slices(&["a", "b"]);
+        assert!(read[0].as_ref().unwrap().has_bin && !read[1].as_ref().unwrap().has_bin);
         fs::remove_file(store.refs_dir().join("b")).unwrap();
         assert!(!lookup(&store, &names).contains_key("b"));
         assert_eq!(disagreements(&store).unwrap(), Vec::<String>::new());

@@ -81,9 +81,8 @@ fn start(parsed: &Parsed, ctx: &Context, cleared: bool) -> Result<Vec<OsString>,
 /// cleared environment that kept no PATH). `None`: nothing to change.
 fn search_path(resolved: &Resolved, rest: Option<&[u8]>, cleared: bool) -> Option<OsString> {
     let mut path = b"PATH=".to_vec();
-    for slice in &resolved.slices {
-        let is_dir = std::fs::symlink_metadata(slice.tree.join("bin")).is_ok_and(|m| m.is_dir());
-        if is_dir {
+    for (slice, has_bin) in resolved.slices.iter().zip(&resolved.has_bin) {
+        if *has_bin {
             path.extend_from_slice(slice.mount_point.join("bin").as_os_str().as_bytes());
             path.push(b':');
         }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::{setup_failure, store_setup_failure, Failure, Parsed};
 use crate::digest::Digest;
 use crate::runtime::PlannedSlice;
-use crate::store::{Manifest, Pin, Store};
+use crate::store::{Found, Manifest, Pin, Store};
 use crate::text::printable;
 
 /// The slices of a stage, in `--slice` order.
@@ -17,6 +17,8 @@ pub(super) struct Resolved {
     pub mounted: Vec<(OsString, Digest)>,
     /// Each slice's manifest, for its environment.
     pub manifests: Vec<Manifest>,
+    /// Whether each slice's tree has a top-level `bin/`, for `PATH`.
+    pub has_bin: Vec<bool>,
     /// Held until the stage ends, so slice-gc keeps what it mounts.
     _pin: Option<Pin>,
 }
@@ -28,6 +30,7 @@ pub(super) fn resolve(store: Option<&Store>, parsed: &Parsed) -> Result<Resolved
         slices: Vec::new(),
         mounted: Vec::new(),
         manifests: Vec::new(),
+        has_bin: Vec::new(),
         _pin: None,
     };
     let refs: Vec<(String, Option<String>)> = parsed.values("slice").map(split_reference).collect();
@@ -38,7 +41,11 @@ pub(super) fn resolve(store: Option<&Store>, parsed: &Parsed) -> Result<Resolved
     let names: Vec<&str> = refs.iter().map(|(name, _)| name.as_str()).collect();
     let mut digests = Vec::new();
     for ((name, at), found) in refs.iter().zip(store.resolve_slices(&names)) {
-        let (digest, manifest) = found.map_err(|e| {
+        let Found {
+            digest,
+            manifest,
+            has_bin,
+        } = found.map_err(|e| {
             setup_failure(format!(
                 "cannot use slice '{}': {e}",
                 printable(name.as_bytes())
@@ -60,6 +67,7 @@ pub(super) fn resolve(store: Option<&Store>, parsed: &Parsed) -> Result<Resolved
             mount_point: PathBuf::from(mount_point),
         });
         resolved.manifests.push(manifest);
+        resolved.has_bin.push(has_bin);
     }
     let note = crate::store::StageNote {
         holder: std::process::id(),
