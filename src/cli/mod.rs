@@ -217,6 +217,13 @@ fn open_store(ctx: &Context) -> Result<crate::store::Store, Failure> {
     open_store_or(ctx, Exit::SETUP_FAILED)
 }
 
+/// The store from the caller's environment, quietly `None` when it cannot
+/// be opened (or made).
+fn store_if_usable(ctx: &Context) -> Option<crate::store::Store> {
+    let root = crate::store::Store::default_root(&ctx.env_pairs())?;
+    crate::store::Store::open(&root).ok()
+}
+
 /// The store from the caller's environment; a failure to open it ends the
 /// command with `exit`.
 fn open_store_or(ctx: &Context, exit: Exit) -> Result<crate::store::Store, Failure> {

@@ -493,16 +493,19 @@ name (not a digest or NAME@N) when it is changed.",
 pub const PS: CommandSpec = CommandSpec {
     name: "ps",
     usage: "slicebox ps [--json]",
-    summary: "List the running stages that use slices: pid, holder, age, slices and command.",
+    summary: "List the running stages: pid, holder, age, slices and command.",
     options: &[JSON, HELP],
     options_end_at_operand: false,
     details: "\
-Read from the pins that running stages hold in the store. PID is the
-stage's pid 1 on the host (- when it is not yours to see); HOLDER is the
-process that waits for the stage (sandbox, or the shell running the
-builtin): the stage dies with it. A stage without --slice pins nothing
-and is not listed. The command is shown as a shell would quote it, with
-control characters escaped; --json gives the real strings.",
+Read from the pins that running stages hold in the store: every stage,
+with --slice or without (SLICES then shows -), pins while it runs. PID is
+the stage's pid 1 on the host (- when it is not yours to see); HOLDER is
+the process that waits for the stage (sandbox, or the shell running the
+builtin): the stage dies with it, and a stage whose holder is gone, even
+by SIGKILL, is not listed. A stage without --slice or --out that cannot
+open the store (it cannot be made, or is another user's) runs unlisted.
+The command is shown as a shell would quote it, with control characters
+escaped; --json gives the real strings.",
 };
 
 pub const COMMANDS: &[&CommandSpec] = &[
