@@ -59,6 +59,31 @@ if command -v zsh >/dev/null; then
         "$(zsh -fc 'autoload -U compinit; compinit -D; source "$1"; for c in $(slicebox --commands); do print -n "$_comps[$c] "; done' zsh "$zfile" 2>&1)"
     expect_eq "autoloaded from fpath, compinit finds _slicebox for sandbox" "_slicebox" \
         "$(zsh -fc 'fpath=("$1" $fpath); autoload -U compinit; compinit -D; print -r -- $_comps[sandbox]' zsh "$(dirname "$zfile")" 2>&1)"
+
+    # What a user's TAB gets: an interactive zsh in a pseudo-terminal runs
+    # the generated _slicebox (zsh-complete.zsh); each answer ends with
+    # completion-ran, so an empty list is told from a widget that never ran.
+    zcomplete() {
+        zsh -f "$(dirname "$0")/zsh-complete.zsh" "$(dirname "$zfile")" "$1" 2>&1
+    }
+    ran=completion-ran
+    expect_eq "zsh: slicebox sli<TAB> offers every slice- command" \
+        "$(slicebox --commands | grep '^slice-' | sort)"$'\n'$ran "$(zcomplete 'slicebox sli')"
+    expect_eq "zsh: slicebox do<TAB> gives the executable's own doctor" "doctor"$'\n'$ran \
+        "$(zcomplete 'slicebox do')"
+    expect_eq "zsh: sandbox --sl<TAB> gives --slice" "--slice"$'\n'$ran "$(zcomplete 'sandbox --sl')"
+    expect_eq "zsh: sandbox --slice <TAB> offers the store's slices" \
+        $'node-22\npython-3.10\npython-3.12\n'$ran "$(zcomplete 'sandbox --slice ')"
+    expect_eq "zsh: sandbox --slice py<TAB> offers the pythons" \
+        $'python-3.10\npython-3.12\n'$ran "$(zcomplete 'sandbox --slice py')"
+    expect_eq "zsh: sandbox --net <TAB> offers host and none" $'host\nnone\n'$ran \
+        "$(zcomplete 'sandbox --net ')"
+    expect_eq "zsh: slicebox slice-show <TAB> offers slices" \
+        $'node-22\npython-3.10\npython-3.12\n'$ran "$(zcomplete 'slicebox slice-show ')"
+    expect_eq "zsh: slice-diff's second operand is a slice too" "node-22"$'\n'$ran \
+        "$(zcomplete 'slice-diff python-3.10 no')"
+    expect_eq "zsh: a word nothing completes gets no match (the widget still ran)" $ran \
+        "$(zcomplete 'sandbox --zz')"
 else
     fail "zsh is not installed (.ci/run installs it)"
 fi

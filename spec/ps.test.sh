@@ -24,3 +24,34 @@ sh -c 'sleep 30' 'two words'
 1
 0
 ## END
+
+#### ps lists a stage without slices and one with --out; a stage whose holder is SIGKILLed is not listed
+# Waits until `ps` shows a line matching $1 (or 10 s pass).
+listed() {
+  i=0
+  while [ $i -lt 200 ] && ! slicebox ps | grep -q "$1"; do sleep 0.05; i=$((i + 1)); done
+  slicebox ps | grep -c "$1"
+}
+sandbox -- sleep 31 &
+plain=$!
+listed '^[0-9].* - *sleep 31$'
+slicebox ps | awk -v h=$plain '$2 == h { print ($1 ~ /^[0-9]+$/ ? "pid" : "no pid"), ($3 ~ /^[0-9]+s$/ ? "age" : "no age"), $4, $5, $6 }'
+sandbox --out /opt/o=ps-out -- sleep 32 &
+out=$!
+listed '^[0-9].* - *sleep 32$'
+kill $plain
+wait $plain
+echo "after kill: $(slicebox ps | grep -c 'sleep 31')"
+kill -9 $out
+wait $out; echo "status=$?"
+echo "after SIGKILL: $(slicebox ps | grep -c 'sleep 32')"
+echo "json rows: $(slicebox ps --json | grep -c '"holder"')"
+## STDOUT:
+1
+pid age - sleep 31
+1
+after kill: 0
+status=137
+after SIGKILL: 0
+json rows: 0
+## END

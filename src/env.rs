@@ -90,6 +90,22 @@ fn expand_text(text: &[u8], env: &[OsString]) -> Vec<u8> {
     out
 }
 
+/// Checks one entry of a slice's environment (`slice-add --env`, an
+/// exported archive's `SLICEBOX.env`): `NAME=VALUE`, NAME a name a shell
+/// can export, VALUE in the forms `expand` supports.
+pub fn check_slice_entry(entry: &[u8]) -> Result<(), String> {
+    let Some((name, value)) = split(entry) else {
+        return Err("expected NAME=VALUE".into());
+    };
+    if !valid_name(name) {
+        return Err(format!(
+            "expected NAME=VALUE, and '{}' is not a variable name (a letter or _, then letters, digits, _)",
+            crate::text::printable(name)
+        ));
+    }
+    check_value(value)
+}
+
 /// Checks that a slice variable's value uses no form `expand` does not
 /// support: every `$` starts a `${NAME}`. Names the first other form.
 pub fn check_value(value: &[u8]) -> Result<(), String> {

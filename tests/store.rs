@@ -15,6 +15,7 @@ fn options(at: &str) -> IngestOptions {
         prefix_check: slicebox::store::PrefixCheck::Off,
         progress: None,
         stat_cache: false,
+        from_archive: Default::default(),
     }
 }
 

@@ -1,8 +1,10 @@
-//! `slice-export REF`: the slice's tree as a deterministic tar on stdout,
-//! which `slice-add NAME - --at MOUNTPOINT` takes back to the same slice
-//! digest. Entries in listing order (depth-first, by name), every mtime,
-//! uid and gid 0, no owner names, modes 0755 (directories, executables),
-//! 0644 (files) and 0777 (symlinks); hardlinks are written as files.
+//! `slice-export REF`: the slice as a deterministic tar on stdout, which
+//! `slice-add NAME -` takes back to the same slice digest. First a pax
+//! global header with the slice's mount point and environment
+//! (`SLICEBOX.at`, `SLICEBOX.env`: store/archive_meta.rs), then the tree:
+//! entries in listing order (depth-first, by name), every mtime, uid and
+//! gid 0, no owner names, modes 0755 (directories, executables), 0644
+//! (files) and 0777 (symlinks); hardlinks are written as files.
 
 use std::fs::File;
 use std::io::Read;
@@ -11,7 +13,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::{Context, Exit, Failure, Parsed};
-use crate::store::{Entry, Node};
+use crate::store::{archive_meta, Entry, Node};
 use crate::text::printable_path;
 
 const BLOCK: usize = 512;
@@ -82,6 +84,14 @@ impl Out<'_> {
         })
     }
 
+    /// A pax header of `kind` (`x` for the next entry, `g` for the whole
+    /// archive) holding `records`, padded to whole blocks.
+    fn pax_header(&self, name: &[u8], kind: u8, mut records: Vec<u8>) -> Result<(), Failure> {
+        self.write(&header(name, kind, 0o644, records.len() as u64, b""))?;
+        records.resize(records.len() + padding(records.len() as u64), 0);
+        self.write(&records)
+    }
+
     /// The headers of one entry: a pax header first when its path, link
     /// or size does not fit ustar.
     fn entry_header(
@@ -103,15 +113,7 @@ impl Out<'_> {
             pax_record(&mut pax, "size", size.to_string().as_bytes());
         }
         if !pax.is_empty() {
-            self.write(&header(
-                b"././@PaxHeader",
-                b'x',
-                0o644,
-                pax.len() as u64,
-                b"",
-            ))?;
-            pax.resize(pax.len() + padding(pax.len() as u64), 0);
-            self.write(&pax)?;
+            self.pax_header(b"././@PaxHeader", b'x', pax)?;
         }
         let short = |b: &[u8]| {
             if b.len() > 100 {
@@ -181,8 +183,14 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     let _lock = store.lock_shared()?;
     let digest = store.resolve(&reference.to_string_lossy())?;
     let listing = store.listing(&digest)?;
+    let manifest = store.manifest(&digest)?;
     let tree = store.slice_tree(&digest);
     let out = Out { ctx };
+    let mut settings = Vec::new();
+    for (key, value) in archive_meta::records(&manifest.mount_point, &manifest.env) {
+        pax_record(&mut settings, key, &value);
+    }
+    out.pax_header(archive_meta::HEADER_NAME, b'g', settings)?;
     for entry in &listing {
         match &entry.node {
             Node::Dir(_) => {

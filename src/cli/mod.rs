@@ -217,6 +217,15 @@ fn open_store(ctx: &Context) -> Result<crate::store::Store, Failure> {
     open_store_or(ctx, Exit::SETUP_FAILED)
 }
 
+/// The store from the caller's environment, quietly `None` when it cannot
+/// be opened (or made).
+fn store_if_usable(ctx: &Context) -> Option<crate::store::Store> {
+    let root = crate::store::Store::default_root(&ctx.env_pairs())?;
+    let store = crate::store::Store::open(&root).ok()?;
+    say_if_made_private(ctx, &store);
+    Some(store)
+}
+
 /// The store from the caller's environment; a failure to open it ends the
 /// command with `exit`.
 fn open_store_or(ctx: &Context, exit: Exit) -> Result<crate::store::Store, Failure> {
@@ -224,6 +233,12 @@ fn open_store_or(ctx: &Context, exit: Exit) -> Result<crate::store::Store, Failu
     let root = crate::store::Store::default_root(&ctx.env_pairs())
         .ok_or_else(|| failure("cannot find the store: set SLICEBOX_STORE or HOME".into()))?;
     let store = crate::store::Store::open(&root).map_err(|e| failure(e.to_string()))?;
+    say_if_made_private(ctx, &store);
+    Ok(store)
+}
+
+/// Opening a store makes it private to its owner: say so when it was not.
+fn say_if_made_private(ctx: &Context, store: &crate::store::Store) {
     if let Some(mode) = store.made_private_from() {
         ctx.err(&format!(
             "slicebox: note: the store '{}' was open to other users (mode {mode:o}); it is private to you now (mode {:o})\n",
@@ -231,5 +246,4 @@ fn open_store_or(ctx: &Context, exit: Exit) -> Result<crate::store::Store, Failu
             mode & 0o7700
         ));
     }
-    Ok(store)
 }

@@ -1,5 +1,5 @@
-//! `slicebox ps`: the running stages that use slices, from their pins in
-//! the store (docs/formats.md, "Locking, pins and gc").
+//! `slicebox ps`: the running stages, from the pins they hold in the
+//! store, with or without slices (docs/formats.md, "Locking, pins and gc").
 
 use super::{Context, Exit, Failure, Parsed};
 use crate::store::StageNote;
@@ -104,11 +104,14 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     );
     for (_, note) in &stages {
         let pid = stage_pid(note.holder).map_or("-".to_string(), |p| p.to_string());
-        let slices: Vec<String> = note
+        let mut slices: Vec<String> = note
             .slices
             .iter()
             .map(|s| printable(s.as_bytes()))
             .collect();
+        if slices.is_empty() {
+            slices.push("-".into());
+        }
         text.push_str(&format!(
             "{pid:<8} {:<8} {:<7} {:<24} {}\n",
             note.holder,

@@ -78,6 +78,7 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
             progress: None,
             prefix_check: crate::store::PrefixCheck::Off,
             stat_cache: false,
+            from_archive: crate::store::FromArchive::default(),
         },
     )?;
     if added.info.manifest.tree != manifest.tree {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::messages::{count, human_bytes, slice_label};
 use super::{Context, Exit, Failure, Parsed};
-use crate::store::{IngestOptions, Limits, PrefixCheck, ProgressSink, Source, Tally};
+use crate::store::{FromArchive, IngestOptions, Limits, PrefixCheck, ProgressSink, Source, Tally};
 use crate::text::{json_bytes, printable, printable_path};
 
 /// Runs the store command `name` (every command but `sandbox`).
@@ -53,11 +53,9 @@ pub fn add(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         .map(|e| utf8(e, "--env"))
         .collect::<Result<Vec<_>, _>>()?;
     for entry in &env {
-        if let Some((_, value)) = entry.split_once('=') {
-            crate::env::check_value(value.as_bytes()).map_err(|why| {
-                Failure::usage(format!("--env '{}': {why}", printable(entry.as_bytes())))
-            })?;
-        }
+        crate::env::check_slice_entry(entry.as_bytes()).map_err(|why| {
+            Failure::usage(format!("--env '{}': {why}", printable(entry.as_bytes())))
+        })?;
     }
     let source = if source == "-" {
         if !super::is_open(ctx.stdio[0]) {
@@ -105,6 +103,11 @@ pub fn add(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
             },
             progress: terminal_progress(ctx.stdio[2], format!("adding {name}")),
             stat_cache: false,
+            // An exported slice's own mount point and environment, unless given.
+            from_archive: FromArchive {
+                mount_point: !parsed.has("at"),
+                env: !parsed.has("env"),
+            },
         },
     )?;
     report_prefixes(ctx, &name, &added);

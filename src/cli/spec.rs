@@ -255,12 +255,12 @@ pub const SLICE_ADD: CommandSpec = CommandSpec {
         OptionSpec {
             long: "at",
             value: Some("MOUNTPOINT"),
-            help: "where stages mount the slice (default: the one prefix SOURCE was built for, else /opt/NAME)",
+            help: "where stages mount the slice (default: an exported archive's own, else the one prefix SOURCE was built for, else /opt/NAME)",
         },
         OptionSpec {
             long: "env",
             value: Some("NAME=VALUE"),
-            help: "set this variable in every stage that mounts the slice (${NAME} is NAME's value); repeatable",
+            help: "set this variable in every stage that mounts the slice (${NAME} is NAME's value; default: an exported archive's own); repeatable",
         },
         OptionSpec {
             long: "limit",
@@ -284,6 +284,12 @@ built for that directory (/, /usr, /usr/local, /bin, /sbin, /lib*, /etc
 hold the host's own files and are left out). One line on stderr per
 prefix says so: 'built for PREFIX; add it with --at PREFIX, or rebuild
 it for MOUNTPOINT'. Without --at, a single such prefix is the mount point.
+
+An archive from slice-export carries its slice's mount point and
+environment (pax records SLICEBOX.at and SLICEBOX.env in a global header
+before the first entry): slice-add takes them where --at, or any --env,
+is not given, so 'slice-export X | slice-add Y -' stores the slice X is.
+They are checked as --at and --env are; a bad one refuses the archive.
 
 --env NAME=VALUE: in VALUE, ${NAME} is NAME's value in the stage so far
 (an unset NAME that is a whole ':'-separated element drops with its ':',
@@ -437,7 +443,7 @@ Exit status: 0 when no line says FAIL, 1 otherwise.",
 pub const SLICE_EXPORT: CommandSpec = CommandSpec {
     name: "slice-export",
     usage: "slice-export REF",
-    summary: "Write a slice's tree to stdout as a tar that slice-add takes back to the same slice.",
+    summary: "Write a slice to stdout as a tar that slice-add takes back to the same slice.",
     options: &[HELP],
     options_end_at_operand: false,
     details: "\
@@ -447,9 +453,12 @@ uid and gid 0, no owner names, mode 0755 for directories and executables,
 as files, pax headers for paths, link targets and sizes ustar cannot hold.
 The same slice always exports to the same bytes.
 
-`slice-export REF | slice-add NAME - --at MOUNTPOINT` stores the same tree,
-and the same slice digest when MOUNTPOINT and every --env are the slice's
-own (slice-show gives them). A terminal is refused as stdout.",
+The slice's mount point and its environment entries come first, as pax
+records SLICEBOX.at and SLICEBOX.env of a global header named
+pax_global_header (as git archive names its own), which tar(1) and other
+readers skip. `slice-export REF | slice-add NAME -` therefore stores the
+same slice, with the same slice digest; --at or --env given to slice-add
+take the place of the archive's. A terminal is refused as stdout.",
 };
 
 pub const SLICE_ENV: CommandSpec = CommandSpec {
@@ -484,16 +493,19 @@ name (not a digest or NAME@N) when it is changed.",
 pub const PS: CommandSpec = CommandSpec {
     name: "ps",
     usage: "slicebox ps [--json]",
-    summary: "List the running stages that use slices: pid, holder, age, slices and command.",
+    summary: "List the running stages: pid, holder, age, slices and command.",
     options: &[JSON, HELP],
     options_end_at_operand: false,
     details: "\
-Read from the pins that running stages hold in the store. PID is the
-stage's pid 1 on the host (- when it is not yours to see); HOLDER is the
-process that waits for the stage (sandbox, or the shell running the
-builtin): the stage dies with it. A stage without --slice pins nothing
-and is not listed. The command is shown as a shell would quote it, with
-control characters escaped; --json gives the real strings.",
+Read from the pins that running stages hold in the store: every stage,
+with --slice or without (SLICES then shows -), pins while it runs. PID is
+the stage's pid 1 on the host (- when it is not yours to see); HOLDER is
+the process that waits for the stage (sandbox, or the shell running the
+builtin): the stage dies with it, and a stage whose holder is gone, even
+by SIGKILL, is not listed. A stage without --slice or --out that cannot
+open the store (it cannot be made, or is another user's) runs unlisted.
+The command is shown as a shell would quote it, with control characters
+escaped; --json gives the real strings.",
 };
 
 pub const COMMANDS: &[&CommandSpec] = &[

@@ -575,6 +575,7 @@ mod tests {
             limits: Limits::default(),
             progress: None,
             stat_cache: true,
+            from_archive: crate::store::FromArchive::default(),
             prefix_check: crate::store::PrefixCheck::Off,
         };
         let added = store
@@ -631,6 +632,7 @@ mod tests {
             limits: Limits::default(),
             progress: None,
             stat_cache: true,
+            from_archive: crate::store::FromArchive::default(),
             prefix_check: crate::store::PrefixCheck::Off,
         };
         let source = Source::Directory(src.clone());

@@ -14,10 +14,12 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
+use super::archive_meta::{self, ArchiveSettings};
 use super::at;
 use super::dir_source::{walk_cached, walk_directory, Staging, Walked};
 use super::fsutil::{self, sync_dir};
 use super::limits::{expansion_reason, Budget, Counted, ExpansionGuard, Limits};
+use super::mount_point::validate_mount_point;
 use super::objects::{ObjectSink, ObjectWriter};
 use super::prefix::{self, BuiltFor, PrefixCheck};
 use super::progress::{Progress, ProgressSink};
@@ -64,6 +66,17 @@ pub struct IngestOptions {
     /// re-hashes (and so repairs) every object it relies on, nor for a
     /// fresh `--out` dir, never seen again.
     pub stat_cache: bool,
+    /// Which settings an exported archive's own records may give.
+    pub from_archive: FromArchive,
+}
+
+/// Which of an archive's settings (`slice-export`'s `SLICEBOX.at` and
+/// `SLICEBOX.env`, archive_meta.rs) an add takes: `slice-add` those its
+/// caller did not give. The records are validated whatever this says.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FromArchive {
+    pub mount_point: bool,
+    pub env: bool,
 }
 
 /// What `add_slice` did.
@@ -104,14 +117,12 @@ impl Store {
     ) -> Result<Added> {
         let mount_point = validate_mount_point(&options.mount_point)?;
         for entry in &options.env {
-            if !entry
-                .split_once('=')
-                .is_some_and(|(k, _)| valid_env_name(k))
-            {
-                return Err(Error::InvalidEnv {
+            crate::env::check_slice_entry(entry.as_bytes()).map_err(|reason| {
+                Error::InvalidEnv {
                     entry: printable(entry.as_bytes()),
-                });
-            }
+                    reason,
+                }
+            })?;
         }
         // Shared for the whole add: gc cannot delete an object this add
         // found already stored and is about to link.
@@ -126,17 +137,12 @@ impl Store {
         let progress = Progress::start(options.progress.clone());
         let staged_slice = stage.path.join("slice");
         fs::create_dir(&staged_slice).at("create staging directory", &staged_slice)?;
-        let walked = stage_source(source, &staged_slice, options, &objects, &progress)?;
+        let (walked, settings) = stage_source(source, &staged_slice, options, &objects, &progress)?;
         progress.finish();
-        let built_for = built_for(&staged_slice, options.prefix_check, &objects)?;
-        let mount_point = prefix::mount_point(mount_point, options.prefix_check, &built_for);
-        let manifest = Manifest::new(
-            walked.digest,
-            mount_point,
-            options.env.clone(),
-            walked.files,
-            walked.bytes,
-        );
+        let (mount_point, env, prefix_check) = settle(mount_point, options, settings);
+        let built_for = built_for(&staged_slice, prefix_check, &objects)?;
+        let mount_point = prefix::mount_point(mount_point, prefix_check, &built_for);
+        let manifest = Manifest::new(walked.digest, mount_point, env, walked.files, walked.bytes);
         let slice_digest = manifest.slice_digest();
         manifest.write(&staged_slice.join("manifest.json"))?;
 
@@ -254,6 +260,25 @@ impl Store {
     }
 }
 
+/// The mount point, environment and prefix check of an add: the caller's,
+/// but for what `options.from_archive` lets the archive's settings give.
+/// A mount point the archive gives is chosen, as `--at` is: the prefix
+/// check only reports.
+fn settle(
+    mount_point: String,
+    options: &IngestOptions,
+    settings: ArchiveSettings,
+) -> (String, Vec<String>, PrefixCheck) {
+    let env = match options.from_archive.env {
+        true => settings.env,
+        false => options.env.clone(),
+    };
+    match (settings.mount_point, options.from_archive.mount_point) {
+        (Some(at), true) => (at, env, PrefixCheck::Report),
+        _ => (mount_point, env, options.prefix_check),
+    }
+}
+
 /// The prefixes the staged tree was built for, read from its listing
 /// (slice-add only: `--out` and `--cache` inputs are not scanned).
 fn built_for(
@@ -275,21 +300,23 @@ fn built_for(
 }
 
 /// Reads `source` into `staged_slice` (its `tree` and `listing`): a
-/// directory in one streaming walk, an archive through an in-memory tree.
+/// directory in one streaming walk, an archive through an in-memory tree;
+/// with the settings an archive carries.
 fn stage_source(
     source: &Source,
     staged_slice: &Path,
     options: &IngestOptions,
     objects: &ObjectWriter<'_>,
     progress: &Progress,
-) -> Result<Walked> {
+) -> Result<(Walked, ArchiveSettings)> {
     let limits = options.limits;
     let source_name = source.describe();
-    let root = match source {
+    let (root, settings) = match source {
         Source::Directory(dir) => {
             let staging = Staging::create(staged_slice, objects)?;
             let store = options.stat_cache.then(|| objects.store());
-            return walk_directory(dir, limits, objects, Some(staging), store, progress);
+            let walked = walk_directory(dir, limits, objects, Some(staging), store, progress)?;
+            return Ok((walked, ArchiveSettings::default()));
         }
         Source::Archive(path) => {
             let file = File::open(path).at("open", path)?;
@@ -306,45 +333,12 @@ fn stage_source(
     let listing_path = staged_slice.join("listing");
     fs::write(&listing_path, listing::write(&root)).at("write listing", &listing_path)?;
     let (files, bytes) = root.count();
-    Ok(Walked {
+    let walked = Walked {
         digest: tree_digest(&root),
         files,
         bytes,
-    })
-}
-
-fn valid_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
-        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
-}
-
-/// Mount points are absolute, normalised, UTF-8 paths outside the dirs the
-/// runtime provides itself.
-pub fn validate_mount_point(path: &str) -> Result<String> {
-    let bad = |reason| Error::InvalidMountPoint {
-        path: printable(path.as_bytes()),
-        reason,
     };
-    if !path.starts_with('/') {
-        return Err(bad("it must be absolute"));
-    }
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-    if parts.is_empty() {
-        return Err(bad("a slice cannot replace the root"));
-    }
-    if parts.iter().any(|p| *p == "." || *p == "..") {
-        return Err(bad("it must not contain '.' or '..'"));
-    }
-    if path.chars().any(char::is_control) {
-        return Err(bad("it must not contain control characters"));
-    }
-    if ["proc", "dev", "tmp"].contains(&parts[0]) {
-        return Err(bad("/proc, /dev and /tmp are provided by the sandbox"));
-    }
-    Ok(format!("/{}", parts.join("/")))
+    Ok((walked, settings))
 }
 
 /// A private staging dir under `tmp/`, removed on drop: whatever happens
@@ -420,7 +414,7 @@ pub fn parse_archive_only(data: &[u8], limits: Limits) -> Result<Node> {
     let progress = Progress::start(None);
     let tree = read_archive(data, "-", limits, &super::objects::HashOnly, &progress);
     progress.finish();
-    tree
+    tree.map(|(root, _)| root)
 }
 
 fn decompression_error(source_name: &str, format: &str, cause: &io::Error) -> Error {
@@ -430,13 +424,16 @@ fn decompression_error(source_name: &str, format: &str, cause: &io::Error) -> Er
     }
 }
 
+/// An archive's tree, and the settings its `SLICEBOX.*` records give.
+type ReadArchive = (Node, ArchiveSettings);
+
 fn read_archive(
     input: impl Read,
     source_name: &str,
     limits: Limits,
     sink: &dyn ObjectSink,
     progress: &Progress,
-) -> Result<Node> {
+) -> Result<ReadArchive> {
     let compressed = Rc::new(Cell::new(0));
     let counted = Counted {
         inner: input,
@@ -483,7 +480,8 @@ fn read_archive(
 }
 
 /// Reads the entries of a decoded tar stream into a tree, hashing files
-/// into `sink`; `format` is the stream's compression, for messages.
+/// into `sink`; `format` is the stream's compression, for messages. The
+/// archive's settings are checked as soon as its first header is read.
 fn read_entries(
     decoded: Box<dyn Read + '_>,
     format: &str,
@@ -491,7 +489,7 @@ fn read_entries(
     limits: Limits,
     sink: &dyn ObjectSink,
     progress: &Progress,
-) -> Result<Node> {
+) -> Result<ReadArchive> {
     let mut reader = TarReader::new(decoded);
     let tar_error = |e: TarError| match e.entry {
         Some(entry) => rejected(source_name, &entry, e.reason),
@@ -507,7 +505,19 @@ fn read_entries(
     let mut budget = Budget::new(limits);
     let mut root = Node::empty_dir();
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
-    while let Some(header) = reader.next_entry().map_err(tar_error)? {
+    let mut settings = None;
+    loop {
+        let next = reader.next_entry().map_err(tar_error)?;
+        if settings.is_none() {
+            let parsed = archive_meta::parse(reader.vendor_records());
+            settings = Some(parsed.map_err(|reason| Error::BadSource {
+                source_name: source_name.into(),
+                reason,
+            })?);
+        }
+        let Some(header) = next else {
+            break;
+        };
         let raw_name = header.path.clone();
         let reject = |reason: String| rejected(source_name, &raw_name, reason);
         let parts = normalise_entry_name(&raw_name).map_err(|r| reject(r.into()))?;
@@ -560,34 +570,7 @@ fn read_entries(
                     target: header.link.clone(),
                 }
             }
-            Kind::Hardlink => {
-                let earlier = normalise_entry_name(&header.link)
-                    .ok()
-                    .and_then(|t| find(&root, &t));
-                match earlier {
-                    Some(Node::File {
-                        content,
-                        executable,
-                        size,
-                    }) => {
-                        // A hardlink is as many bytes as its file: links to
-                        // one big file cannot multiply the data unbounded
-                        // (nor the copies made past the link limit).
-                        budget.file(*size).map_err(reject)?;
-                        Node::File {
-                            content: *content,
-                            executable: *executable,
-                            size: *size,
-                        }
-                    }
-                    _ => {
-                        return Err(reject(format!(
-                            "is a hardlink to '{}', which is not an earlier regular file of this archive",
-                            printable(&header.link)
-                        )))
-                    }
-                }
-            }
+            Kind::Hardlink => linked_file(&root, &header.link, &mut budget).map_err(reject)?,
             Kind::CharDevice | Kind::BlockDevice => return Err(reject("is a device node".into())),
             Kind::Fifo => return Err(reject("is a fifo".into())),
             Kind::Sparse => return Err(reject("is a sparse file, which is not supported".into())),
@@ -600,7 +583,32 @@ fn read_entries(
         };
         place(&mut root, &parts, node).map_err(|e| reject(e.to_string()))?;
     }
-    Ok(root)
+    Ok((root, settings.unwrap_or_default()))
+}
+
+/// A hardlink entry: the earlier regular file of the archive it names.
+fn linked_file(root: &Node, link: &[u8], budget: &mut Budget) -> Result<Node, String> {
+    let earlier = normalise_entry_name(link).ok().and_then(|t| find(root, &t));
+    let Some(Node::File {
+        content,
+        executable,
+        size,
+    }) = earlier
+    else {
+        return Err(format!(
+            "is a hardlink to '{}', which is not an earlier regular file of this archive",
+            printable(link)
+        ));
+    };
+    // A hardlink is as many bytes as its file: links to one big file
+    // cannot multiply the data unbounded (nor the copies made past the
+    // link limit).
+    budget.file(*size)?;
+    Ok(Node::File {
+        content: *content,
+        executable: *executable,
+        size: *size,
+    })
 }
 
 struct FdReader<'fd>(BorrowedFd<'fd>);
@@ -751,11 +759,12 @@ mod tests {
     }
 
     #[test]
-    fn env_names_follow_posix() {
-        assert!(valid_env_name("PATH"));
-        assert!(valid_env_name("_a1"));
-        assert!(!valid_env_name("1A"));
-        assert!(!valid_env_name(""));
-        assert!(!valid_env_name("A-B"));
+    fn env_entries_follow_posix_names_and_supported_forms() {
+        let check = |e: &str| crate::env::check_slice_entry(e.as_bytes());
+        assert!(check("PATH=/opt/x/bin:${PATH}").is_ok());
+        assert!(check("_a1=").is_ok());
+        for bad in ["1A=x", "=x", "A-B=x", "NOEQUALS", "X=${X:-y}"] {
+            assert!(check(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -1,8 +1,10 @@
 //! Store lock and pins. Adds hold the lock shared for their whole run, gc
 //! holds it exclusive, so gc never sees a half-made slice or deletes an
 //! object an add is about to link. A running stage pins its slices: a file
-//! under `pins/` listing their digests, flock'ed shared for as long as the
-//! stage runs. gc keeps pinned slices and removes pins nobody holds.
+//! under `pins/` listing their digests (none, for a stage without slices,
+//! which pins only to be listed by `slicebox ps`), flock'ed shared for as
+//! long as the stage runs. gc keeps pinned slices and removes pins nobody
+//! holds.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -100,8 +102,8 @@ impl Store {
         self.pin_with(slices, None)
     }
 
-    /// [`Store::pin`] for a stage's `--slice`s, with what `slicebox ps`
-    /// shows of it.
+    /// [`Store::pin`] for a stage's `--slice`s (none when it has none),
+    /// with what `slicebox ps` shows of it.
     pub fn pin_stage(&self, slices: &[Digest], note: &StageNote) -> Result<Pin> {
         self.pin_with(slices, Some(note))
     }
@@ -164,8 +166,10 @@ impl Store {
         Ok(out)
     }
 
-    /// The stages running now that pinned slices with a note
-    /// ([`Store::pin_stage`]), oldest first.
+    /// The stages running now ([`Store::pin_stage`]), oldest first. The
+    /// flock on a pin is the liveness check: the kernel drops it when its
+    /// holder exits or is killed, so a pin left behind by a crash is not
+    /// listed (and gc removes it), and a reused pid cannot revive it.
     pub fn running_stages(&self) -> Result<Vec<(Vec<Digest>, StageNote)>> {
         // A pin being written is read half-done: it is left out.
         let mut stages: Vec<_> = self
@@ -222,11 +226,15 @@ pub struct StageNote {
     pub command: Vec<String>,
 }
 
-/// A pin's digests, then, after a blank line, its note (if any). A note
-/// that does not parse is left out: it only feeds `ps`.
+/// A pin's digests (none for a stage without slices), then, after a
+/// blank line, its note (if any). A note that does not parse is left out:
+/// it only feeds `ps`.
 fn read_pin(path: &Path) -> Result<(Vec<Digest>, Option<StageNote>)> {
     let text = fs::read_to_string(path).at("read pin", path)?;
-    let (digests, note) = text.split_once("\n\n").unwrap_or((&text, ""));
+    let (digests, note) = match text.strip_prefix('\n') {
+        Some(note) => ("", note),
+        None => text.split_once("\n\n").unwrap_or((&text, "")),
+    };
     let note = serde_json::from_str(note.trim()).ok();
     let digests = digests
         .lines()
@@ -238,4 +246,29 @@ fn read_pin(path: &Path) -> Result<(Vec<Digest>, Option<StageNote>)> {
         })
         .collect::<Result<_>>()?;
     Ok((digests, note))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_without_slices_is_listed_while_it_holds_its_pin() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("store")).unwrap();
+        let note = StageNote {
+            holder: std::process::id(),
+            started: 7,
+            slices: Vec::new(),
+            command: vec!["sleep".into(), "30".into()],
+        };
+        let pin = store.pin_stage(&[], &note).unwrap();
+        assert_eq!(store.running_stages().unwrap(), [(Vec::new(), note)]);
+        // gc reads the same pin: nothing to keep, and no error.
+        assert!(store.live_pins(true).unwrap().is_empty());
+        assert_eq!(fs::read_dir(store.pins_dir()).unwrap().count(), 1);
+        drop(pin);
+        assert!(store.running_stages().unwrap().is_empty());
+        assert_eq!(fs::read_dir(store.pins_dir()).unwrap().count(), 0);
+    }
 }

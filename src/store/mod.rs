@@ -17,6 +17,7 @@
 //! and its ref is written last, so a crash leaves the old state or the new
 //! one (see docs/formats.md).
 
+pub(crate) mod archive_meta;
 mod at;
 mod cache;
 mod dir_source;
@@ -27,6 +28,7 @@ mod limits;
 mod listing;
 mod lock;
 mod maintenance;
+mod mount_point;
 mod objects;
 mod parallel;
 pub(crate) mod prefix;
@@ -44,13 +46,12 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-pub use ingest::{
-    directory_digest, parse_archive_only, validate_mount_point, Added, IngestOptions, Source,
-};
+pub use ingest::{directory_digest, parse_archive_only, Added, FromArchive, IngestOptions, Source};
 pub use limits::{Limits, LIMIT_KEYS};
 pub use listing::{parse as parse_listing, Entry};
 pub use lock::{OutputDir, Pin, StageNote, StoreLock};
 pub use maintenance::{file_digest, Change, Damage, GcReport, SliceUsage, StoreStats};
+pub use mount_point::validate_mount_point;
 pub use prefix::{BuiltFor, PrefixCheck};
 pub use progress::{ProgressSink, Tally};
 pub use ref_index::Found;
@@ -111,8 +112,8 @@ pub enum Error {
     InvalidName { name: String, reason: &'static str },
     #[error("invalid mount point '{path}': {reason}")]
     InvalidMountPoint { path: String, reason: &'static str },
-    #[error("invalid environment entry '{entry}': expected NAME=VALUE")]
-    InvalidEnv { entry: String },
+    #[error("invalid environment entry '{entry}': {reason}")]
+    InvalidEnv { entry: String, reason: String },
     #[error("store is damaged at '{}': {reason}", printable_path(.path))]
     Corrupt { path: PathBuf, reason: String },
     #[error("{}", foreign_store(.path, *.owner, *.you))]

@@ -470,6 +470,7 @@ mod tests {
                     prefix_check: crate::store::PrefixCheck::Off,
                     progress: None,
                     stat_cache: false,
+                    from_archive: crate::store::FromArchive::default(),
                 };
                 let added = store.add_slice(name, &Source::Directory(src), &options);
                 added.unwrap().info.digest

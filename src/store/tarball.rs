@@ -4,7 +4,10 @@
 //! header that sets a path) the archive is refused rather than read one of
 //! the two ways. It understands ustar and GNU headers, pax local headers
 //! (`path`, `linkpath`, `size`) and GNU long names and links; it reads each
-//! entry's data exactly once, as a stream.
+//! entry's data exactly once, as a stream. The vendor records `SLICEBOX.*`
+//! (what `slice-export` writes of a slice besides its tree) are kept from a
+//! global pax header that is the archive's first header, and refused
+//! anywhere else: one place, one meaning.
 //!
 //! The `tar` crate is not used for this: it reads GNU long names and pax
 //! headers whole into memory, with no bound, so a few bytes of compressed
@@ -15,6 +18,11 @@ use std::io::{self, Read};
 pub const BLOCK: usize = 512;
 /// pax headers and GNU long names larger than this are refused unread.
 pub const MAX_EXTENSION_BYTES: u64 = 1 << 20;
+/// The pax vendor prefix of slicebox's own records (POSIX `VENDOR.keyword`).
+pub const VENDOR_PREFIX: &[u8] = b"SLICEBOX.";
+
+/// `SLICEBOX.*` records, key and value, in archive order.
+pub type VendorRecords = Vec<(Vec<u8>, Vec<u8>)>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -73,6 +81,7 @@ pub struct TarReader<R> {
     /// Bytes consumed from `input` so far, for messages.
     offset: u64,
     finished: bool,
+    vendor: VendorRecords,
 }
 
 /// Reads `buf.len()` bytes; `Ok(false)` on a clean EOF before the first byte.
@@ -166,6 +175,7 @@ impl<R: Read> TarReader<R> {
             padding: 0,
             offset: 0,
             finished: false,
+            vendor: Vec::new(),
         }
     }
 
@@ -215,6 +225,13 @@ impl<R: Read> TarReader<R> {
         Ok(data)
     }
 
+    /// The `SLICEBOX.*` records of the archive's first header, when it is
+    /// a global pax header; complete once [`TarReader::next_entry`] has
+    /// returned once.
+    pub fn vendor_records(&self) -> &[(Vec<u8>, Vec<u8>)] {
+        &self.vendor
+    }
+
     /// The next entry, or `None` at the end of the archive. Any data of
     /// the previous entry that was not read is skipped.
     pub fn next_entry(&mut self) -> Result<Option<Header>, TarError> {
@@ -255,6 +272,7 @@ impl<R: Read> TarReader<R> {
             }
             let header_size = number(&block[124..136], "size")?;
             let type_byte = block[156];
+            let first_header = self.offset == BLOCK as u64;
             match type_byte {
                 b'x' | b'g' | b'L' | b'K' => {
                     let what = match type_byte {
@@ -265,8 +283,13 @@ impl<R: Read> TarReader<R> {
                     };
                     let data = self.extension_data(header_size, what)?;
                     match type_byte {
-                        b'x' => apply_pax(&data, &mut pending, false)?,
-                        b'g' => apply_pax(&data, &mut Pending::default(), true)?,
+                        b'x' => apply_pax(&data, &mut pending, Scope::Local)?,
+                        b'g' if first_header => apply_pax(
+                            &data,
+                            &mut Pending::default(),
+                            Scope::First(&mut self.vendor),
+                        )?,
+                        b'g' => apply_pax(&data, &mut Pending::default(), Scope::Global)?,
                         b'L' => set_once(&mut pending.path, until_nul(&data).to_vec(), what)?,
                         _ => set_once(&mut pending.link, until_nul(&data).to_vec(), what)?,
                     }
@@ -394,8 +417,20 @@ fn set_once(slot: &mut Option<Vec<u8>>, value: Vec<u8>, what: &str) -> Result<()
     Ok(())
 }
 
+/// Which pax header records are read from.
+enum Scope<'a> {
+    /// A local (`x`) header: it describes the next entry.
+    Local,
+    /// A global (`g`) header that is the archive's first header: its
+    /// `SLICEBOX.*` records are kept here.
+    First(&'a mut VendorRecords),
+    /// Any other global header.
+    Global,
+}
+
 /// pax records: `LEN SP KEY=VALUE LF`, LEN counting the whole record.
-fn apply_pax(data: &[u8], pending: &mut Pending, global: bool) -> Result<(), TarError> {
+fn apply_pax(data: &[u8], pending: &mut Pending, mut scope: Scope<'_>) -> Result<(), TarError> {
+    let global = !matches!(scope, Scope::Local);
     let bad = || TarError::new("a pax header is malformed");
     let mut rest = data;
     while !rest.is_empty() {
@@ -415,7 +450,17 @@ fn apply_pax(data: &[u8], pending: &mut Pending, global: bool) -> Result<(), Tar
                 "it holds a sparse file, which is not supported",
             ));
         }
-        if matches!(key, b"path" | b"linkpath" | b"size") {
+        if key.starts_with(VENDOR_PREFIX) {
+            let Scope::First(vendor) = &mut scope else {
+                return Err(TarError::new(format!(
+                    "a pax header that is not the archive's first sets '{}'; slicebox reads \
+                     its own records only from a global header at the start (as slice-export \
+                     writes them)",
+                    crate::text::printable(key)
+                )));
+            };
+            vendor.push((key.to_vec(), value.to_vec()));
+        } else if matches!(key, b"path" | b"linkpath" | b"size") {
             if global {
                 return Err(TarError::new(format!(
                     "a global pax header sets '{}' for every entry that follows, which is not supported",
@@ -464,6 +509,13 @@ mod tests {
         let mut v = data.to_vec();
         v.resize(data.len().div_ceil(BLOCK) * BLOCK, 0);
         v
+    }
+
+    /// A pax header of `kind` (`x` or `g`) and its records, padded.
+    fn pax(name: &str, kind: u8, records: &[u8]) -> Vec<u8> {
+        let mut out = header(name, kind, records.len() as u64).to_vec();
+        out.extend_from_slice(&padded(records));
+        out
     }
 
     fn archive(parts: &[Vec<u8>]) -> Vec<u8> {
@@ -569,6 +621,49 @@ mod tests {
             header("f", b'0', 0).to_vec(),
         ]);
         assert!(read_all(&bytes).unwrap_err().reason.contains("global"));
+    }
+
+    #[test]
+    fn vendor_records_of_the_first_global_header_are_kept_in_order() {
+        let records = b"25 SLICEBOX.at=/opt/tool\n20 SLICEBOX.env=A=1\n20 SLICEBOX.env=B=2\n";
+        let bytes = archive(&[
+            pax("pax_global_header", b'g', records),
+            header("f", b'0', 0).to_vec(),
+        ]);
+        let mut reader = TarReader::new(&bytes[..]);
+        assert_eq!(reader.next_entry().unwrap().unwrap().path, b"f");
+        let kept: Vec<(&[u8], &[u8])> = reader
+            .vendor_records()
+            .iter()
+            .map(|(k, v)| (&k[..], &v[..]))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                (&b"SLICEBOX.at"[..], &b"/opt/tool"[..]),
+                (b"SLICEBOX.env", b"A=1"),
+                (b"SLICEBOX.env", b"B=2")
+            ]
+        );
+    }
+
+    #[test]
+    fn vendor_records_anywhere_but_the_first_header_are_refused() {
+        let records = b"25 SLICEBOX.at=/opt/tool\n";
+        let later_global = archive(&[
+            header("f", b'0', 0).to_vec(),
+            pax("g", b'g', records),
+            header("h", b'0', 0).to_vec(),
+        ]);
+        let local = archive(&[pax("x", b'x', records), header("f", b'0', 0).to_vec()]);
+        for bytes in [later_global, local] {
+            let err = read_all(&bytes).unwrap_err();
+            assert!(
+                err.reason.contains("not the archive's first"),
+                "{}",
+                err.reason
+            );
+        }
     }
 
     #[test]

@@ -169,6 +169,7 @@ fn snapshot(
         prefix_check: crate::store::PrefixCheck::Off,
         progress: None,
         stat_cache: true,
+        from_archive: crate::store::FromArchive::default(),
     };
     // A stranger's content: stored in a helper process.
     let stored = ctx.run_untrusted(None, || {

@@ -43,7 +43,9 @@ pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure
     let options = Options::parse(parsed, ctx)?;
     let store = match options.needs_store(parsed) {
         true => Some(open_store(ctx)?),
-        false => None,
+        // Only to be listed by `slicebox ps`: a store that cannot be
+        // opened (none writable, another user's) leaves the stage unlisted.
+        false => super::store_if_usable(ctx),
     };
     let resolved = slices::resolve(store.as_ref(), parsed)?;
     let env = env::stage_env(parsed, ctx, &resolved)?;

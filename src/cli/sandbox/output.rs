@@ -113,6 +113,7 @@ pub(super) fn store_output(
                 prefix_check: crate::store::PrefixCheck::Off,
                 progress: None,
                 stat_cache: false,
+                from_archive: crate::store::FromArchive::default(),
             },
         )
         .map_err(|e| {

@@ -1,5 +1,7 @@
 //! The stage's slices: each `--slice REF[:MOUNTPOINT]` resolved in the
-//! store and pinned until the stage ends.
+//! store and pinned until the stage ends. Every stage that reaches a store
+//! holds a pin, with no slices if it has none: it is what `slicebox ps`
+//! lists.
 
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
@@ -7,7 +9,7 @@ use std::path::PathBuf;
 use super::{setup_failure, store_setup_failure, Failure, Parsed};
 use crate::digest::Digest;
 use crate::runtime::PlannedSlice;
-use crate::store::{Found, Manifest, Pin, Store};
+use crate::store::{Found, Manifest, Pin, StageNote, Store};
 use crate::text::printable;
 
 /// The slices of a stage, in `--slice` order.
@@ -24,7 +26,8 @@ pub(super) struct Resolved {
 }
 
 /// Resolves and pins every `--slice` under the store's shared lock: gc
-/// cannot run between.
+/// cannot run between. A stage without slices pins none, for `ps` only:
+/// where that pin cannot be made, the stage runs unlisted.
 pub(super) fn resolve(store: Option<&Store>, parsed: &Parsed) -> Result<Resolved, Failure> {
     let mut resolved = Resolved {
         slices: Vec::new(),
@@ -34,9 +37,18 @@ pub(super) fn resolve(store: Option<&Store>, parsed: &Parsed) -> Result<Resolved
         _pin: None,
     };
     let refs: Vec<(String, Option<String>)> = parsed.values("slice").map(split_reference).collect();
-    let Some(store) = store.filter(|_| !refs.is_empty()) else {
+    let Some(store) = store else {
         return Ok(resolved);
     };
+    if refs.is_empty() {
+        // Under the shared lock, as every pin: slice-gc (exclusive) never
+        // sees a pin file before it is flock'ed, and so never removes it.
+        resolved._pin = store
+            .lock_shared()
+            .and_then(|_lock| store.pin_stage(&[], &note(parsed, &refs)))
+            .ok();
+        return Ok(resolved);
+    }
     let lock = store.lock_shared().map_err(store_setup_failure)?;
     let names: Vec<&str> = refs.iter().map(|(name, _)| name.as_str()).collect();
     let mut digests = Vec::new();
@@ -69,7 +81,18 @@ pub(super) fn resolve(store: Option<&Store>, parsed: &Parsed) -> Result<Resolved
         resolved.manifests.push(manifest);
         resolved.has_bin.push(has_bin);
     }
-    let note = crate::store::StageNote {
+    resolved._pin = Some(
+        store
+            .pin_stage(&digests, &note(parsed, &refs))
+            .map_err(store_setup_failure)?,
+    );
+    drop(lock);
+    Ok(resolved)
+}
+
+/// What `slicebox ps` shows of this stage.
+fn note(parsed: &Parsed, refs: &[(String, Option<String>)]) -> StageNote {
+    StageNote {
         holder: std::process::id(),
         started: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -80,14 +103,7 @@ pub(super) fn resolve(store: Option<&Store>, parsed: &Parsed) -> Result<Resolved
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
-    };
-    resolved._pin = Some(
-        store
-            .pin_stage(&digests, &note)
-            .map_err(store_setup_failure)?,
-    );
-    drop(lock);
-    Ok(resolved)
+    }
 }
 
 /// `REF[:MOUNTPOINT]`; `sha256:…` is a digest, not NAME:MOUNTPOINT.
