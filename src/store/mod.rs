@@ -34,6 +34,7 @@ mod progress;
 mod ref_index;
 mod refs;
 mod slice;
+mod sorted_names;
 mod stat_cache;
 mod tarball;
 mod tree;
