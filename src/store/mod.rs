@@ -17,6 +17,7 @@
 //! and its ref is written last, so a crash leaves the old state or the new
 //! one (see docs/formats.md).
 
+mod archive_source;
 mod at;
 mod cache;
 mod dir_source;
@@ -35,6 +36,7 @@ mod ref_index;
 mod refs;
 mod slice;
 mod sorted_names;
+mod staged;
 mod stat_cache;
 mod tarball;
 mod tree;
@@ -45,9 +47,8 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-pub use ingest::{
-    directory_digest, parse_archive_only, validate_mount_point, Added, IngestOptions, Source,
-};
+pub use archive_source::parse_archive_only;
+pub use ingest::{directory_digest, validate_mount_point, Added, IngestOptions, Source};
 pub use limits::{Limits, LIMIT_KEYS};
 pub use listing::{parse as parse_listing, Entry};
 pub use lock::{OutputDir, Pin, StageNote, StoreLock};
