@@ -63,27 +63,29 @@ stage=("$SB" sandbox --net none --clearenv --out /opt/o=o --cache -- true)
 (cd "$W/src" && "${stage[@]}" && "${stage[@]}") 2>/dev/null # the output, then the stat cache
 sync
 
-args=(--prepare "rm -rf '$W/copy'; sync" -n "cp -a" "cp -a '$W/src' '$W/copy'"
-    --prepare "chmod -R u+w '$W/fresh' 2>/dev/null; rm -rf '$W/fresh'; sync"
-    -n "slice-add, fresh store" "SLICEBOX_STORE='$W/fresh' '$SB' slice-add t '$W/src'")
-if [[ -n ${BENCH_OLD_BIN:-} ]]; then
-    args+=(--prepare "chmod -R u+w '$W/fresh' 2>/dev/null; rm -rf '$W/fresh'; sync"
-        -n "slice-add, fresh store, BENCH_OLD_BIN"
-        "SLICEBOX_STORE='$W/fresh' '$(readlink -f "$BENCH_OLD_BIN")' slice-add t '$W/src'")
-fi
+# fresh_add LABEL ARGS: `slice-add ARGS` into a fresh store, timed with
+# this binary and (when given) with BENCH_OLD_BIN.
+fresh_add() {
+    local runs=("$1" "$SB")
+    [[ -z ${BENCH_OLD_BIN:-} ]] || runs+=("$1, BENCH_OLD_BIN" "$(readlink -f "$BENCH_OLD_BIN")")
+    set -- "$2" "${runs[@]}"
+    local what=$1
+    shift
+    while (($#)); do
+        args+=(--prepare "chmod -R u+w '$W/fresh' 2>/dev/null; rm -rf '$W/fresh'; sync"
+            -n "$1" "SLICEBOX_STORE='$W/fresh' '$2' slice-add $what")
+        shift 2
+    done
+}
+args=(--prepare "rm -rf '$W/copy'; sync" -n "cp -a" "cp -a '$W/src' '$W/copy'")
+fresh_add "slice-add, fresh store" "t '$W/src'"
 args+=(--prepare "rm -rf '$W/store/stat-cache'; sync"
     -n "sandbox --cache, unchanged tree, no stat cache" "cd '$W/src' && ${stage[*]} 2>/dev/null"
     --prepare "sync"
     -n "sandbox --cache, unchanged tree, stat cache" "cd '$W/src' && ${stage[*]} 2>/dev/null"
     --prepare "chmod -R u+w '$W/x' 2>/dev/null; rm -rf '$W/x'; mkdir '$W/x'; sync"
-    -n "tar -x" "tar -xf '$TAR' -C '$W/x'"
-    --prepare "chmod -R u+w '$W/fresh' 2>/dev/null; rm -rf '$W/fresh'; sync"
-    -n "slice-add archive, fresh store" "SLICEBOX_STORE='$W/fresh' '$SB' slice-add a '$TAR' --at /opt/a")
-if [[ -n ${BENCH_OLD_BIN:-} ]]; then
-    args+=(--prepare "chmod -R u+w '$W/fresh' 2>/dev/null; rm -rf '$W/fresh'; sync"
-        -n "slice-add archive, fresh store, BENCH_OLD_BIN"
-        "SLICEBOX_STORE='$W/fresh' '$(readlink -f "$BENCH_OLD_BIN")' slice-add a '$TAR' --at /opt/a")
-fi
+    -n "tar -x" "tar -xf '$TAR' -C '$W/x'")
+fresh_add "slice-add archive, fresh store" "a '$TAR' --at /opt/a"
 hyperfine --runs "$RUNS" --warmup 1 --export-json "$W/times.json" "${args[@]}" >&2
 
 size=$(du -sh "$W/src" | cut -f1)
