@@ -516,4 +516,45 @@ mod tests {
         );
         assert_eq!(normalise_entry_name(b"a/../../x"), Err("contains '..'"));
     }
+
+    fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, data) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder.append_data(&mut header, path, *data).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    /// The fuzz target's way in stages the archive as slice-add does, and
+    /// leaves nothing behind in the temporary directory.
+    #[test]
+    fn parse_only_gives_the_tree_digest_and_the_refusals() {
+        let leftovers = || {
+            fs::read_dir(std::env::temp_dir())
+                .unwrap()
+                .filter(|e| {
+                    let name = e.as_ref().unwrap().file_name();
+                    name.to_string_lossy().starts_with("slicebox-parse-")
+                })
+                .count()
+        };
+        let before = leftovers();
+        let digest = parse_archive_only(&tar_of(&[("d/f", b"x")]), Limits::default()).unwrap();
+        let mut tree = crate::store::Node::empty_dir();
+        let file = crate::store::Node::File {
+            content: Digest::of(b"x"),
+            executable: false,
+            size: 1,
+        };
+        crate::store::tree::place(&mut tree, &[b"d", b"f"], file).unwrap();
+        assert_eq!(digest, crate::store::tree_digest(&tree));
+        let twice = tar_of(&[("f", b"x"), ("f", b"y")]);
+        let err = parse_archive_only(&twice, Limits::default()).unwrap_err();
+        assert!(err.to_string().contains("appears twice"), "{err}");
+        assert_eq!(leftovers(), before);
+    }
 }
