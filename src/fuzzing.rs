@@ -5,10 +5,11 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
-/// A tar stream (plain, gzip or zstd) parsed and hashed as `slice-add -`
+/// A tar stream (plain, gzip or zstd) read and staged as `slice-add -`
 /// would, with the default limits but 256M of files: hashing a bomb of
 /// gigabytes that the defaults allow takes seconds, which the fuzzer would
-/// report as a hang. Nothing is written.
+/// report as a hang. The tree is built (the archive's order is checked on
+/// disk) in a throwaway store below the temporary directory, removed after.
 pub fn tar(data: &[u8]) {
     let limits = crate::store::Limits {
         bytes: 256 << 20,

@@ -30,28 +30,40 @@ fn write(path: &Path, text: &str, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// Every path below `dir`, with type and (for files) content: a snapshot
-/// to compare the store before and after a rejected add.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, String)> {
+/// Every path below `dir` with what `describe` says of it, sorted.
+fn described(
+    dir: &Path,
+    describe: impl Fn(&Path, &fs::Metadata) -> String,
+) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in fs::read_dir(&d).unwrap() {
             let path = entry.unwrap().path();
             let meta = fs::symlink_metadata(&path).unwrap();
-            let what = if meta.is_dir() {
+            if meta.is_dir() {
                 stack.push(path.clone());
-                "dir".to_string()
-            } else if meta.is_file() {
-                fs::read_to_string(&path).unwrap_or_default()
-            } else {
-                format!("link {}", fs::read_link(&path).unwrap().display())
-            };
+            }
+            let what = describe(&path, &meta);
             out.push((path.strip_prefix(dir).unwrap().to_path_buf(), what));
         }
     }
     out.sort();
     out
+}
+
+/// Every path below `dir`, with type and (for files) content: a snapshot
+/// to compare the store before and after a rejected add.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, String)> {
+    described(dir, |path, meta| {
+        if meta.is_dir() {
+            "dir".to_string()
+        } else if meta.is_file() {
+            fs::read_to_string(path).unwrap_or_default()
+        } else {
+            format!("link {}", fs::read_link(path).unwrap().display())
+        }
+    })
 }
 
 fn sample_tree(root: &Path) {
@@ -314,6 +326,142 @@ fn setuid_bits_are_dropped_and_hardlinks_within_the_archive_kept() {
     let su = fs::metadata(tree.join("bin/su")).unwrap();
     assert_eq!(su.mode() & 0o7777, 0o555);
     assert_eq!(su.ino(), fs::metadata(tree.join("bin/su2")).unwrap().ino());
+}
+
+/// What a stored slice tree holds, path by path: type, mode, mtime,
+/// size and (for files) content; symlink targets.
+fn tree_shape(tree: &Path) -> Vec<(PathBuf, String)> {
+    described(tree, |path, meta| {
+        // A directory's own size depends on how it was filled.
+        let size = if meta.is_dir() { 0 } else { meta.len() };
+        let what = if meta.is_dir() {
+            String::new()
+        } else if meta.is_file() {
+            fs::read_to_string(path).unwrap_or_default()
+        } else {
+            fs::read_link(path).unwrap().display().to_string()
+        };
+        format!("{:o} {} {size} {what}", meta.mode(), meta.mtime())
+    })
+}
+
+/// An archive builds its tree in the order its entries come (files
+/// before the directories that hold them, a directory named after
+/// something was put in it, hardlinks to hardlinks, a big flat directory):
+/// the slice is the one its directory gives, tree digest, listing, counts
+/// and staged tree alike.
+#[test]
+fn an_archive_in_any_order_gives_the_slice_of_its_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("store")).unwrap();
+    let flat: Vec<String> = (0..3000)
+        .map(|i| format!("flat/{}", (i * 7) % 3000))
+        .collect();
+    let mut entries = vec![
+        Entry::File("a/deeper/deepest/f", "deep\n"),
+        Entry::Dir("a/deeper"),
+        Entry::Dir("a"),
+        Entry::File("a-b", "dash\n"),
+        Entry::File("a.c", "dot\n"),
+        Entry::Hardlink("a/h1", "a-b"),
+        Entry::Hardlink("a/deeper/h2", "a/h1"),
+        Entry::File("B", "upper\n"),
+        Entry::Symlink("a/link", "../a-b"),
+        Entry::Dir("empty"),
+        Entry::File("zero", ""),
+        Entry::Hardlink("zero2", "zero"),
+    ];
+    entries.extend(flat.iter().map(|name| Entry::File(name, "same\n")));
+    let tarball = tmp.path().join("any-order.tar");
+    hostile_tar(&tarball, &entries);
+    let from_tar = add(&store, "t", Source::Archive(tarball), "/opt/t");
+
+    let dir = tmp.path().join("dir");
+    for (path, text) in [
+        ("a/deeper/deepest/f", "deep\n"),
+        ("a-b", "dash\n"),
+        ("a.c", "dot\n"),
+        ("a/h1", "dash\n"),
+        ("a/deeper/h2", "dash\n"),
+        ("B", "upper\n"),
+        ("zero", ""),
+        ("zero2", ""),
+    ] {
+        // hostile_tar gives every entry mode 04755: executable.
+        write(&dir.join(path), text, 0o755);
+    }
+    for name in &flat {
+        write(&dir.join(name), "same\n", 0o755);
+    }
+    fs::create_dir(dir.join("empty")).unwrap();
+    std::os::unix::fs::symlink("../a-b", dir.join("a/link")).unwrap();
+    let from_dir = add(&store, "d", Source::Directory(dir), "/opt/t");
+
+    assert_eq!(from_tar.manifest.tree, from_dir.manifest.tree);
+    assert_eq!(
+        (from_tar.manifest.files, from_tar.manifest.bytes),
+        (from_dir.manifest.files, from_dir.manifest.bytes)
+    );
+    assert_eq!(from_tar.manifest.files, 3008);
+    let listing =
+        |info: &SliceInfo| fs::read(store.slice_dir(&info.digest).join("listing")).unwrap();
+    assert_eq!(listing(&from_tar), listing(&from_dir));
+    let tar_tree = tree_shape(&store.slice_tree(&from_tar.digest));
+    assert_eq!(tar_tree.len(), 3014, "every entry and implicit directory");
+    assert_eq!(tar_tree, tree_shape(&store.slice_tree(&from_dir.digest)));
+}
+
+/// Each question an archive's order raises keeps its answer.
+#[test]
+fn entries_out_of_order_keep_their_refusals() {
+    assert_rejected(
+        &[Entry::File("d/f", "x"), Entry::File("d", "y")],
+        "d",
+        "conflicts with a directory of the same name",
+    );
+    assert_rejected(
+        &[Entry::File("d/f", "x"), Entry::Dir("d"), Entry::Dir("d/")],
+        "d/",
+        "appears twice in the archive",
+    );
+    assert_rejected(
+        &[Entry::File("f", "x"), Entry::Dir("f/g")],
+        "f/g",
+        "lies below a file",
+    );
+    assert_rejected(
+        &[
+            Entry::Symlink("s", "d"),
+            Entry::Dir("d"),
+            Entry::Hardlink("h", "s"),
+        ],
+        "h",
+        "is a hardlink to 's', which is not an earlier regular file of this archive",
+    );
+    assert_rejected(
+        &[Entry::Dir("d"), Entry::Hardlink("h", "d")],
+        "h",
+        "is a hardlink to 'd', which is not an earlier regular file of this archive",
+    );
+    assert_rejected(
+        &[Entry::Hardlink("h", "h")],
+        "h",
+        "is a hardlink to 'h', which is not an earlier regular file of this archive",
+    );
+    assert_rejected(
+        &[
+            Entry::Symlink("s", "/etc"),
+            Entry::Hardlink("h", "s/passwd"),
+        ],
+        "h",
+        "is a hardlink to 's/passwd', which is not an earlier regular file of this archive",
+    );
+    // The kind of entry is judged before where it goes.
+    assert_rejected(
+        &[Entry::File("f", "x"), Entry::Fifo("f/p")],
+        "f/p",
+        "is a fifo",
+    );
 }
 
 #[test]

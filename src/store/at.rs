@@ -13,6 +13,7 @@ use std::path::Path;
 
 use nix::dir::Dir;
 
+use super::sorted_names::{self, SortedNames, Spill};
 use crate::os::openat2;
 
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
@@ -39,6 +40,35 @@ pub(crate) fn open_beneath(dir: RawFd, path: &CStr, flags: libc::c_int) -> io::R
         .map_err(io::Error::from_raw_os_error)?;
     // SAFETY: a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether `parts` (a relative path's components) name an entry below
+/// `top`, through directories only: a symlink on the way is not followed
+/// (whatever it is, the path does not name an entry of the tree).
+pub(crate) fn exists_beneath(top: RawFd, parts: &[&str]) -> bool {
+    let Some((last, parents)) = parts.split_last() else {
+        return true;
+    };
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == "." || *p == "..")
+    {
+        return false;
+    }
+    let Ok(last) = cstring(last.as_bytes()) else {
+        return false;
+    };
+    let parent = match parents.is_empty() {
+        true => None,
+        false => match cstring(parents.join("/").as_bytes())
+            .and_then(|p| open_beneath(top, &p, libc::O_PATH | libc::O_DIRECTORY))
+        {
+            Ok(fd) => Some(fd),
+            Err(_) => return false,
+        },
+    };
+    let dir = parent.as_ref().map_or(top, |fd| fd.as_raw_fd());
+    stat_at(dir, &last).is_ok()
 }
 
 /// Opens a directory given by the user (following a symlink at the top,
@@ -108,6 +138,18 @@ pub(crate) fn link_to(source: &Path, dir: RawFd, path: &CStr) -> io::Result<()> 
     check(unsafe { libc::linkat(libc::AT_FDCWD, source.as_ptr(), dir, path.as_ptr(), 0) })
 }
 
+/// A hardlink at `path` below `dir` to `from_name` in `from_dir`, which
+/// is not followed if it is a symlink.
+pub(crate) fn link_at(
+    from_dir: RawFd,
+    from_name: &CStr,
+    dir: RawFd,
+    path: &CStr,
+) -> io::Result<()> {
+    // SAFETY: valid fds and C strings; flags 0 do not follow a symlink.
+    check(unsafe { libc::linkat(from_dir, from_name.as_ptr(), dir, path.as_ptr(), 0) })
+}
+
 /// A new file at `path` below `dir`, refusing to replace anything.
 pub(crate) fn create_at(dir: RawFd, path: &CStr, mode: libc::mode_t) -> io::Result<OwnedFd> {
     // SAFETY: valid fd and C string; the fd is owned below.
@@ -153,32 +195,34 @@ pub(crate) struct Visit<'a> {
     pub stat: &'a libc::stat,
 }
 
-/// A directory being walked: its entries, read once, and how far along.
+/// A directory being walked: its names, read once and handed out in
+/// order, the one handed out last (the walk is inside it when it is a
+/// directory), and what it holds of the walk's memory and spill file.
 struct Frame {
     path: Vec<u8>,
     stat: libc::stat,
-    entries: Vec<(CString, libc::stat)>,
-    next: usize,
+    names: SortedNames,
+    current: CString,
+    held: usize,
+    spill_mark: u64,
 }
 
 fn same_inode(a: &libc::stat, b: &libc::stat) -> bool {
     (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 }
 
-fn read_entries(dir: &mut Dir) -> io::Result<Vec<(CString, libc::stat)>> {
-    let fd = dir.as_raw_fd();
-    let mut entries = Vec::new();
-    for entry in dir.iter() {
-        let name = entry.map_err(io::Error::from)?.file_name().to_owned();
-        if name.as_bytes() != b"." && name.as_bytes() != b".." {
-            let stat = stat_at(fd, &name)?;
-            entries.push((name, stat));
+/// The names of a directory, in bytewise order (getdents order differs
+/// between filesystems; a sorted walk makes the entry a limit stops at the
+/// same everywhere), holding at most `room` bytes of them in memory.
+fn read_names(dir: &mut Dir, room: usize, spill: &mut Spill) -> io::Result<(SortedNames, usize)> {
+    let names = dir.iter().filter_map(|entry| match entry {
+        Err(e) => Some(Err(io::Error::from(e))),
+        Ok(entry) => {
+            let name = entry.file_name();
+            (name.to_bytes() != b"." && name.to_bytes() != b"..").then(|| Ok(name.to_owned()))
         }
-    }
-    // getdents order differs between filesystems; a sorted walk makes the
-    // entry a limit stops at the same everywhere.
-    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    Ok(entries)
+    });
+    SortedNames::read(names, room, spill)
 }
 
 /// Opens `name` in `dir` as a directory, which must be the one `expected`
@@ -211,64 +255,97 @@ fn open_expected(dir: RawFd, name: &CStr, expected: &libc::stat) -> io::Result<D
 /// remove it). Only one directory is open at a time, entered by name and
 /// left by "..", each checked to be the inode first seen: no depth of tree
 /// runs out of stack or descriptors, no path is longer than one name, and
-/// a tree changed meanwhile is an error, never a detour.
+/// a tree changed meanwhile is an error, never a detour. Each entry is
+/// lstat'ed when it is visited. What the walk holds is its path and each
+/// open directory's names, in memory bounded whatever they hold
+/// (`sorted_names`): big directories spill to an unnamed file in the
+/// system's temporary directory.
 ///
 /// `failed` turns the walk's own errors into the caller's, with the path
 /// (below `top`) they happened at.
 pub(crate) fn walk<E>(
     top: OwnedFd,
+    visit: impl FnMut(&Visit) -> Result<(), E>,
+    leave: impl FnMut(&Visit) -> Result<(), E>,
+    failed: impl Fn(&[u8], io::Error) -> E,
+) -> Result<(), E> {
+    walk_spilling(top, &std::env::temp_dir(), visit, leave, failed)
+}
+
+/// [`walk`], spilling big directories' names to `spill_dir`.
+pub(crate) fn walk_spilling<E>(
+    top: OwnedFd,
+    spill_dir: &Path,
     mut visit: impl FnMut(&Visit) -> Result<(), E>,
     mut leave: impl FnMut(&Visit) -> Result<(), E>,
     failed: impl Fn(&[u8], io::Error) -> E,
 ) -> Result<(), E> {
+    let mut spill = Spill::new(spill_dir);
     let top_stat = fstat(&top).map_err(|e| failed(b"", e))?;
     let mut current = Dir::from(top).map_err(|e| failed(b"", e.into()))?;
-    let entries = read_entries(&mut current).map_err(|e| failed(b"", e))?;
+    let (names, held) = read_names(&mut current, sorted_names::MEMORY_BYTES, &mut spill)
+        .map_err(|e| failed(b"", e))?;
+    let mut in_memory = held;
     let mut frames = vec![Frame {
         path: Vec::new(),
         stat: top_stat,
-        entries,
-        next: 0,
+        names,
+        current: CString::default(),
+        held,
+        spill_mark: 0,
     }];
     while let Some(frame) = frames.last_mut() {
-        let Some((name, stat)) = frame.entries.get(frame.next) else {
+        let next = frame
+            .names
+            .next(&mut spill)
+            .map_err(|e| failed(&frame.path, e))?;
+        let Some(name) = next else {
             let done = frames.pop().expect("the loop holds a frame");
+            in_memory -= done.held;
+            spill
+                .release(done.spill_mark)
+                .map_err(|e| failed(&done.path, e))?;
             let Some(parent) = frames.last() else {
                 break;
             };
             current = open_expected(current.as_raw_fd(), c"..", &parent.stat)
                 .map_err(|e| failed(&parent.path, e))?;
-            let name = &parent.entries[parent.next - 1].0;
             leave(&Visit {
                 path: &done.path,
                 dir: current.as_raw_fd(),
-                name,
+                name: &parent.current,
                 stat: &done.stat,
             })?;
             continue;
         };
-        frame.next += 1;
         let mut path = frame.path.clone();
         if !path.is_empty() {
             path.push(b'/');
         }
         path.extend_from_slice(name.as_bytes());
+        let stat = stat_at(current.as_raw_fd(), &name).map_err(|e| failed(&path, e))?;
         visit(&Visit {
             path: &path,
             dir: current.as_raw_fd(),
-            name,
-            stat,
+            name: &name,
+            stat: &stat,
         })?;
-        if is_dir(stat) {
-            let stat = *stat;
-            current =
-                open_expected(current.as_raw_fd(), name, &stat).map_err(|e| failed(&path, e))?;
-            let entries = read_entries(&mut current).map_err(|e| failed(&path, e))?;
+        frame.current = name;
+        if is_dir(&stat) {
+            current = open_expected(current.as_raw_fd(), &frame.current, &stat)
+                .map_err(|e| failed(&path, e))?;
+            let spill_mark = spill.mark();
+            let room = sorted_names::MEMORY_BYTES.saturating_sub(in_memory);
+            let (names, held) =
+                read_names(&mut current, room, &mut spill).map_err(|e| failed(&path, e))?;
+            in_memory += held;
             frames.push(Frame {
                 path,
                 stat,
-                entries,
-                next: 0,
+                names,
+                current: CString::default(),
+                held,
+                spill_mark,
             });
         }
     }

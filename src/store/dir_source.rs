@@ -22,17 +22,20 @@ use super::fsutil;
 use super::limits::{Budget, Limits};
 use super::listing;
 use super::objects::{ObjectSink, ObjectWriter};
+use super::prefix::{BuiltFor, PrefixCheck, PrefixScan};
 use super::progress::Progress;
 use super::stat_cache::StatCache;
 use super::tree::{DirHasher, Node};
 use super::{os, printable, printable_path, Error, IoContext, Result, Store};
 use crate::digest::Digest;
 
-/// What the walk found: the tree digest and what the manifest counts.
+/// What the walk found: the tree digest, what the manifest counts, and
+/// the prefixes the tree was built for (when the staging looked).
 pub(crate) struct Walked {
     pub digest: Digest,
     pub files: u64,
     pub bytes: u64,
+    pub built_for: Vec<BuiltFor>,
 }
 
 /// Where the walk builds the slice: the staged tree (hardlinks to
@@ -43,13 +46,43 @@ pub(crate) struct Staging<'w, 's> {
     listing: BufWriter<File>,
     listing_path: PathBuf,
     objects: &'w ObjectWriter<'s>,
+    /// Whether the tree is built already (an archive's, built in its
+    /// entries' order): the walk then only lists and seals it.
+    built: bool,
+    /// Where a big directory's names are spilled (`sorted_names`).
+    spill_dir: PathBuf,
+    /// Looks for the prefixes the tree was built for, if asked to.
+    scan: Option<PrefixScan>,
 }
 
 impl<'w, 's> Staging<'w, 's> {
     /// Creates `slice_dir/tree` and `slice_dir/listing`.
-    pub(crate) fn create(slice_dir: &Path, objects: &'w ObjectWriter<'s>) -> Result<Self> {
+    pub(crate) fn create(
+        slice_dir: &Path,
+        objects: &'w ObjectWriter<'s>,
+        check: PrefixCheck,
+    ) -> Result<Self> {
         let tree_path = slice_dir.join("tree");
         std::fs::create_dir(&tree_path).at("create directory", &tree_path)?;
+        Staging::open(slice_dir, objects, check, false)
+    }
+
+    /// The staging of a tree built already in `slice_dir/tree`.
+    pub(crate) fn built(
+        slice_dir: &Path,
+        objects: &'w ObjectWriter<'s>,
+        check: PrefixCheck,
+    ) -> Result<Self> {
+        Staging::open(slice_dir, objects, check, true)
+    }
+
+    fn open(
+        slice_dir: &Path,
+        objects: &'w ObjectWriter<'s>,
+        check: PrefixCheck,
+        built: bool,
+    ) -> Result<Self> {
+        let tree_path = slice_dir.join("tree");
         let tree = at::open_dir(&tree_path).at("open", &tree_path)?;
         let listing_path = slice_dir.join("listing");
         let listing = File::create(&listing_path).at("write listing", &listing_path)?;
@@ -59,6 +92,9 @@ impl<'w, 's> Staging<'w, 's> {
             listing: BufWriter::with_capacity(256 * 1024, listing),
             listing_path,
             objects,
+            built,
+            spill_dir: slice_dir.to_path_buf(),
+            scan: (check != PrefixCheck::Off).then(PrefixScan::default),
         })
     }
 
@@ -75,6 +111,9 @@ impl<'w, 's> Staging<'w, 's> {
     }
 
     fn mkdir(&mut self, path: &CString, shown: &[u8]) -> Result<()> {
+        if self.built {
+            return Ok(());
+        }
         at::mkdir_at(self.tree.as_raw_fd(), path, 0o755).at("create directory", &self.shown(shown))
     }
 
@@ -86,6 +125,9 @@ impl<'w, 's> Staging<'w, 's> {
     }
 
     fn symlink(&mut self, path: &CString, shown: &[u8], target: &[u8]) -> Result<()> {
+        if self.built {
+            return Ok(());
+        }
         let fd = self.tree.as_raw_fd();
         let target = at::cstring(target).at("create symlink", &self.shown(shown))?;
         at::symlink_at(&target, fd, path).at("create symlink", &self.shown(shown))?;
@@ -100,7 +142,10 @@ impl<'w, 's> Staging<'w, 's> {
         executable: bool,
         size: u64,
     ) -> Result<()> {
-        super::ingest::place_file(
+        if self.built {
+            return Ok(());
+        }
+        super::staged::place_file(
             self.tree.as_raw_fd(),
             path,
             &self.shown(shown),
@@ -110,7 +155,8 @@ impl<'w, 's> Staging<'w, 's> {
     }
 
     /// Flushes the listing; the tree's top gets the fixed mtime last.
-    fn finish(self) -> Result<()> {
+    /// Returns the prefixes found.
+    fn finish(self) -> Result<Vec<BuiltFor>> {
         fsutil::set_fixed_mtime(&self.tree).at("set mtime of", &self.tree_path)?;
         let file = self
             .listing
@@ -118,7 +164,7 @@ impl<'w, 's> Staging<'w, 's> {
             .map_err(|e| e.into_error())
             .at("write listing", &self.listing_path)?;
         drop(file);
-        Ok(())
+        Ok(self.scan.map(PrefixScan::finish).unwrap_or_default())
     }
 }
 
@@ -169,6 +215,40 @@ struct Walk<'a, 'w, 's> {
     only_cached: bool,
     /// Whether a file was not in the stat cache (with `only_cached`).
     missed: bool,
+    /// The top of the walk, for the prefix scan's look-ups.
+    top: Option<OwnedFd>,
+    /// The digests of the files read last, by inode (a staged tree's).
+    memo: Option<InodeMemo>,
+}
+
+/// Digests of the files a walk of a staged tree read last, by inode, in
+/// a fixed number of slots: the paths of one inode (an archive's
+/// hardlinks, the same content twice in a directory) are read once while
+/// they come close together, and a thousand hardlinks to one big file are
+/// read once, not a thousand times.
+struct InodeMemo(Vec<Option<((u64, u64), Digest)>>);
+
+impl InodeMemo {
+    const SLOTS: usize = 1024;
+
+    fn new() -> InodeMemo {
+        InodeMemo(vec![None; InodeMemo::SLOTS])
+    }
+
+    fn slot(st: &libc::stat) -> ((u64, u64), usize) {
+        let key = (st.st_dev, st.st_ino);
+        (key, (key.1 % InodeMemo::SLOTS as u64) as usize)
+    }
+
+    fn get(&self, st: &libc::stat) -> Option<Digest> {
+        let (key, slot) = InodeMemo::slot(st);
+        self.0[slot].filter(|(k, _)| *k == key).map(|(_, d)| d)
+    }
+
+    fn put(&mut self, st: &libc::stat, content: Digest) {
+        let (key, slot) = InodeMemo::slot(st);
+        self.0[slot] = Some((key, content));
+    }
 }
 
 /// How a walk uses the source's stat cache.
@@ -257,6 +337,17 @@ fn run_walk(
     if cache_use == CacheUse::Only && !cache.as_ref().is_some_and(StatCache::has_entries) {
         return Ok(None);
     }
+    // A tree staged already is walked to list and seal it: the pause
+    // points belong to reading a source.
+    let pauses = !staging.as_ref().is_some_and(|s| s.built);
+    let spill_dir = match &staging {
+        Some(staging) => staging.spill_dir.clone(),
+        None => std::env::temp_dir(),
+    };
+    let top = match staging.as_ref().is_some_and(|s| s.scan.is_some()) {
+        true => Some(root.try_clone().at("open", dir)?),
+        false => None,
+    };
     let walk = std::cell::RefCell::new(Walk {
         dir,
         source_name: source_name.clone(),
@@ -269,14 +360,17 @@ fn run_walk(
         }],
         files: 0,
         bytes: 0,
-        first_entry: true,
-        first_file: true,
+        first_entry: pauses,
+        first_file: pauses,
         cache,
         only_cached: cache_use == CacheUse::Only,
         missed: false,
+        top,
+        memo: (!pauses).then(InodeMemo::new),
     });
-    let walked = at::walk(
+    let walked = at::walk_spilling(
         root,
+        &spill_dir,
         |visit| walk.borrow_mut().visit(visit),
         |visit| walk.borrow_mut().leave(visit),
         |path, _| changed(&source_name, path),
@@ -286,9 +380,10 @@ fn run_walk(
         return Ok(None);
     }
     walked?;
-    if let Some(staging) = walk.staging.take() {
-        staging.finish()?;
-    }
+    let built_for = match walk.staging.take() {
+        Some(staging) => staging.finish()?,
+        None => Vec::new(),
+    };
     if let Some(cache) = walk.cache.take() {
         cache.finish()?;
     }
@@ -297,7 +392,39 @@ fn run_walk(
         digest: root.hasher.finish(),
         files: walk.files,
         bytes: walk.bytes,
+        built_for,
     }))
+}
+
+/// Lists, seals and digests a tree staged already (an archive's): the
+/// same walk as a directory source's, with no limits (the entries met
+/// them as they came) and no object to store (they are linked). Its files
+/// are read again for their digests, which costs less than recording each
+/// one as it came (docs/design.md, "Archive ingest").
+pub(crate) fn walk_staged(staging: Staging) -> Result<Walked> {
+    let tree = staging.tree_path.clone();
+    let unbounded = Limits {
+        bytes: u64::MAX,
+        file: u64::MAX,
+        entries: u64::MAX,
+        depth: u64::MAX,
+        name: u64::MAX,
+        path: u64::MAX,
+        ratio: u64::MAX,
+    };
+    let quiet = Progress::start(None);
+    let sink = &super::objects::HashOnly;
+    let walked = run_walk(
+        &tree,
+        unbounded,
+        sink,
+        Some(staging),
+        None,
+        CacheUse::None,
+        &quiet,
+    );
+    quiet.finish();
+    Ok(walked?.expect("only a walk that uses the cache alone stops at a miss"))
 }
 
 impl Walk<'_, '_, '_> {
@@ -375,6 +502,9 @@ impl Walk<'_, '_, '_> {
             }
             None => read_file(visit, &self.source_name, self.sink, self.progress, first)?,
         };
+        if let Some(memo) = self.memo.as_mut() {
+            memo.put(visit.stat, content);
+        }
         if let Some(cache) = self.cache.as_mut() {
             cache.record(shown, visit.stat, &content)?;
         }
@@ -386,6 +516,11 @@ impl Walk<'_, '_, '_> {
         if let Some(staging) = self.staging.as_mut() {
             let path = at::cstring(shown).at("read", self.dir)?;
             staging.file(&path, shown, &content, executable, size)?;
+            if let (Some(scan), Some(top)) = (staging.scan.as_mut(), &self.top) {
+                let object = staging.objects.source_of(&content, executable);
+                let exists = |parts: &[&str]| at::exists_beneath(top.as_raw_fd(), parts);
+                scan.file(shown, executable, &object, exists);
+            }
             let node = Node::File {
                 content,
                 executable,
@@ -396,12 +531,16 @@ impl Walk<'_, '_, '_> {
         Ok(())
     }
 
-    /// The file's content as the stat cache has it, when the cache vouches
-    /// for it and (when building a tree) the store holds it.
+    /// The file's content as the walk read it at another path of the same
+    /// inode (a staged tree's), or as the stat cache has it, when the
+    /// cache vouches for it and (when building a tree) the store holds it.
     fn cached(&mut self, visit: &at::Visit) -> Option<(Digest, bool, u64)> {
-        let content = self.cache.as_mut()?.lookup(visit.path, visit.stat)?;
         let executable = visit.stat.st_mode & 0o111 != 0;
         let size = visit.stat.st_size as u64;
+        if let Some(content) = self.memo.as_ref().and_then(|m| m.get(visit.stat)) {
+            return Some((content, executable, size));
+        }
+        let content = self.cache.as_mut()?.lookup(visit.path, visit.stat)?;
         if let Some(staging) = &self.staging {
             if !staging.objects.trust_stored(&content, executable, size) {
                 return None;
@@ -488,6 +627,19 @@ mod tests {
     use std::fs;
     use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 
+    /// What the tests add with: the stat cache on, no prefix check.
+    fn options() -> IngestOptions {
+        IngestOptions {
+            mount_point: "/opt/x".into(),
+            env: Vec::new(),
+            limits: Limits::default(),
+            progress: None,
+            stat_cache: true,
+            prefix_check: PrefixCheck::Off,
+            from_archive: crate::store::FromArchive::default(),
+        }
+    }
+
     /// The tree the in-memory route builds for `dir` (a plain recursive
     /// read: test trees are shallow).
     fn in_memory_tree(dir: &Path) -> Node {
@@ -569,15 +721,7 @@ mod tests {
         assert_eq!((walked.files, walked.bytes), (files, bytes));
 
         let store = Store::open(&tmp.path().join("store")).unwrap();
-        let options = IngestOptions {
-            mount_point: "/opt/x".into(),
-            env: Vec::new(),
-            limits: Limits::default(),
-            progress: None,
-            stat_cache: true,
-            from_archive: crate::store::FromArchive::default(),
-            prefix_check: crate::store::PrefixCheck::Off,
-        };
+        let options = options();
         let added = store
             .add_slice("x", &Source::Directory(src.clone()), &options)
             .unwrap();
@@ -626,15 +770,7 @@ mod tests {
         // Old enough not to be racily clean when recorded.
         std::thread::sleep(std::time::Duration::from_millis(2100));
         let store = Store::open(&tmp.path().join("store")).unwrap();
-        let options = IngestOptions {
-            mount_point: "/opt/x".into(),
-            env: Vec::new(),
-            limits: Limits::default(),
-            progress: None,
-            stat_cache: true,
-            from_archive: crate::store::FromArchive::default(),
-            prefix_check: crate::store::PrefixCheck::Off,
-        };
+        let options = options();
         let source = Source::Directory(src.clone());
         let first = store.add_slice("x", &source, &options).unwrap();
         let caches: Vec<_> = fs::read_dir(tmp.path().join("store/stat-cache"))

@@ -5,9 +5,9 @@
 use std::collections::HashSet;
 use std::fs;
 
-use super::ingest::{materialise, Stage};
 use super::listing;
 use super::objects::ObjectWriter;
+use super::staged::{materialise, Stage};
 use super::tree::{tree_digest, Node};
 use super::{fsutil, IoContext, Result, Store};
 use crate::digest::Digest;

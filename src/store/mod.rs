@@ -18,6 +18,7 @@
 //! one (see docs/formats.md).
 
 pub(crate) mod archive_meta;
+mod archive_source;
 mod at;
 mod cache;
 mod dir_source;
@@ -36,6 +37,8 @@ mod progress;
 mod ref_index;
 mod refs;
 mod slice;
+mod sorted_names;
+mod staged;
 mod stat_cache;
 mod tarball;
 mod tree;
@@ -46,7 +49,8 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-pub use ingest::{directory_digest, parse_archive_only, Added, FromArchive, IngestOptions, Source};
+pub use archive_source::parse_archive_only;
+pub use ingest::{directory_digest, Added, FromArchive, IngestOptions, Source};
 pub use limits::{Limits, LIMIT_KEYS};
 pub use listing::{parse as parse_listing, Entry};
 pub use lock::{OutputDir, Pin, StageNote, StoreLock};

@@ -22,6 +22,12 @@ use crate::digest::Digest;
 
 /// Files up to this size are read whole into memory before any write.
 const IN_MEMORY_LIMIT: usize = 4 << 20;
+/// Most objects whose verification one ingest remembers (some 100 bytes
+/// each). Past them an object is trusted no less, only checked again
+/// where it is met again (`known`, a stored slice's verify): memory stays
+/// bounded whatever the entry count, also when every object is stored
+/// already (300,000 of them took the helper from 4 to 47 MB).
+const MOST_REMEMBERED: usize = 1 << 16;
 const CHUNK: usize = 256 << 10;
 
 pub(crate) struct ObjectWriter<'s> {
@@ -29,12 +35,13 @@ pub(crate) struct ObjectWriter<'s> {
     incoming: PathBuf,
     staged: PathBuf,
     next_temp: AtomicU64,
-    /// Inodes of the objects this ingest created, once published (the
-    /// objects themselves are the files of `staged`: no entry in memory
-    /// per object, so memory stays bounded whatever the entry count).
+    /// Inodes of the objects this ingest created, once published, up to
+    /// `MOST_REMEMBERED` (the objects themselves are the files of
+    /// `staged`: no entry in memory per object).
     published: Mutex<Vec<(u64, u64)>>,
     /// Stored objects this ingest re-hashed and found right, with their
-    /// inodes (a slice tree file with one of these inodes is right too).
+    /// inodes (a slice tree file with one of these inodes is right too),
+    /// up to `MOST_REMEMBERED`.
     verified: Mutex<HashMap<(Digest, bool), (u64, u64)>>,
     /// Stored objects found damaged: ours replace them at publish.
     damaged: Mutex<HashSet<(Digest, bool)>>,
@@ -217,10 +224,7 @@ impl<'s> ObjectWriter<'s> {
                 if Digest::from_hasher(hasher) == *content
                     && (meta.mode() & 0o111 != 0) == executable =>
             {
-                self.verified
-                    .lock()
-                    .expect("no panics while held")
-                    .insert(key, (meta.dev(), meta.ino()));
+                self.remember_verified(key, &meta);
                 true
             }
             _ => {
@@ -230,6 +234,15 @@ impl<'s> ObjectWriter<'s> {
                     .insert(key);
                 false
             }
+        }
+    }
+
+    /// A stored object this ingest may rely on (re-hashed, or vouched for
+    /// by the stat cache), with its inode.
+    fn remember_verified(&self, key: (Digest, bool), meta: &fs::Metadata) {
+        let mut verified = self.verified.lock().expect("no panics while held");
+        if verified.len() < MOST_REMEMBERED {
+            verified.insert(key, (meta.dev(), meta.ino()));
         }
     }
 
@@ -254,10 +267,7 @@ impl<'s> ObjectWriter<'s> {
                     && meta.len() == size
                     && (meta.mode() & 0o111 != 0) == executable =>
             {
-                self.verified
-                    .lock()
-                    .expect("no panics while held")
-                    .insert(key, (meta.dev(), meta.ino()));
+                self.remember_verified(key, &meta);
                 true
             }
             _ => false,
@@ -489,7 +499,9 @@ impl<'s> ObjectWriter<'s> {
             };
             let content = &content;
             let inode = entry.metadata().at("read", &staged)?;
-            published.push((inode.dev(), inode.ino()));
+            if published.len() < MOST_REMEMBERED {
+                published.push((inode.dev(), inode.ino()));
+            }
             let target = self.store.object_path(content, *executable);
             let fanout = target.parent().expect("object paths have a fan-out dir");
             if touched.insert(fanout.to_path_buf()) && !fanout.is_dir() {

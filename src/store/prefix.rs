@@ -12,10 +12,8 @@
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::PathBuf;
+use std::path::Path;
 
-use super::tree::{for_each_path, Node};
-use crate::digest::Digest;
 use crate::interp::{
     shebang, Elf, Segment, DT_NULL, DT_RPATH, DT_RUNPATH, DT_STRTAB, PT_DYNAMIC, PT_INTERP, PT_LOAD,
 };
@@ -65,40 +63,45 @@ const BASE: [&str; 9] = [
     "/etc",
 ];
 
-/// The prefixes `root` was built for, in the order their first witness
-/// comes in the tree. `object` gives the file holding a node's bytes.
-pub fn scan(root: &Node, object: impl Fn(&Digest, bool) -> PathBuf) -> Vec<BuiltFor> {
-    let mut found: Vec<BuiltFor> = Vec::new();
-    let _ = for_each_path(root, |path, node| {
-        let Node::File {
-            content,
-            executable,
-            ..
-        } = node
-        else {
-            return Ok(());
-        };
-        if !executable && !is_shared_library(path) {
-            return Ok(());
+/// The prefixes a tree was built for, found as a walk meets its files in
+/// name order: what it keeps is what it found (at most `MOST_PREFIXES`),
+/// in the order their first witness comes in the tree, never the tree.
+#[derive(Default)]
+pub(crate) struct PrefixScan {
+    found: Vec<BuiltFor>,
+}
+
+impl PrefixScan {
+    /// A regular file of the tree at `path`, its bytes in `object`;
+    /// `exists` tells whether a path of the tree (its components) names
+    /// an entry of it.
+    pub(crate) fn file(
+        &mut self,
+        path: &[u8],
+        executable: bool,
+        object: &Path,
+        exists: impl Fn(&[&str]) -> bool,
+    ) {
+        if self.found.len() >= MOST_PREFIXES || (!executable && !is_shared_library(path)) {
+            return;
         }
-        for (reference, how) in references(&object(content, *executable)) {
-            let Some(prefix) = prefix_of(root, &reference) else {
+        for (reference, how) in references(object) {
+            let Some(prefix) = prefix_of(&reference, &exists) else {
                 continue;
             };
-            if found.iter().all(|f| f.prefix != prefix) {
-                found.push(BuiltFor {
+            if self.found.iter().all(|f| f.prefix != prefix) {
+                self.found.push(BuiltFor {
                     prefix,
                     witness: String::from_utf8_lossy(path).into_owned(),
                     how,
                 });
             }
         }
-        match found.len() >= MOST_PREFIXES {
-            true => Err(()),
-            false => Ok(()),
-        }
-    });
-    found
+    }
+
+    pub(crate) fn finish(self) -> Vec<BuiltFor> {
+        self.found
+    }
 }
 
 /// The mount point: `given`, unless `check` asks for the default and
@@ -115,38 +118,24 @@ fn is_shared_library(path: &[u8]) -> bool {
     name.ends_with(b".so") || name.windows(4).any(|w| w == b".so.")
 }
 
-/// The directory under which `reference` names an entry of the tree: the
-/// shortest leading part whose rest is a path of the tree. `None` for a
-/// relative or `$ORIGIN` path, one that names nothing of the tree, or a
-/// base directory.
-fn prefix_of(root: &Node, reference: &[u8]) -> Option<String> {
+/// The directory under which `reference` names an entry of the tree:
+/// the shortest leading part whose rest is a path of the tree (`exists`).
+/// `None` for a relative or `$ORIGIN` path, one that names nothing of the
+/// tree, or a base directory.
+fn prefix_of(reference: &[u8], exists: impl Fn(&[&str]) -> bool) -> Option<String> {
     let text = std::str::from_utf8(reference).ok()?;
     if !text.starts_with('/') || text.contains('$') {
         return None;
     }
     let parts: Vec<&str> = text.split('/').filter(|p| !p.is_empty()).collect();
     (1..parts.len())
-        .find(|k| lookup(root, &parts[*k..]))
+        .find(|k| exists(&parts[*k..]))
         .map(|k| format!("/{}", parts[..k].join("/")))
         .filter(|prefix| !BASE.contains(&prefix.as_str()))
 }
 
-fn lookup(root: &Node, parts: &[&str]) -> bool {
-    let mut node = root;
-    for part in parts {
-        let Node::Dir(entries) = node else {
-            return false;
-        };
-        match entries.get(part.as_bytes()) {
-            Some(next) => node = next,
-            None => return false,
-        }
-    }
-    true
-}
-
 /// The absolute paths a file names for the kernel or the dynamic loader.
-fn references(file: &std::path::Path) -> Vec<(Vec<u8>, &'static str)> {
+fn references(file: &Path) -> Vec<(Vec<u8>, &'static str)> {
     match File::options()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -287,33 +276,21 @@ fn read_exact_at(file: &File, offset: u64, len: u64) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
-    /// The tree of `paths` ('/'-separated), for tests.
-    fn tree_of(paths: &[&str]) -> Node {
-        let mut root = std::collections::BTreeMap::new();
-        for path in paths {
-            let mut entries = &mut root;
-            let parts: Vec<&str> = path.split('/').collect();
-            for (i, part) in parts.iter().enumerate() {
-                let node = entries.entry(part.as_bytes().to_vec()).or_insert_with(|| {
-                    if i + 1 == parts.len() {
-                        Node::Symlink { target: Vec::new() }
-                    } else {
-                        Node::empty_dir()
-                    }
-                });
-                match node {
-                    Node::Dir(next) => entries = next,
-                    _ => break,
-                }
-            }
+    /// Whether `parts` names an entry of the tree of `paths`
+    /// ('/'-separated), for tests: an entry or one of its parents.
+    fn tree_of<'p>(paths: &'p [&str]) -> impl Fn(&[&str]) -> bool + 'p {
+        move |parts: &[&str]| {
+            let wanted = parts.join("/");
+            paths
+                .iter()
+                .any(|p| *p == wanted || p.starts_with(&format!("{wanted}/")))
         }
-        Node::Dir(root)
     }
 
     #[test]
     fn a_prefix_is_what_is_left_of_a_path_into_the_tree() {
         let tree = tree_of(&["bin/python3.10", "lib/libpython3.10.so.1.0", "bin/env"]);
-        let prefix = |r: &str| prefix_of(&tree, r.as_bytes());
+        let prefix = |r: &str| prefix_of(r.as_bytes(), &tree);
         assert_eq!(
             prefix("/root/.pyenv/versions/3.10.13/bin/python3.10").as_deref(),
             Some("/root/.pyenv/versions/3.10.13")

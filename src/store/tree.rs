@@ -1,5 +1,5 @@
-//! The in-memory tree every source is parsed into before anything is
-//! materialised, and its canonical digest (docs/formats.md, "Tree digest").
+//! The in-memory tree of a slice (what verify, diff and heal rebuild from
+//! a listing), and its canonical digest (docs/formats.md, "Tree digest").
 
 use std::collections::BTreeMap;
 
@@ -150,14 +150,6 @@ pub fn place(root: &mut Node, components: &[&[u8]], node: Node) -> Result<(), Pl
         Some(Node::Dir(_)) if matches!(node, Node::Dir(_)) => Ok(()),
         Some(existing) => Err(PlaceError::Conflicts(existing.kind())),
     }
-}
-
-/// Looks up a regular file placed earlier (for tar hardlinks).
-pub fn find<'t>(root: &'t Node, components: &[&[u8]]) -> Option<&'t Node> {
-    components.iter().try_fold(root, |node, part| match node {
-        Node::Dir(entries) => entries.get(*part),
-        _ => None,
-    })
 }
 
 /// The canonical tree digest: a Merkle hash over sorted entries, covering
