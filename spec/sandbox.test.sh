@@ -223,6 +223,22 @@ ignored: 130
 default: 130
 ## END
 
+#### the payload's signal dispositions are those of a command the shell runs
+# Ignored ones (trap '') stay ignored, among them signals pid 1 watches;
+# none is caught, none other is ignored.
+trap '' HUP TERM USR2 ALRM
+# cat reads its own status (GNU grep catches SIGSEGV; OSH has a cat
+# builtin).
+/bin/cat /proc/self/status | grep -E '^Sig(Ign|Cgt)' > direct
+sandbox -- sh -c "cat /proc/self/status | grep -E '^Sig(Ign|Cgt)'" > staged
+cat staged
+cmp direct staged && echo same
+## STDOUT:
+SigIgn:	0000000000006801
+SigCgt:	0000000000000000
+same
+## END
+
 #### a script without a #! line runs with /bin/sh, as execvp runs it
 printf 'echo "run by sh: $0 $1"\n' > noshebang.sh && chmod +x noshebang.sh
 sandbox -- ./noshebang.sh one; echo "status=$?"

@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use slicebox::cli::{self, spec, Context, Exit};
-use slicebox::runtime::forward_signals_to_stage;
+use slicebox::runtime::{forward_signals_to_stage, CallerSignals};
 
 fn usage() -> String {
     let mut text = String::from("Usage: slicebox COMMAND [ARG...]\n\nCommands:\n");
@@ -22,17 +22,9 @@ fn usage() -> String {
 /// ignores it before `main`, so its inherited disposition is unknowable;
 /// the payload gets the default, as pipeline stages expect.
 fn inherited_ignored_signals() -> Vec<i32> {
-    (1..libc::SIGRTMIN())
-        .filter(|&signal| signal != libc::SIGPIPE)
-        .filter(|&signal| {
-            // SAFETY: querying the disposition writes into `old` only.
-            unsafe {
-                let mut old: libc::sigaction = std::mem::zeroed();
-                libc::sigaction(signal, std::ptr::null(), &mut old) == 0
-                    && old.sa_sigaction == libc::SIG_IGN
-            }
-        })
-        .collect()
+    let mut ignored = slicebox::os::ignored_signals();
+    ignored.retain(|&signal| signal != libc::SIGPIPE);
+    ignored
 }
 
 fn main() {
@@ -48,6 +40,7 @@ fn main() {
         stdio: [0, 1, 2],
         env: cli::process_env(),
         ignored_signals,
+        caller_signals: CallerSignals::Inherited,
         host_signals: None,
         // Its memory dies with it: no helper processes.
         long_lived: false,

@@ -30,6 +30,8 @@ pub struct Context {
     pub env: Vec<OsString>,
     /// Signals the payload keeps ignored (inherited `trap '' SIG` state).
     pub ignored_signals: Vec<i32>,
+    /// Whether dispositions other than `ignored_signals` may have changed.
+    pub caller_signals: crate::runtime::CallerSignals,
     /// Where signals that the host (bash) handled itself while a stage ran
     /// can be learnt, to pass them on to the stage.
     pub host_signals: Option<HostSignalSource>,

@@ -11,7 +11,7 @@ use std::ptr::{addr_of_mut, null, null_mut};
 
 use super::guard;
 use crate::cli::{self, spec, Context};
-use crate::runtime::HostSignals;
+use crate::runtime::{CallerSignals, HostSignals};
 
 #[repr(C)]
 pub struct WordDesc {
@@ -252,6 +252,7 @@ fn run_builtin(name: &str, list: *mut WordList) -> Option<c_int> {
             stdio: [0, 1, 2],
             env: bash_export_env().unwrap_or_else(cli::process_env),
             ignored_signals: bash_ignored_signals(),
+            caller_signals: CallerSignals::Changed,
             host_signals: Some(BashSignals::find),
             long_lived: true,
         };

@@ -14,6 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::cli::{self, Context};
+use crate::runtime::CallerSignals;
 
 /// Result of a `slicebox_*` call. Values are never reused.
 #[repr(u32)]
@@ -105,6 +106,7 @@ pub unsafe extern "C" fn slicebox_run(
             stdio: [stdin_fd, stdout_fd, stderr_fd],
             env: cli::process_env(),
             ignored_signals: Vec::new(),
+            caller_signals: CallerSignals::Changed,
             host_signals: None,
             long_lived: true,
         };

@@ -9,7 +9,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use libc::{c_char, c_int};
 
 use super::error::Error;
-use super::stage::{Facts, Rlimit, Stage};
+use super::stage::{CallerSignals, Facts, Rlimit, Stage};
 use super::steps::Plan;
 use super::sys::{CAP_SETFCAP, CAP_SETGID, CAP_SETUID};
 use super::{plan, seccomp};
@@ -32,6 +32,7 @@ pub struct Prepared {
     pub fds: Vec<(RawFd, RawFd)>,
     /// Signals left ignored in the payload; every other one is reset.
     pub ignored_signals: Vec<c_int>,
+    pub caller_signals: CallerSignals,
     pub rlimits: Vec<Rlimit>,
     /// The payload's uid_map and gid_map in a user namespace nested in the
     /// stage's, entered after setup (`--uid`, `--gid`).
@@ -125,6 +126,7 @@ impl Prepared {
             terminal_slot,
             fds: stage.fds.clone(),
             ignored_signals: stage.ignored_signals.clone(),
+            caller_signals: stage.caller_signals,
             rlimits: stage.rlimits.clone(),
             identity: stage
                 .identity

@@ -114,6 +114,8 @@ pub struct Stage {
     /// (caller's descriptor, its number in the payload), for `--fd`.
     pub fds: Vec<(RawFd, RawFd)>,
     pub ignored_signals: Vec<i32>,
+    /// Which dispositions the caller may have changed since it started.
+    pub caller_signals: CallerSignals,
     pub dev: bool,
     pub tmpfs: Vec<PlannedTmpfs>,
     pub rw_workdir: bool,
@@ -126,6 +128,23 @@ pub struct Stage {
     pub seccomp: seccomp::Filter,
     /// Record the times of the start's steps (`SLICEBOX_TIMES`).
     pub timed: bool,
+}
+
+/// What the caller did to its signal dispositions, so the payload resets
+/// only what needs it: each reset is a system call of every stage's start.
+/// Exec itself resets caught signals to the default; only ignored ones
+/// survive it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CallerSignals {
+    /// Any disposition may have changed (bash, a host of the C API): the
+    /// payload sets every one.
+    #[default]
+    Changed,
+    /// Only handlers were installed, and SIGPIPE ignored (by Rust's
+    /// runtime), since the process started with what `ignored_signals`
+    /// lists (the slicebox executable): the payload sets SIGPIPE and the
+    /// signals its pid 1 resets.
+    Inherited,
 }
 
 /// One `--rlimit`: a `libc::RLIMIT_*` resource and its soft and hard values.
@@ -217,6 +236,7 @@ impl Stage {
             stdio: [0, 1, 2],
             fds: Vec::new(),
             ignored_signals: Vec::new(),
+            caller_signals: CallerSignals::Changed,
             dev: false,
             tmpfs: Vec::new(),
             rw_workdir: false,

@@ -43,9 +43,15 @@ pub(crate) fn read_small(path: &Path) -> io::Result<String> {
     let mut bytes = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     // Plain reads: `read_to_end` would stat and seek to size its buffer.
+    // The store's small files are regular files, replaced whole by rename,
+    // so a short read is the end of the file: no second read to see 0.
     loop {
         match file.read(&mut chunk) {
             Ok(0) => break,
+            Ok(n) if n < chunk.len() => {
+                bytes.extend_from_slice(&chunk[..n]);
+                break;
+            }
             Ok(n) => bytes.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),

@@ -133,6 +133,7 @@ fn build_stage(
             .map(|fd| if crate::os::is_open(fd) { fd } else { -1 }),
         fds: options.fds.clone(),
         ignored_signals: ctx.ignored_signals.clone(),
+        caller_signals: ctx.caller_signals,
         dev: options.dev,
         tmpfs: options.tmpfs.clone(),
         rw_workdir: options.rw_cwd,

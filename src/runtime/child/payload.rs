@@ -7,6 +7,8 @@ use super::init::{close_all_but, drop_capabilities};
 use super::Child;
 use crate::runtime::prepared::{Identity, Prepared, MAX_FDS, SCRIPT_SHELL};
 use crate::runtime::report::{init, report, report_missing, ChildFailure, InitStep, REPORT_EXEC};
+use crate::runtime::stage::CallerSignals;
+use crate::runtime::sys::signals::WATCHED_SIGNALS;
 use crate::runtime::sys::{errno, Syscall};
 
 /// Whether a file the kernel could not execute is a binary (say, for
@@ -174,10 +176,7 @@ pub(crate) fn take_identity(sys: &dyn Syscall, identity: &Identity) -> Result<()
 impl Child<'_> {
     pub(crate) fn exec_payload(&self) -> ! {
         let p = self.p;
-        for signal in 1..libc::SIGRTMIN() {
-            if signal == libc::SIGKILL || signal == libc::SIGSTOP {
-                continue;
-            }
+        for signal in signals_to_set(p.caller_signals) {
             let disposition = if p.ignored_signals.contains(&signal) {
                 libc::SIG_IGN
             } else {
@@ -252,4 +251,20 @@ impl Child<'_> {
         // SAFETY: _exit is async-signal-safe.
         unsafe { libc::_exit(if not_found { 127 } else { 126 }) }
     }
+}
+
+/// The signals whose disposition the payload sets before exec: each one a
+/// system call. SIGKILL and SIGSTOP cannot be set.
+fn signals_to_set(caller: CallerSignals) -> impl Iterator<Item = libc::c_int> {
+    let every = (1..libc::SIGRTMIN()).filter(|&s| s != libc::SIGKILL && s != libc::SIGSTOP);
+    let (every, few) = match caller {
+        CallerSignals::Changed => (Some(every), None),
+        // pid 1 reset the signals it watches, and Rust's runtime ignores
+        // SIGPIPE; exec resets the handlers.
+        CallerSignals::Inherited => (
+            None,
+            Some(std::iter::once(libc::SIGPIPE).chain(WATCHED_SIGNALS.iter().copied())),
+        ),
+    };
+    every.into_iter().flatten().chain(few.into_iter().flatten())
 }

@@ -28,6 +28,7 @@ fn prepared() -> Prepared {
         // 3 moves to 9, stdio 2's source: the copies come first.
         fds: vec![(5, 5), (12, 12), (3, 9)],
         ignored_signals: Vec::new(),
+        caller_signals: crate::runtime::CallerSignals::Changed,
         rlimits: vec![Rlimit {
             resource: libc::RLIMIT_NOFILE as i32,
             soft: 64,
