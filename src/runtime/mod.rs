@@ -35,8 +35,8 @@ pub use parent::{forward_signals_to_stage, HostSignals};
 pub use prepared::MAX_FDS;
 pub use report::{InitStep, Outcome};
 pub use stage::{
-    host_base, workdir_view, CallerSignals, Facts, HostEntry, PlannedBind, PlannedSlice,
-    PlannedTmpfs, Rlimit, Stage, WorkdirView,
+    host_base, workdir_view, CallerSignals, Facts, HostEntry, PlannedBind, PlannedLayer,
+    PlannedSlice, PlannedTmpfs, Rlimit, Stage, WorkdirView,
 };
 
 use layout::shadow::RealHost;

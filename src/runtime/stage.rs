@@ -28,6 +28,15 @@ pub struct PlannedSlice {
     pub mount_point: PathBuf,
 }
 
+/// A stored layer of the stage's root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedLayer {
+    pub label: String,
+    /// Its tree on the host: whiteouts as 0/0 character devices, opaque
+    /// dirs marked with `user.overlay.opaque`.
+    pub tree: PathBuf,
+}
+
 /// A fresh tmpfs the user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedTmpfs {
@@ -97,6 +106,9 @@ pub struct Stage {
     /// `NAME=VALUE` entries, the payload's whole environment.
     pub env: Vec<OsString>,
     pub slices: Vec<PlannedSlice>,
+    /// The root's layers, bottom first: their OverlayFS replaces the
+    /// host's base dirs (`base` is empty then). None: a tmpfs root.
+    pub layers: Vec<PlannedLayer>,
     /// How the host's base dirs look (`host_base()`).
     pub base: Vec<(PathBuf, HostEntry)>,
     /// The caller's working directory (absolute), shown read-only at its
@@ -227,6 +239,7 @@ impl Stage {
             fallback: None,
             env: Vec::new(),
             slices: Vec::new(),
+            layers: Vec::new(),
             base: Vec::new(),
             workdir: None,
             workdir_source: None,

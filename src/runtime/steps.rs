@@ -124,7 +124,18 @@ pub enum Op {
         clone_slot: usize,
         path_slot: usize,
     },
+    /// The stage's root, a tmpfs.
     MountRoot,
+    /// A host dir opened (O_PATH) into `slot`: a layer of the root.
+    OpenHostDir {
+        path: CString,
+        slot: usize,
+    },
+    /// The stage's root, an OverlayFS of the layers open in `lowers`
+    /// (topmost first) over an ephemeral upper.
+    MountOverlayRoot {
+        lowers: Vec<usize>,
+    },
     MountFs {
         fstype: &'static CStr,
         options: Vec<(CString, CString)>,
@@ -176,9 +187,11 @@ pub enum Op {
     CloseSources {
         first: usize,
     },
-    /// Root read-only and every mount private, then pivot_root into it and
-    /// detach the host's tree.
-    EnterRoot,
+    /// Root read-only (unless it is a writable overlay) and every mount
+    /// private, then pivot_root into it and detach the host's tree.
+    EnterRoot {
+        read_only: bool,
+    },
     Chdir {
         path: CString,
     },
@@ -248,6 +261,8 @@ pub(crate) enum What {
     /// The slice's label and its tree on the host, which a damaged store
     /// may have lost.
     MountSlice(String, PathBuf),
+    /// The same for a layer of the root.
+    OpenLayer(String, PathBuf),
     Bind(PathBuf),
     Shadow,
     SealShadow,
@@ -269,7 +284,7 @@ impl Step {
     /// Where the step's source is on the host, for a failure to open it.
     pub fn source(&self) -> Option<&Path> {
         match &self.what {
-            What::MountSlice(_, tree) => Some(tree),
+            What::MountSlice(_, tree) | What::OpenLayer(_, tree) => Some(tree),
             _ => None,
         }
     }

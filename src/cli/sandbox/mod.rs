@@ -122,6 +122,7 @@ fn build_stage(
         fallback,
         env,
         slices,
+        layers: Vec::new(),
         base,
         workdir,
         workdir_source: None,

@@ -68,6 +68,11 @@ impl Step {
                 format!("open the slice store '{}' read-only", text(path))
             }
             (What::OpenSlice(label), _) => format!("open slice '{}'", printable(label.as_bytes())),
+            (What::OpenLayer(label, tree), _) => format!(
+                "open layer '{}' ('{}')",
+                printable(label.as_bytes()),
+                printable_path(tree)
+            ),
             (What::MountFs, Op::MountFs { fstype, .. }) => {
                 format!("mount {} on {}", fstype.to_string_lossy(), target())
             }

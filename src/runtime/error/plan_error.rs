@@ -22,4 +22,6 @@ pub enum PlanError {
     OutputThroughLink { given: String, real: String },
     #[error("bind destination '{0}' goes through more than 40 symbolic links")]
     SymlinkLoop(String),
+    #[error("{0} layers is more than the kernel stacks in one OverlayFS (500)")]
+    TooManyLayers(usize),
 }

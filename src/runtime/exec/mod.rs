@@ -8,6 +8,7 @@
 //! index, an errno and, for a walk, the component it stopped at.
 
 mod mounts;
+mod overlay;
 mod walk;
 
 use std::ffi::CStr;
@@ -83,7 +84,9 @@ pub(crate) fn run_op<'s>(
         | Op::MakeMountsSlave
         | Op::CloneHostTree { .. }
         | Op::OpenStore { .. }
-        | Op::MountRoot => host_op(sys, op, slots).map_err(no_component),
+        | Op::MountRoot
+        | Op::OpenHostDir { .. }
+        | Op::MountOverlayRoot { .. } => host_op(sys, op, slots).map_err(no_component),
         Op::LoopbackUp => sys.loopback_up().map_err(no_component),
         Op::SetHostname { name } => sys.set_hostname(name).map_err(no_component),
         Op::CloseSources { first } => {
@@ -93,7 +96,9 @@ pub(crate) fn run_op<'s>(
             }
             Ok(())
         }
-        Op::EnterRoot => enter_root(sys, slots[ROOT]).map_err(no_component),
+        Op::EnterRoot { read_only } => {
+            enter_root(sys, slots[ROOT], *read_only).map_err(no_component)
+        }
         Op::Chdir { path } => chdir(sys, slots[ROOT], path).map_err(no_component),
         _ => root_op(sys, op, slots, walk),
     }
@@ -127,6 +132,14 @@ fn host_op(sys: &dyn Syscall, op: &Op, slots: &mut [RawFd]) -> Result<(), Errno>
         Op::MountRoot => {
             sys.mount_tmpfs(ASSEMBLY_POINT, c"mode=0755")?;
             slots[ROOT] = sys.open_dir(ASSEMBLY_POINT)?;
+            Ok(())
+        }
+        Op::OpenHostDir { path, slot } => {
+            slots[*slot] = sys.open_dir(path)?;
+            Ok(())
+        }
+        Op::MountOverlayRoot { lowers } => {
+            slots[ROOT] = overlay::mount_overlay_root(sys, lowers, slots)?;
             Ok(())
         }
         _ => unreachable!("run_op passes only the host's steps"),

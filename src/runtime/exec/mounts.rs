@@ -182,17 +182,19 @@ pub(super) fn mount_fs(
     }
 }
 
-/// Makes the assembled root read-only and private, moves into it, and
+/// Makes the assembled root read-only (a tmpfs one) and private, moves into it, and
 /// detaches the host's tree, which stays reachable at no path at all.
-pub(super) fn enter_root(sys: &dyn Syscall, root: RawFd) -> Result<(), Errno> {
-    sys.mount_setattr(
-        root,
-        0,
-        MountAttr {
-            set: MOUNT_ATTR_RDONLY,
-            propagation: 0,
-        },
-    )?;
+pub(super) fn enter_root(sys: &dyn Syscall, root: RawFd, read_only: bool) -> Result<(), Errno> {
+    if read_only {
+        sys.mount_setattr(
+            root,
+            0,
+            MountAttr {
+                set: MOUNT_ATTR_RDONLY,
+                propagation: 0,
+            },
+        )?;
+    }
     // Host mounts made under a bind source while the stage runs must not
     // appear inside: every mount of the new root stops being a slave.
     sys.mount_setattr(

@@ -7,8 +7,15 @@ use std::ffi::CString;
 use crate::runtime::steps::{Op, Step};
 
 /// Finds, for each target, where its dirs start to be new in the stage's
-/// own tmpfs: below no mount, and not made by an earlier target.
+/// own tmpfs root: below no mount, and not made by an earlier target.
 pub(super) fn mark_fresh_dirs(steps: &mut [Step]) {
+    // An overlay root holds its layers' dirs: none is known to be new.
+    if steps
+        .iter()
+        .any(|s| matches!(s.op, Op::MountOverlayRoot { .. }))
+    {
+        return;
+    }
     // Two passes, so that the sets borrow the steps' own components
     // instead of copying every prefix of every target (at 1000 slices the
     // copies were a quarter of planning).

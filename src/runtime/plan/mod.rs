@@ -117,6 +117,8 @@ struct Sources<'a> {
     dev_nodes: Vec<(&'static str, usize)>,
     /// Where the stage's terminal is shown, and its clone.
     terminal: Option<(PathBuf, usize)>,
+    /// The layers' trees, topmost first, when the root is their overlay.
+    layers: Vec<usize>,
     /// The first slot of a host source: all are closed before the root is
     /// entered.
     first: usize,
@@ -155,6 +157,7 @@ fn host_sources<'a>(
         }
         None => None,
     };
+    let layers = layer_sources(p, stage)?;
     let mut mounts = Vec::new();
     for (path, entry) in &stage.base {
         if *entry == HostEntry::Dir {
@@ -198,8 +201,34 @@ fn host_sources<'a>(
         mounts,
         dev_nodes,
         terminal,
+        layers,
         first,
     })
+}
+
+/// The kernel's limit on an overlay's lower layers (OVL_MAX_STACK).
+pub const MAX_LAYERS: usize = 500;
+
+/// Each layer's tree opened as a host dir, topmost first as OverlayFS
+/// takes them.
+fn layer_sources(p: &mut Planner, stage: &Stage) -> Result<Vec<usize>, PlanError> {
+    if stage.layers.len() > MAX_LAYERS {
+        return Err(PlanError::TooManyLayers(stage.layers.len()));
+    }
+    stage
+        .layers
+        .iter()
+        .rev()
+        .map(|layer| {
+            let slot = p.slot();
+            let path = c(&layer.tree)?;
+            p.push(
+                Op::OpenHostDir { path, slot },
+                What::OpenLayer(layer.label.clone(), layer.tree.clone()),
+            );
+            Ok(slot)
+        })
+        .collect()
 }
 
 /// The working directory when it is mounted of its own (not hidden, not
@@ -264,7 +293,15 @@ fn slice_sources<'a>(
 /// minimal /dev, /proc (with /proc/sys read-only), /tmp, and the base's
 /// symlinks.
 fn own_dirs(p: &mut Planner, stage: &Stage, sources: &Sources<'_>) -> Result<(), PlanError> {
-    p.push(Op::MountRoot, What::Text("mount the stage's root tmpfs"));
+    if sources.layers.is_empty() {
+        p.push(Op::MountRoot, What::Text("mount the stage's root tmpfs"));
+    } else {
+        let lowers = sources.layers.clone();
+        p.push(
+            Op::MountOverlayRoot { lowers },
+            What::Text("mount the stage's root, an OverlayFS of its layers"),
+        );
+    }
     let fresh = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
     p.mount_fs(c"tmpfs", &[(c"mode", c"0755")], fresh, Path::new("/dev"))?;
     for (node, slot) in &sources.dev_nodes {
@@ -357,7 +394,11 @@ fn finish(
         },
         What::Text("close the host sources"),
     );
-    p.push(Op::EnterRoot, What::Text("enter the stage's root"));
+    let read_only = stage.layers.is_empty();
+    p.push(
+        Op::EnterRoot { read_only },
+        What::Text("enter the stage's root"),
+    );
     if stage.isolate_net && facts.landlock_abi >= LANDLOCK_ABI_UNIX_SOCKETS {
         let allowed = binds
             .iter()

@@ -6,7 +6,7 @@ use crate::runtime::exec::execute;
 use crate::runtime::exec::WALK;
 use crate::runtime::layout::resolve::resolve_destination;
 use crate::runtime::report::{StepFailure, SOURCE_FAILED};
-use crate::runtime::stage::{workdir_view, PlannedSlice, PlannedTmpfs};
+use crate::runtime::stage::{workdir_view, PlannedLayer, PlannedSlice, PlannedTmpfs};
 use crate::runtime::steps::{ShadowKind, Step};
 use crate::runtime::sys::recording::Recorder;
 
@@ -599,5 +599,112 @@ fn a_symlink_on_the_way_is_reported_with_its_component() {
     assert_eq!(
         target.prefix(failure.component as usize),
         Path::new("/opt/a/b")
+    );
+}
+
+fn layered(count: usize) -> Input {
+    Input::of(Stage {
+        layers: (0..count)
+            .map(|n| PlannedLayer {
+                label: format!("l{n}"),
+                tree: PathBuf::from(format!("/store/layers/l{n}/tree")),
+            })
+            .collect(),
+        slices: vec![PlannedSlice {
+            label: "py".into(),
+            tree: PathBuf::from("/store/slices/py/tree"),
+            mount_point: PathBuf::from("/opt/python"),
+        }],
+        ..Stage::bare()
+    })
+}
+
+#[test]
+fn layers_become_an_overlay_root_topmost_first_that_stays_writable() {
+    let plan = plan_of(&layered(3)).unwrap();
+    let opened: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.op, Op::OpenHostDir { .. }))
+        .map(|s| s.what())
+        .collect();
+    assert_eq!(
+        opened,
+        [
+            "open layer 'l2' ('/store/layers/l2/tree')",
+            "open layer 'l1' ('/store/layers/l1/tree')",
+            "open layer 'l0' ('/store/layers/l0/tree')"
+        ]
+    );
+    assert!(!plan.steps.iter().any(|s| s.op == Op::MountRoot));
+    let sys = Recorder::default();
+    let mut slots = vec![-1; plan.slots];
+    let mut walk = vec![-1; plan.depth];
+    execute(&sys, &plan.steps, &mut slots, &mut walk).unwrap();
+    let calls = sys.calls.into_inner();
+    let overlay = calls.iter().position(|c| c == "fsopen overlay").unwrap();
+    let config: Vec<&str> = calls[overlay..]
+        .iter()
+        .map(String::as_str)
+        .take_while(|c| !c.starts_with("fsmount"))
+        .collect();
+    // The layers' fds in the order opened (topmost first), then the upper
+    // on the stage's own tmpfs, made just before.
+    let lowers: Vec<&&str> = config.iter().filter(|c| c.contains("lowerdir+")).collect();
+    assert_eq!(lowers.len(), 3, "{config:?}");
+    let fds: Vec<i32> = lowers
+        .iter()
+        .map(|c| c.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(fds.windows(2).all(|w| w[0] < w[1]), "{config:?}");
+    for expected in ["fsconfig userxattr", "fsconfig create"] {
+        assert!(config.contains(&expected), "{expected} in {config:?}");
+    }
+    assert!(calls[..overlay].contains(&"mkdir upper".to_string()));
+    // The slice's mount point is looked up in the layers, not assumed new.
+    assert!(
+        calls.iter().any(|c| c.starts_with("open opt ")),
+        "{calls:?}"
+    );
+    let enter = plan
+        .steps
+        .iter()
+        .find(|s| matches!(s.op, Op::EnterRoot { .. }))
+        .unwrap();
+    assert_eq!(enter.op, Op::EnterRoot { read_only: false });
+    let plain = plan_of(&input(&[])).unwrap();
+    assert!(plain
+        .steps
+        .iter()
+        .any(|s| s.op == Op::EnterRoot { read_only: true }));
+}
+
+#[test]
+fn an_older_kernel_gets_the_layers_by_their_proc_paths() {
+    let plan = plan_of(&layered(1)).unwrap();
+    let run = |sys: &Recorder| {
+        let mut slots = vec![-1; plan.slots];
+        let mut walk = vec![-1; plan.depth];
+        execute(sys, &plan.steps, &mut slots, &mut walk).unwrap();
+    };
+    let sys = Recorder::default();
+    run(&sys);
+    let calls = sys.calls.into_inner();
+    let by_fd = calls.iter().find(|c| c.contains("lowerdir+=fd")).unwrap();
+    let fd = by_fd.rsplit(' ').next().unwrap();
+    let sys = Recorder::failing_on(by_fd, libc::EINVAL);
+    run(&sys);
+    let calls = sys.calls.into_inner();
+    let by_path = format!("fsconfig lowerdir+=/proc/self/fd/{fd}");
+    assert!(calls.contains(&by_path), "{calls:?}");
+}
+
+#[test]
+fn more_layers_than_overlayfs_stacks_is_an_error_that_says_so() {
+    assert!(plan_of(&layered(MAX_LAYERS)).is_ok());
+    let error = plan_of(&layered(MAX_LAYERS + 1)).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "501 layers is more than the kernel stacks in one OverlayFS (500)"
     );
 }

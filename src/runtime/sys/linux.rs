@@ -16,7 +16,9 @@ pub struct Linux;
 /// Constants of linux/mount.h and linux/keyctl.h that the libc crate lacks.
 const FSOPEN_CLOEXEC: c_uint = 1;
 const FSMOUNT_CLOEXEC: c_uint = 1;
+const FSCONFIG_SET_FLAG: c_uint = 0;
 const FSCONFIG_SET_STRING: c_uint = 1;
+const FSCONFIG_SET_FD: c_uint = 5;
 const FSCONFIG_CMD_CREATE: c_uint = 6;
 const MOVE_MOUNT_T_EMPTY_PATH: c_uint = 0x40;
 const KEYCTL_JOIN_SESSION_KEYRING: c_int = 1;
@@ -188,6 +190,36 @@ impl Syscall for Linux {
                 fd,
                 FSCONFIG_CMD_CREATE,
                 std::ptr::null::<libc::c_char>(),
+                std::ptr::null::<libc::c_void>(),
+                0,
+            )
+        })
+        .map(drop)
+    }
+
+    fn fsconfig_set_fd(&self, fd: RawFd, key: &CStr, value: RawFd) -> SysResult {
+        // SAFETY: a valid C string key; the value is the descriptor itself.
+        check_fd(unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fd,
+                FSCONFIG_SET_FD,
+                key.as_ptr(),
+                std::ptr::null::<libc::c_void>(),
+                value,
+            )
+        })
+        .map(drop)
+    }
+
+    fn fsconfig_set_flag(&self, fd: RawFd, key: &CStr) -> SysResult {
+        // SAFETY: a valid C string key; a flag takes no value.
+        check_fd(unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fd,
+                FSCONFIG_SET_FLAG,
+                key.as_ptr(),
                 std::ptr::null::<libc::c_void>(),
                 0,
             )

@@ -56,6 +56,11 @@ pub trait Syscall {
     fn fsopen(&self, fstype: &CStr) -> SysResult<RawFd>;
     fn fsconfig_set(&self, fd: RawFd, key: &CStr, value: &CStr) -> SysResult;
     fn fsconfig_create(&self, fd: RawFd) -> SysResult;
+    /// FSCONFIG_SET_FD: `key` names the object `value` refers to (an
+    /// OverlayFS layer, Linux 6.13 and later).
+    fn fsconfig_set_fd(&self, fd: RawFd, key: &CStr, value: RawFd) -> SysResult;
+    /// FSCONFIG_SET_FLAG: a flag option such as `userxattr`.
+    fn fsconfig_set_flag(&self, fd: RawFd, key: &CStr) -> SysResult;
     fn fsmount(&self, fd: RawFd, attr: u64) -> SysResult<RawFd>;
     /// openat2(dirfd, path, flags, resolve).
     fn open_resolved(

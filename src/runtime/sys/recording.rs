@@ -112,6 +112,12 @@ impl Syscall for Quiet {
     fn fsconfig_create(&self, _: RawFd) -> SysResult {
         self.call()
     }
+    fn fsconfig_set_fd(&self, _: RawFd, _: &CStr, _: RawFd) -> SysResult {
+        self.call()
+    }
+    fn fsconfig_set_flag(&self, _: RawFd, _: &CStr) -> SysResult {
+        self.call()
+    }
     fn fsmount(&self, _: RawFd, _: u64) -> SysResult<RawFd> {
         self.fd()
     }
@@ -266,6 +272,12 @@ impl Syscall for Recorder {
     }
     fn fsconfig_create(&self, _fd: RawFd) -> SysResult {
         self.log("fsconfig create".into())
+    }
+    fn fsconfig_set_fd(&self, _fd: RawFd, key: &CStr, value: RawFd) -> SysResult {
+        self.log(format!("fsconfig {}=fd {value}", s(key)))
+    }
+    fn fsconfig_set_flag(&self, _fd: RawFd, key: &CStr) -> SysResult {
+        self.log(format!("fsconfig {}", s(key)))
     }
     fn fsmount(&self, _fd: RawFd, attr: u64) -> SysResult<RawFd> {
         self.fd(format!("fsmount {attr:#x}"))
