@@ -8,10 +8,9 @@
 //! directory after another.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufReader};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::listing::{Entry, Reader};
@@ -489,9 +488,9 @@ impl Store {
     /// of `objects/` (one fan-out directory after another).
     fn verify_objects(&self, found: &mut dyn FnMut(Damage)) -> Result<()> {
         let dir = self.objects_dir();
-        let mut batch: Vec<(ObjectKey, PathBuf)> = Vec::with_capacity(BATCH);
-        let mut flush = |batch: &mut Vec<(ObjectKey, PathBuf)>| -> Result<()> {
-            for problems in parallel::map(batch, |(key, path)| check_object(key, path))? {
+        let mut batch: Vec<StoredObject> = Vec::with_capacity(BATCH);
+        let mut flush = |batch: &mut Vec<StoredObject>| -> Result<()> {
+            for problems in parallel::map(batch, check_object)? {
                 problems.into_iter().for_each(&mut *found);
             }
             batch.clear();
@@ -508,7 +507,11 @@ impl Store {
                     return Ok(());
                 };
                 if let (Some(key), false) = (object_key(fanout, name), name.contains('/')) {
-                    batch.push((key, dir.join(os(visit.path))));
+                    batch.push(StoredObject {
+                        key,
+                        path: dir.join(os(visit.path)),
+                        mode: visit.stat.st_mode,
+                    });
                     if batch.len() >= BATCH {
                         flush(&mut batch)?;
                     }
@@ -531,13 +534,21 @@ fn read_failed(top: &Path) -> impl Fn(&[u8], io::Error) -> Error + '_ {
     }
 }
 
-/// What is wrong with one object file: its executable bit and content
-/// against its name.
-fn check_object((content, executable): &ObjectKey, path: &Path) -> Result<Vec<Damage>> {
+/// An object met by the walk of `objects/`: its key, path and mode.
+struct StoredObject {
+    key: ObjectKey,
+    path: PathBuf,
+    mode: libc::mode_t,
+}
+
+/// What is wrong with one object file: its executable bit (as the walk
+/// found it) and content against its name.
+fn check_object(object: &StoredObject) -> Result<Vec<Damage>> {
+    let (content, executable) = &object.key;
+    let path = &object.path;
     let mut problems = Vec::new();
     let broken = |problem: String| Damage::at(path, problem);
-    let meta = fs::symlink_metadata(path).at("read", path)?;
-    if (meta.permissions().mode() & 0o111 != 0) != *executable {
+    if (object.mode & 0o111 != 0) != *executable {
         problems.push(broken("executable bit differs from its name".into()));
     }
     match file_digest(path) {
