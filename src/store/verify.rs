@@ -405,12 +405,17 @@ impl Store {
             damaged: DamagedFiles::default(),
             found,
         };
-        at::walk(
+        let walked = at::walk(
             walk_fd,
             |visit| merge.visit(visit),
             |_| Ok(()),
             read_failed(&tree),
-        )?;
+        );
+        if walked.is_err() {
+            // What was found before the error is still told, in order.
+            let _ = merge.flush();
+        }
+        walked?;
         merge.missing_before(None)?;
         merge.flush()?;
         Ok(merge.damaged)
@@ -562,4 +567,62 @@ fn check_object(object: &StoredObject) -> Result<Vec<Damage>> {
         ))),
     }
     Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::listing;
+    use crate::store::tree::tests::file;
+    use crate::store::tree::{place, tree_digest};
+
+    fn streamed(entries: &[Entry]) -> Option<Digest> {
+        let mut tree = TreeOfListing::new();
+        for entry in entries {
+            tree.add(entry)?;
+        }
+        Some(tree.finish())
+    }
+
+    #[test]
+    fn a_streamed_listing_gives_the_tree_digest() {
+        let mut root = Node::empty_dir();
+        place(&mut root, &[b"a", b"b", b"c"], file(b"c", false)).unwrap();
+        place(&mut root, &[b"a.x"], file(b"x", true)).unwrap();
+        place(&mut root, &[b"a", b"z"], Node::empty_dir()).unwrap();
+        let link = Node::Symlink {
+            target: b"../a b\n".to_vec(),
+        };
+        place(&mut root, &[b"a", b"b", b"l"], link).unwrap();
+        place(&mut root, &[b"e"], Node::empty_dir()).unwrap();
+        let entries = listing::parse(&listing::write(&root)).unwrap();
+        assert_eq!(entries.len(), 7);
+        assert_eq!(streamed(&entries), Some(tree_digest(&root)));
+        assert_eq!(streamed(&[]), Some(tree_digest(&Node::empty_dir())));
+    }
+
+    #[test]
+    fn a_listing_out_of_order_or_below_a_file_describes_no_tree() {
+        let entry = |path: &[u8], node: Node| Entry {
+            path: path.to_vec(),
+            node,
+        };
+        let swapped = [
+            entry(b"b", file(b"b", false)),
+            entry(b"a", file(b"a", false)),
+        ];
+        assert_eq!(streamed(&swapped), None);
+        let twice = [
+            entry(b"a", file(b"a", false)),
+            entry(b"a", file(b"a", false)),
+        ];
+        assert_eq!(streamed(&twice), None);
+        let below_file = [
+            entry(b"a", file(b"a", false)),
+            entry(b"a/b", file(b"b", false)),
+        ];
+        assert_eq!(streamed(&below_file), None);
+        let no_parent = [entry(b"a/b", file(b"b", false))];
+        assert_eq!(streamed(&no_parent), None);
+    }
 }
