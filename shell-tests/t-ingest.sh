@@ -1,8 +1,9 @@
 # What an ingest costs (issue 13 item 6): an `--out` of 300,000 files,
 # and a `slice-add` of a tar of 300,000 entries (from a file and from
-# stdin), leave bash's size as it was and keep the helper's own peak
-# memory bounded; a 2 GB sparse file takes almost no room in the store;
-# and `--timeout` covers the storing of `--out`.
+# stdin), and slice-verify and a repairing add of such a slice, leave
+# bash's size as it was and keep the helper's own peak memory bounded;
+# a 2 GB sparse file takes almost no room in the store; and `--timeout`
+# covers the storing of `--out`.
 . "$(dirname "$0")/lib.sh"
 
 # The store on a tmpfs, as in t-helper.sh: 300,000 files cost seconds.
@@ -138,6 +139,55 @@ tree=$(printf '%s\n' "$shown" | sed -n 's/^path: *//p')
 expect_eq "the flat directory holds its 200,000 files" 200000 "$(ls -f "$tree/flat" | grep -c '^[0-9]')"
 expect_eq "a hardlink is the inode of its file" \
     "$(stat -c %i "$tree/d42/f008")" "$(stat -c %i "$tree/d42/h009")"
+
+# slice-verify of that 300,000-entry slice, sound, then damaged, then
+# repaired by adding the tar again. Verify reads the listing as a stream
+# and merges it with a walk of the tree (its names spilled as an add's
+# are), re-hashing files in batches: nothing is held per entry. Before,
+# it held the whole listing and tree (208 MB in the executable). What the
+# helper may hold: bash's pages it shares after the fork, the walk's
+# names (4 MiB at most) and a batch of 1,024 entries. The repairing add
+# holds what the add from stdin above holds.
+verify_bound_kb=$((16 * 1024))
+repair_bound_kb=$((32 * 1024))
+# run_paused POINT BUILTIN ARG...: the builtin, paused at POINT; its
+# output goes to $scratch/paused.out.
+run_paused() {
+    SLICEBOX_STORE=$store PROBE=$probe OUT=$scratch/paused.out bash -c '
+    point=$1 builtin=$2 && shift 2
+    enable -f "$SLICEBOX_LIB" "$builtin" || exit 99
+    . "$PROBE"
+    "$builtin" --help >/dev/null # what the first call of a shell loads for good
+    before=$(sizes)
+    watch_helper
+    export SLICEBOX_PAUSE_AT=$point
+    status=0
+    "$builtin" "$@" >"$OUT" 2>&1 || status=$?
+    after=$(sizes)
+    wait
+    echo "status=$status"
+    grew "$before" "$after"
+    ' bash "$@"
+}
+out=$(run_paused verify:done slice-verify many-tar)
+check_sizes "$out" "slice-verify of a 300,000-entry slice" "$verify_bound_kb"
+expect_match "the sound slice verifies (exit 0)" "*status=0*" "$out"
+damaged=$tree/flat/123456
+chmod u+w "$damaged" && printf 'damaged\n' >"$damaged"
+out=$(run_paused verify:done slice-verify many-tar)
+check_sizes "$out" "slice-verify of a damaged 300,000-entry slice" "$verify_bound_kb"
+expect_match "the damaged slice fails to verify (exit 1)" "*status=1*" "$out"
+expect_match "verify names the damaged file" "*damaged: slice *many-tar*/tree/flat/123456: content is *" \
+    "$(cat "$scratch/paused.out")"
+expect_match "and counts one damaged path" "*1 damaged path*" "$(cat "$scratch/paused.out")"
+out=$(run_paused add:published slice-add many-tar "$tarball" --at /opt/many)
+check_sizes "$out" "the slice-add that repairs a 300,000-entry slice" "$repair_bound_kb"
+expect_match "the repairing add succeeds" "*status=0*" "$out"
+expect_match "and says it replaced the object and the slice" "*repaired the store: replaced 1 damaged object; replaced the stored slice*" "$(cat "$scratch/paused.out")"
+expect_eq "the repaired file reads back its content" "flat 123456" "$(cat "$damaged")"
+status=0
+SLICEBOX_STORE=$store slice-verify many-tar >/dev/null || status=$?
+expect_eq "the repaired slice verifies" 0 "$status"
 rm -f "$tarball"
 
 # A 2 GB sparse file: stored with its hole (objects skip blocks of zeros).

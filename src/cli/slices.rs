@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use super::messages::{count, human_bytes, slice_label};
 use super::{Context, Exit, Failure, Parsed};
-use crate::store::{FromArchive, IngestOptions, Limits, PrefixCheck, ProgressSink, Source, Tally};
+use crate::store::{
+    Damage, FromArchive, IngestOptions, Limits, PrefixCheck, ProgressSink, Source, Store, Tally,
+};
 use crate::text::{json_bytes, printable, printable_path};
 
 /// Runs the store command `name` (every command but `sandbox`).
@@ -344,45 +346,55 @@ pub fn verify(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         [reference] => Some(store.resolve(&reference.to_string_lossy())?),
         _ => return Err(Failure::usage("expected at most one REF")),
     };
-    let damage = store.verify(slice.as_ref())?;
-    if parsed.has("json") {
-        let rows: Vec<serde_json::Value> = damage
-            .iter()
-            .map(|d| {
-                let mut row = serde_json::Map::new();
-                json_bytes(&mut row, "path", d.path.as_os_str().as_bytes());
-                if let Some(slice) = d.slice {
-                    row.insert("slice".into(), slice.to_string().into());
-                    let names = store.names_of(&slice).unwrap_or_default();
-                    row.insert("names".into(), names.into());
-                }
-                row.insert("problem".into(), d.problem.clone().into());
-                row.into()
-            })
-            .collect();
-        print_json(ctx, &rows);
-    } else {
-        let text: String = damage
-            .iter()
-            .map(|d| {
-                let slice = d.slice.map(|s| slice_label(&store, &s)).unwrap_or_default();
-                format!(
-                    "damaged: {slice}{}: {}\n",
-                    printable_path(&d.path),
-                    d.problem
-                )
-            })
-            .collect();
-        ctx.out(&text);
+    // Each damaged path is printed as it is found: nothing grows with the
+    // damage. The JSON array is closed whatever stops the verify.
+    let json = parsed.has("json");
+    let mut rows = 0u64;
+    if json {
+        ctx.out("[");
     }
-    if damage.is_empty() {
-        Ok(Exit::SUCCESS)
-    } else {
-        Err(Failure {
-            message: count(damage.len() as u64, "damaged path", "damaged paths"),
+    let verified = store.verify_each(slice.as_ref(), &mut |d| {
+        let line = match json {
+            true => json_damage_row(&store, &d, rows == 0),
+            false => text_damage_line(&store, &d),
+        };
+        ctx.out(&line);
+        rows += 1;
+    });
+    if json {
+        ctx.out(if rows == 0 { "]\n" } else { "\n]\n" });
+    }
+    match verified? {
+        0 => Ok(Exit::SUCCESS),
+        damaged => Err(Failure {
+            message: count(damaged, "damaged path", "damaged paths"),
             exit: Exit::FAILURE,
-        })
+        }),
     }
+}
+
+/// One damaged path as an element of the pretty-printed JSON array.
+fn json_damage_row(store: &Store, d: &Damage, first: bool) -> String {
+    let mut row = serde_json::Map::new();
+    json_bytes(&mut row, "path", d.path.as_os_str().as_bytes());
+    if let Some(slice) = d.slice {
+        row.insert("slice".into(), slice.to_string().into());
+        let names = store.names_of(&slice).unwrap_or_default();
+        row.insert("names".into(), names.into());
+    }
+    row.insert("problem".into(), d.problem.clone().into());
+    let pretty = serde_json::to_string_pretty(&row).expect("rows always serialise");
+    let indented = pretty.replace('\n', "\n  ");
+    format!("{}\n  {indented}", if first { "" } else { "," })
+}
+
+fn text_damage_line(store: &Store, d: &Damage) -> String {
+    let slice = d.slice.map(|s| slice_label(store, &s)).unwrap_or_default();
+    format!(
+        "damaged: {slice}{}: {}\n",
+        printable_path(&d.path),
+        d.problem
+    )
 }
 
 pub fn diff(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {

@@ -9,6 +9,7 @@ use super::listing;
 use super::objects::ObjectWriter;
 use super::staged::{materialise, Stage};
 use super::tree::{tree_digest, Node};
+use super::verify::Listed;
 use super::{fsutil, IoContext, Result, Store};
 use crate::digest::Digest;
 
@@ -29,19 +30,16 @@ impl Store {
             if slice == *except {
                 continue;
             }
+            // Read as a stream first: most slices share nothing, and only
+            // a sharer's listing is held whole.
+            if !self.lists_any(&slice, replaced) {
+                continue;
+            }
             let (Ok(entries), Ok(manifest)) = (self.listing(&slice), self.manifest(&slice)) else {
                 continue;
             };
-            let shares = entries.iter().any(|e| match e.node {
-                Node::File {
-                    content,
-                    executable,
-                    size,
-                } => size > 0 && replaced.contains(&(content, executable)),
-                _ => false,
-            });
-            let tree = listing::to_tree(&entries).filter(|t| tree_digest(t) == manifest.tree);
-            let (true, Some(tree)) = (shares, tree) else {
+            let Some(tree) = listing::to_tree(&entries).filter(|t| tree_digest(t) == manifest.tree)
+            else {
                 continue;
             };
             let stage = Stage::create(self)?;
@@ -59,5 +57,26 @@ impl Store {
             }
         }
         Ok(rebuilt)
+    }
+
+    /// Whether `slice`'s listing names one of `objects` (a listing that
+    /// cannot be read names none: its slice is left for its source).
+    fn lists_any(&self, slice: &Digest, objects: &HashSet<(Digest, bool)>) -> bool {
+        let Ok(mut listed) = Listed::open(self, slice) else {
+            return false;
+        };
+        while let Ok(Some(entry)) = listed.next() {
+            if let Node::File {
+                content,
+                executable,
+                size,
+            } = entry.node
+            {
+                if size > 0 && objects.contains(&(content, executable)) {
+                    return true;
+                }
+            }
+        }
+        false
     }
 }

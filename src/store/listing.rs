@@ -8,6 +8,7 @@
 //! symlinks and `-` for directories; SIZE is the file size (0 otherwise).
 
 use std::convert::Infallible;
+use std::io::{self, BufRead};
 
 use super::tree::{for_each_path, Node};
 use crate::digest::Digest;
@@ -60,51 +61,105 @@ pub fn write_entry(out: &mut Vec<u8>, path: &[u8], node: &Node) {
     out.push(b'\n');
 }
 
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    at: usize,
+/// The longest path or symlink target a listing may hold: far above what
+/// the limits let into a slice (PATH_MAX), so only a damaged listing meets
+/// it, and a damaged length never makes a reader allocate more.
+const MOST_COUNTED: u64 = 1 << 16;
+
+fn malformed() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "the listing is malformed")
 }
 
-impl<'a> Cursor<'a> {
-    fn token(&mut self) -> Option<&'a [u8]> {
-        let rest = &self.bytes[self.at..];
-        let end = rest
-            .iter()
-            .position(|c| *c == b' ' || *c == b':' || *c == b'\n')?;
-        self.at += end;
-        Some(&rest[..end])
+/// Reads a listing one entry at a time, from a file or from bytes in
+/// memory: what holds only one entry, however many the listing has.
+pub(crate) struct Reader<R> {
+    input: R,
+}
+
+impl<R: BufRead> Reader<R> {
+    pub(crate) fn new(input: R) -> Reader<R> {
+        Reader { input }
     }
 
-    fn expect(&mut self, byte: u8) -> Option<()> {
-        (self.bytes.get(self.at) == Some(&byte)).then(|| self.at += 1)
+    fn peek(&mut self) -> io::Result<Option<u8>> {
+        Ok(self.input.fill_buf()?.first().copied())
     }
 
-    fn number(&mut self) -> Option<u64> {
-        std::str::from_utf8(self.token()?).ok()?.parse().ok()
+    fn expect(&mut self, byte: u8) -> io::Result<()> {
+        match self.peek()? {
+            Some(b) if b == byte => {
+                self.input.consume(1);
+                Ok(())
+            }
+            _ => Err(malformed()),
+        }
     }
 
-    fn counted(&mut self) -> Option<&'a [u8]> {
-        let len = self.number()? as usize;
+    /// The bytes up to the next space, colon or newline (left unread), at
+    /// most `most` of them.
+    fn token(&mut self, most: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            let buffer = self.input.fill_buf()?;
+            if buffer.is_empty() {
+                return Err(malformed());
+            }
+            let end = buffer
+                .iter()
+                .position(|c| matches!(*c, b' ' | b':' | b'\n'));
+            let taken = end.unwrap_or(buffer.len());
+            out.extend_from_slice(&buffer[..taken]);
+            self.input.consume(taken);
+            if out.len() > most {
+                return Err(malformed());
+            }
+            if end.is_some() {
+                return Ok(out);
+            }
+        }
+    }
+
+    fn number(&mut self) -> io::Result<u64> {
+        let token = self.token(20)?;
+        std::str::from_utf8(&token)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(malformed)
+    }
+
+    fn counted(&mut self) -> io::Result<Vec<u8>> {
+        let len = self.number()?;
         self.expect(b':')?;
-        let value = self.bytes.get(self.at..self.at.checked_add(len)?)?;
-        self.at += len;
-        Some(value)
+        if len > MOST_COUNTED {
+            return Err(malformed());
+        }
+        let mut value = vec![0; len as usize];
+        self.input
+            .read_exact(&mut value)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => malformed(),
+                _ => e,
+            })?;
+        Ok(value)
     }
-}
 
-/// Parses a listing; `None` if it is malformed anywhere.
-pub fn parse(bytes: &[u8]) -> Option<Vec<Entry>> {
-    let mut cursor = Cursor { bytes, at: 0 };
-    let mut entries = Vec::new();
-    while cursor.at < bytes.len() {
-        let kind = *bytes.get(cursor.at)?;
-        cursor.at += 1;
-        cursor.expect(b' ')?;
+    /// The next entry; `None` at the end. A malformed listing is an error
+    /// of kind `InvalidData`.
+    pub(crate) fn next_entry(&mut self) -> io::Result<Option<Entry>> {
+        let Some(kind) = self.peek()? else {
+            return Ok(None);
+        };
+        self.input.consume(1);
+        self.expect(b' ')?;
         let node = match kind {
             b'f' | b'x' => {
-                let content = Digest::from_hex(std::str::from_utf8(cursor.token()?).ok()?)?;
-                cursor.expect(b' ')?;
-                let size = cursor.number()?;
+                let hex = self.token(64)?;
+                let content = std::str::from_utf8(&hex)
+                    .ok()
+                    .and_then(Digest::from_hex)
+                    .ok_or_else(malformed)?;
+                self.expect(b' ')?;
+                let size = self.number()?;
                 Node::File {
                     content,
                     executable: kind == b'x',
@@ -112,23 +167,34 @@ pub fn parse(bytes: &[u8]) -> Option<Vec<Entry>> {
                 }
             }
             b'l' => {
-                let target = cursor.counted()?.to_vec();
-                cursor.expect(b' ')?;
-                cursor.number()?;
+                let target = self.counted()?;
+                self.expect(b' ')?;
+                self.number()?;
                 Node::Symlink { target }
             }
             b'd' => {
-                (cursor.token()? == b"-").then_some(())?;
-                cursor.expect(b' ')?;
-                cursor.number()?;
+                if self.token(1)? != b"-" {
+                    return Err(malformed());
+                }
+                self.expect(b' ')?;
+                self.number()?;
                 Node::empty_dir()
             }
-            _ => return None,
+            _ => return Err(malformed()),
         };
-        cursor.expect(b' ')?;
-        let path = cursor.counted()?.to_vec();
-        cursor.expect(b'\n')?;
-        entries.push(Entry { path, node });
+        self.expect(b' ')?;
+        let path = self.counted()?;
+        self.expect(b'\n')?;
+        Ok(Some(Entry { path, node }))
+    }
+}
+
+/// Parses a listing; `None` if it is malformed anywhere.
+pub fn parse(bytes: &[u8]) -> Option<Vec<Entry>> {
+    let mut reader = Reader::new(bytes);
+    let mut entries = Vec::new();
+    while let Some(entry) = reader.next_entry().ok()? {
+        entries.push(entry);
     }
     Some(entries)
 }

@@ -4,8 +4,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -14,8 +12,8 @@ use sha2::{Digest as _, Sha256};
 use super::fsutil::{self, sync_dir};
 use super::listing::{self, Entry};
 use super::objects::hash_rest;
-use super::tree::{tree_digest, Node};
-use super::{at, os, parallel, refs, Error, IoContext, Result, Store};
+use super::tree::Node;
+use super::{at, refs, Error, IoContext, Result, Store};
 use crate::digest::Digest;
 
 /// One problem `slice-verify` found.
@@ -28,7 +26,7 @@ pub struct Damage {
 }
 
 impl Damage {
-    fn at(path: &Path, problem: String) -> Damage {
+    pub(crate) fn at(path: &Path, problem: String) -> Damage {
         Damage {
             path: path.to_path_buf(),
             problem,
@@ -88,7 +86,7 @@ pub struct StoreStats {
 }
 
 /// How objects are keyed: content and the executable bit.
-type ObjectKey = (Digest, bool);
+pub(crate) type ObjectKey = (Digest, bool);
 
 /// An object file found on disk: its key and path.
 struct StoredObject {
@@ -120,7 +118,7 @@ fn object_keys(entries: &[Entry]) -> impl Iterator<Item = (ObjectKey, u64)> + '_
 }
 
 /// Parses an object's file name back into its key.
-fn object_key(fanout: &str, name: &str) -> Option<ObjectKey> {
+pub(crate) fn object_key(fanout: &str, name: &str) -> Option<ObjectKey> {
     let (rest, executable) = match name.strip_suffix(".x") {
         Some(rest) => (rest, true),
         None => (name, false),
@@ -133,7 +131,7 @@ pub fn file_digest(path: &Path) -> io::Result<Digest> {
     hash_rest_of(File::open(path)?)
 }
 
-fn hash_rest_of(mut file: File) -> io::Result<Digest> {
+pub(crate) fn hash_rest_of(mut file: File) -> io::Result<Digest> {
     let mut hasher = Sha256::new();
     hash_rest(&mut file, &mut hasher)?;
     Ok(Digest::from_hasher(hasher))
@@ -307,167 +305,6 @@ impl Store {
         Ok(links.freed())
     }
 
-    /// Re-hashes `slice` (or every slice and object) and names every
-    /// damaged path. An empty result means nothing is wrong.
-    pub fn verify(&self, slice: Option<&Digest>) -> Result<Vec<Damage>> {
-        // Shared: a gc removing slices and objects meanwhile would look
-        // like damage.
-        let _lock = self.lock_shared()?;
-        let slices = match slice {
-            Some(s) => vec![*s],
-            None => self.slice_digests()?,
-        };
-        let mut damage = Vec::new();
-        for slice in &slices {
-            damage.extend(self.verify_slice(slice, None)?.into_iter().map(|mut d| {
-                d.slice = Some(*slice);
-                d
-            }));
-        }
-        if let Some(slice) = slice {
-            // Files share objects: a damaged one is damaged in every
-            // slice that holds the same content.
-            let sharers = self.sharers_of_damage(slice, &damage)?;
-            damage.extend(sharers);
-        } else {
-            damage.extend(self.verify_objects()?);
-            let index = super::ref_index::path(self);
-            for problem in super::ref_index::disagreements(self)? {
-                damage.push(Damage::at(
-                    &index,
-                    format!("{problem} (slice-gc writes the index anew)"),
-                ));
-            }
-        }
-        Ok(damage)
-    }
-
-    /// Checks one slice: manifest, listing, and the tree against the
-    /// listing, re-hashing every file whose inode is not in `trusted`.
-    pub(crate) fn verify_slice(
-        &self,
-        slice: &Digest,
-        trusted: Option<&HashSet<(u64, u64)>>,
-    ) -> Result<Vec<Damage>> {
-        let dir = self.slice_dir(slice);
-        let broken = |path: &Path, problem: String| Damage::at(path, problem);
-        let manifest = match self.manifest(slice) {
-            Ok(m) => m,
-            Err(e) => return Ok(vec![broken(&dir.join("manifest.json"), e.to_string())]),
-        };
-        let entries = match self.listing(slice) {
-            Ok(e) => e,
-            Err(e) => return Ok(vec![broken(&dir.join("listing"), e.to_string())]),
-        };
-        let mut damage = Vec::new();
-        match listing::to_tree(&entries).map(|t| tree_digest(&t)) {
-            Some(d) if d == manifest.tree => {}
-            _ => damage.push(broken(
-                &dir.join("listing"),
-                format!("does not describe tree {}", manifest.tree),
-            )),
-        }
-        let tree = self.slice_tree(slice);
-        let expected: BTreeMap<&[u8], &Node> = entries
-            .iter()
-            .map(|e| (e.path.as_slice(), &e.node))
-            .collect();
-        let on_disk = match collect_tree(&tree) {
-            Ok(found) => found,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                damage.push(broken(&tree, "is missing".into()));
-                return Ok(damage);
-            }
-            Err(e) => return Err(e).at("read directory", &tree),
-        };
-        let files = compare_with_listing(&tree, &expected, &on_disk, trusted, &mut damage);
-        damage.extend(rehash_files(&tree, &files)?);
-        Ok(damage)
-    }
-
-    /// The files of other slices that link the content `damage` found
-    /// wrong in `slice`'s files.
-    fn sharers_of_damage(&self, slice: &Digest, damage: &[Damage]) -> Result<Vec<Damage>> {
-        let tree = self.slice_tree(slice);
-        // A slice whose listing is lost has that damage reported already.
-        let Ok(listing) = self.listing(slice) else {
-            return Ok(Vec::new());
-        };
-        let damaged: HashMap<ObjectKey, &Damage> = listing
-            .iter()
-            .filter_map(|entry| match entry.node {
-                Node::File {
-                    content,
-                    executable,
-                    ..
-                } => {
-                    let path = tree.join(os(&entry.path));
-                    let found = damage.iter().find(|d| d.path == path)?;
-                    Some(((content, executable), found))
-                }
-                _ => None,
-            })
-            .collect();
-        if damaged.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut sharers = Vec::new();
-        for other in self.slice_digests()?.iter().filter(|o| *o != slice) {
-            let other_tree = self.slice_tree(other);
-            for entry in self.listing(other)? {
-                let Node::File {
-                    content,
-                    executable,
-                    ..
-                } = entry.node
-                else {
-                    continue;
-                };
-                let Some(original) = damaged.get(&(content, executable)) else {
-                    continue;
-                };
-                let path = other_tree.join(os(&entry.path));
-                if same_inode(&path, &original.path) {
-                    sharers.push(Damage {
-                        path,
-                        problem: format!(
-                            "is the same stored file as {}, which is damaged",
-                            super::printable_path(&original.path)
-                        ),
-                        slice: Some(*other),
-                    });
-                }
-            }
-        }
-        Ok(sharers)
-    }
-
-    fn verify_objects(&self) -> Result<Vec<Damage>> {
-        let objects = self.objects_on_disk()?;
-        let checked = parallel::map(&objects, |object| {
-            let (content, executable) = &object.key;
-            let path = &object.path;
-            let mut problems = Vec::new();
-            let broken = |problem: String| Damage::at(path, problem);
-            let meta = fs::symlink_metadata(path).at("read", path)?;
-            if (meta.permissions().mode() & 0o111 != 0) != *executable {
-                problems.push(broken("executable bit differs from its name".into()));
-            }
-            match file_digest(path) {
-                Ok(actual) if actual == *content => {}
-                Ok(actual) => problems.push(broken(format!(
-                    "content is {actual}, not what its name says"
-                ))),
-                Err(e) => problems.push(broken(format!(
-                    "cannot be read: {}",
-                    crate::text::io_cause(&e)
-                ))),
-            }
-            Ok(problems)
-        })?;
-        Ok(checked.into_iter().flatten().collect())
-    }
-
     /// Entries added, removed and changed from slice `a` to slice `b`.
     pub fn diff(&self, a: &Digest, b: &Digest) -> Result<Vec<Change>> {
         let (left, right) = (self.listing(a)?, self.listing(b)?);
@@ -553,37 +390,6 @@ impl Store {
     }
 }
 
-/// What verify needs of each entry below a slice's tree: its path, its
-/// lstat, and a symlink's target (read while its directory is open).
-struct OnDisk {
-    path: Vec<u8>,
-    stat: libc::stat,
-    target: Option<Vec<u8>>,
-}
-
-fn collect_tree(top: &Path) -> io::Result<Vec<OnDisk>> {
-    let mut out = Vec::new();
-    at::walk(
-        at::open_dir(top)?,
-        |visit| {
-            let target = if at::is_symlink(visit.stat) {
-                Some(at::read_link_at(visit.dir, visit.name)?)
-            } else {
-                None
-            };
-            out.push(OnDisk {
-                path: visit.path.to_vec(),
-                stat: *visit.stat,
-                target,
-            });
-            Ok(())
-        },
-        |_| Ok(()),
-        |_, e| e,
-    )?;
-    Ok(out)
-}
-
 /// Bytes of the regular files below `top` whose inode is not yet in
 /// `inodes`: hardlinked objects count once.
 fn disk_bytes(top: &Path, inodes: &mut HashSet<(u64, u64)>) -> io::Result<u64> {
@@ -658,99 +464,10 @@ impl Links {
 }
 
 /// Whether two paths are hardlinks of one inode.
-fn same_inode(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_inode(a: &Path, b: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (fs::symlink_metadata(a), fs::symlink_metadata(b)) {
         (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
         _ => false,
     }
-}
-
-/// A stored file of a slice to re-hash: its path in the tree, the content
-/// the listing names, and whether its inode is one already verified.
-type FileToCheck<'a> = (&'a [u8], Digest, bool);
-
-/// Compares what is on disk with the listing: missing, extra, retyped,
-/// relinked and re-moded entries go into `damage`; the regular files come
-/// back for re-hashing.
-fn compare_with_listing<'a>(
-    tree: &Path,
-    expected: &BTreeMap<&[u8], &Node>,
-    on_disk: &'a [OnDisk],
-    trusted: Option<&HashSet<(u64, u64)>>,
-    damage: &mut Vec<Damage>,
-) -> Vec<FileToCheck<'a>> {
-    let broken = |path: &Path, problem: String| Damage::at(path, problem);
-    let seen: HashSet<&[u8]> = on_disk.iter().map(|e| e.path.as_slice()).collect();
-    for path in expected.keys().filter(|p| !seen.contains(*p)) {
-        damage.push(broken(&tree.join(os(path)), "is missing".into()));
-    }
-    on_disk
-        .iter()
-        .filter_map(|found| {
-            let full = || tree.join(os(&found.path));
-            let Some(node) = expected.get(found.path.as_slice()) else {
-                damage.push(broken(&full(), "is not in the slice's listing".into()));
-                return None;
-            };
-            let st = &found.stat;
-            match node {
-                Node::Dir(_) if at::is_dir(st) => None,
-                Node::Symlink { target } if at::is_symlink(st) => {
-                    if found.target.as_ref() != Some(target) {
-                        damage.push(broken(
-                            &full(),
-                            "symlink target differs from the listing".into(),
-                        ));
-                    }
-                    None
-                }
-                Node::File {
-                    content,
-                    executable,
-                    ..
-                } if at::is_file(st) => {
-                    if (st.st_mode & 0o111 != 0) != *executable {
-                        damage.push(broken(
-                            &full(),
-                            "executable bit differs from the listing".into(),
-                        ));
-                    }
-                    let known = trusted.is_some_and(|t| t.contains(&(st.st_dev, st.st_ino)));
-                    Some((found.path.as_slice(), *content, known))
-                }
-                _ => {
-                    damage.push(broken(&full(), "has the wrong type".into()));
-                    None
-                }
-            }
-        })
-        .collect()
-}
-
-/// Re-hashes every file not already known good, in parallel.
-fn rehash_files(tree: &Path, files: &[FileToCheck<'_>]) -> Result<Vec<Damage>> {
-    // Opened below the tree's fd by their path in it, which the limits
-    // keep under PATH_MAX however long the store's own path is.
-    let tree_fd = at::open_dir(tree).at("read directory", tree)?;
-    let checked = parallel::map(files, |(path, content, known)| {
-        if *known {
-            return Ok(None);
-        }
-        let full = tree.join(os(path));
-        let opened = at::cstring(path).and_then(|relative| {
-            at::open_beneath(
-                tree_fd.as_raw_fd(),
-                &relative,
-                libc::O_RDONLY | libc::O_NONBLOCK,
-            )
-        });
-        let problem = match opened.and_then(|fd| hash_rest_of(File::from(fd))) {
-            Ok(actual) if actual == *content => return Ok(None),
-            Ok(actual) => format!("content is {actual}, expected {content}"),
-            Err(e) => format!("cannot be read: {}", crate::text::io_cause(&e)),
-        };
-        Ok(Some(Damage::at(&full, problem)))
-    })?;
-    Ok(checked.into_iter().flatten().collect())
 }

@@ -42,6 +42,7 @@ mod staged;
 mod stat_cache;
 mod tarball;
 mod tree;
+mod verify;
 
 use std::ffi::OsStr;
 use std::fs;

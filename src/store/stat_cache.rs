@@ -113,7 +113,7 @@ impl Entry {
 }
 
 /// The order a walk meets paths in: component by component, bytewise.
-fn walk_order(a: &[u8], b: &[u8]) -> Ordering {
+pub(crate) fn walk_order(a: &[u8], b: &[u8]) -> Ordering {
     a.split(|c| *c == b'/').cmp(b.split(|c| *c == b'/'))
 }
 

@@ -267,10 +267,10 @@ fn length_prefixed(bytes: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn file(content: &[u8], executable: bool) -> Node {
+    pub(crate) fn file(content: &[u8], executable: bool) -> Node {
         Node::File {
             content: Digest::of(content),
             executable,
