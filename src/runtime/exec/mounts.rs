@@ -160,26 +160,33 @@ pub(super) fn mount_fs(
     attr: u64,
     at: At<'_>,
 ) -> Result<(), Errno> {
-    let context = match sys.fsopen(fstype) {
-        Ok(fd) => fd,
-        Err(errno) => {
-            close_at(sys, at);
-            return Err(errno);
-        }
-    };
-    let mounted = options
+    let options = options
         .iter()
-        .try_for_each(|(key, value)| sys.fsconfig_set(context, key, value))
-        .and_then(|()| sys.fsconfig_create(context))
-        .and_then(|()| sys.fsmount(context, attr));
-    sys.close(context);
-    match mounted {
+        .map(|(key, value)| (key.as_c_str(), value.as_c_str()));
+    match new_fs(sys, fstype, options, attr) {
         Ok(mount) => attach(sys, mount, at),
         Err(errno) => {
             close_at(sys, at);
             Err(errno)
         }
     }
+}
+
+/// A new, detached mount of `fstype` with `options`: the fd of its root.
+pub(super) fn new_fs<'a>(
+    sys: &dyn Syscall,
+    fstype: &CStr,
+    options: impl IntoIterator<Item = (&'a CStr, &'a CStr)>,
+    attr: u64,
+) -> Result<RawFd, Errno> {
+    let context = sys.fsopen(fstype)?;
+    let mounted = options
+        .into_iter()
+        .try_for_each(|(key, value)| sys.fsconfig_set(context, key, value))
+        .and_then(|()| sys.fsconfig_create(context))
+        .and_then(|()| sys.fsmount(context, attr));
+    sys.close(context);
+    mounted
 }
 
 /// Makes the assembled root read-only (a tmpfs one) and private, moves into it, and

@@ -5,8 +5,10 @@
 //! Async-signal-safe: it allocates nothing.
 
 use std::ffi::CStr;
+use std::fmt::Write as _;
 use std::os::fd::RawFd;
 
+use super::mounts::new_fs;
 use super::walk::{RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
 use super::ASSEMBLY_POINT;
 use crate::runtime::steps::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID};
@@ -36,13 +38,8 @@ pub(super) fn mount_overlay_root(
 /// A detached tmpfs for the upper and work dirs: the stage's changes live
 /// and die with it.
 fn new_tmpfs(sys: &dyn Syscall) -> Result<RawFd, Errno> {
-    let context = sys.fsopen(c"tmpfs")?;
-    let mounted = sys
-        .fsconfig_set(context, c"mode", c"0755")
-        .and_then(|()| sys.fsconfig_create(context))
-        .and_then(|()| sys.fsmount(context, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV));
-    sys.close(context);
-    mounted
+    let options = [(c"mode", c"0755")];
+    new_fs(sys, c"tmpfs", options, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
 }
 
 fn upper_and_work(sys: &dyn Syscall, scratch: RawFd) -> Result<(RawFd, RawFd), Errno> {
@@ -97,26 +94,29 @@ fn set_layer(sys: &dyn Syscall, context: RawFd, key: &CStr, dir: RawFd) -> Resul
     }
 }
 
-/// "/proc/self/fd/N" in `buf`, without allocating.
+/// "/proc/self/fd/N" in `buf`, without allocating: `core::fmt` writes
+/// integers into the stack buffer.
 fn proc_fd_path(fd: RawFd, buf: &mut [u8; 32]) -> &CStr {
-    const PREFIX: &[u8] = b"/proc/self/fd/";
-    buf[..PREFIX.len()].copy_from_slice(PREFIX);
-    let mut digits = [0u8; 10];
-    let mut n = fd.max(0) as u32;
-    let mut count = 0;
-    loop {
-        digits[count] = b'0' + (n % 10) as u8;
-        count += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+    let mut text = NulTerminated { buf, len: 0 };
+    // 14 bytes of prefix, at most 11 of an i32, and the NUL fit in 32.
+    let _ = write!(text, "/proc/self/fd/{fd}\0");
+    let len = text.len;
+    CStr::from_bytes_with_nul(&buf[..len]).unwrap_or(c"/proc/self/fd/")
+}
+
+struct NulTerminated<'a> {
+    buf: &'a mut [u8; 32],
+    len: usize,
+}
+
+impl std::fmt::Write for NulTerminated<'_> {
+    fn write_str(&mut self, part: &str) -> std::fmt::Result {
+        let end = self.len + part.len();
+        let room = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        room.copy_from_slice(part.as_bytes());
+        self.len = end;
+        Ok(())
     }
-    for i in 0..count {
-        buf[PREFIX.len() + i] = digits[count - 1 - i];
-    }
-    buf[PREFIX.len() + count] = 0;
-    CStr::from_bytes_until_nul(&buf[..]).unwrap_or(c"/proc/self/fd/")
 }
 
 #[cfg(test)]
