@@ -313,16 +313,21 @@ fn decompression_error(source_name: &str, format: &str, cause: &io::Error) -> Er
 /// against its expansion.
 pub(crate) struct Decoded<'a> {
     pub(crate) reader: Box<dyn Read + 'a>,
+    pub(crate) guard: Guard,
+}
+
+/// What the expansion guard of a decoded stream found.
+pub(crate) struct Guard {
     /// `tar`, `gzip` or `zstd`, for messages.
     pub(crate) format: &'static str,
     verdict: Option<Rc<Cell<Option<(u64, u64)>>>>,
 }
 
-impl Decoded<'_> {
+impl Guard {
     /// What reading the stream came to: `result`, unless the expansion
     /// guard stopped the stream, which is then the reason whatever error
     /// the stopped stream caused on its way out.
-    pub(crate) fn verdict<T>(&self, source_name: &str, limits: Limits, result: Result<T>) -> Result<T> {
+    pub(crate) fn judge<T>(&self, source_name: &str, limits: Limits, result: Result<T>) -> Result<T> {
         match self.verdict.as_ref().and_then(|v| v.get()) {
             Some((expanded, compressed)) => Err(Error::BadSource {
                 source_name: source_name.into(),
@@ -359,16 +364,20 @@ pub(crate) fn decode<'a>(input: impl Read + 'a, source_name: &str, limits: Limit
         // A plain tar is its own size: nothing to bound.
         return Ok(Decoded {
             reader: Box::new(buffered),
-            format: "tar",
-            verdict: None,
+            guard: Guard {
+                format: "tar",
+                verdict: None,
+            },
         });
     };
     let guard = ExpansionGuard::new(decoded, compressed, limits.ratio);
     let verdict = guard.verdict();
     Ok(Decoded {
         reader: Box::new(guard),
-        format,
-        verdict: Some(verdict),
+        guard: Guard {
+            format,
+            verdict: Some(verdict),
+        },
     })
 }
 
@@ -390,17 +399,10 @@ fn read_archive(
     arrivals: &mut Arrivals,
     progress: &Progress,
 ) -> Result<ArchiveSettings> {
-    let decoded = decode(input, source_name, limits)?;
-    let format = decoded.format;
-    let reader = TarReader::new(decoded.reader);
-    let entries = read_entries(reader, format, source_name, limits, arrivals, progress);
-    let verdict = decoded.verdict;
-    Decoded {
-        reader: Box::new(io::empty()),
-        format,
-        verdict,
-    }
-    .verdict(source_name, limits, entries)
+    let Decoded { reader, guard } = decode(input, source_name, limits)?;
+    let reader = TarReader::new(reader);
+    let entries = read_entries(reader, guard.format, source_name, limits, arrivals, progress);
+    guard.judge(source_name, limits, entries)
 }
 
 /// The error for what the tar reader found wrong in `source_name`, read
