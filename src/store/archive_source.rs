@@ -316,18 +316,27 @@ pub(crate) struct Decoded<'a> {
     pub(crate) guard: Guard,
 }
 
+/// Where the expansion guard leaves (expanded, compressed) when it stops
+/// a stream.
+type Verdict = Rc<Cell<Option<(u64, u64)>>>;
+
 /// What the expansion guard of a decoded stream found.
 pub(crate) struct Guard {
     /// `tar`, `gzip` or `zstd`, for messages.
     pub(crate) format: &'static str,
-    verdict: Option<Rc<Cell<Option<(u64, u64)>>>>,
+    verdict: Option<Verdict>,
 }
 
 impl Guard {
     /// What reading the stream came to: `result`, unless the expansion
     /// guard stopped the stream, which is then the reason whatever error
     /// the stopped stream caused on its way out.
-    pub(crate) fn judge<T>(&self, source_name: &str, limits: Limits, result: Result<T>) -> Result<T> {
+    pub(crate) fn judge<T>(
+        &self,
+        source_name: &str,
+        limits: Limits,
+        result: Result<T>,
+    ) -> Result<T> {
         match self.verdict.as_ref().and_then(|v| v.get()) {
             Some((expanded, compressed)) => Err(Error::BadSource {
                 source_name: source_name.into(),
@@ -340,7 +349,11 @@ impl Guard {
 
 /// Opens `input` as a tar stream: plain, gzip or zstd by its first bytes,
 /// a compressed one bounded by `limits.ratio`.
-pub(crate) fn decode<'a>(input: impl Read + 'a, source_name: &str, limits: Limits) -> Result<Decoded<'a>> {
+pub(crate) fn decode<'a>(
+    input: impl Read + 'a,
+    source_name: &str,
+    limits: Limits,
+) -> Result<Decoded<'a>> {
     let compressed = Rc::new(Cell::new(0));
     let counted = Counted {
         inner: input,
@@ -351,7 +364,8 @@ pub(crate) fn decode<'a>(input: impl Read + 'a, source_name: &str, limits: Limit
         source_name: source_name.into(),
         reason: format!("it cannot be read: {e}"),
     })?;
-    let (decoded, format): (Box<dyn Read + 'a>, &'static str) = if magic.starts_with(&[0x1f, 0x8b]) {
+    let (decoded, format): (Box<dyn Read + 'a>, &'static str) = if magic.starts_with(&[0x1f, 0x8b])
+    {
         (
             Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
             "gzip",
@@ -401,7 +415,14 @@ fn read_archive(
 ) -> Result<ArchiveSettings> {
     let Decoded { reader, guard } = decode(input, source_name, limits)?;
     let reader = TarReader::new(reader);
-    let entries = read_entries(reader, guard.format, source_name, limits, arrivals, progress);
+    let entries = read_entries(
+        reader,
+        guard.format,
+        source_name,
+        limits,
+        arrivals,
+        progress,
+    );
     guard.judge(source_name, limits, entries)
 }
 

@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 use super::listing::{Entries, LayerEntry, LayerKind};
 use super::{check_entry_meta, check_tree, Collected};
 use crate::digest::Digest;
-use crate::store::archive_source::{decode, Decoded, normalise_entry_name, rejected, tar_error};
+use crate::store::archive_source::{decode, normalise_entry_name, rejected, tar_error, Decoded};
 use crate::store::limits::{Budget, Limits};
 use crate::store::objects::ObjectWriter;
 use crate::store::progress::Progress;
@@ -51,7 +51,14 @@ pub(crate) fn read_layer(
     };
     let Decoded { reader, guard } = decode(&mut hashing, source_name, limits)?;
     let mut reader = TarReader::new(reader);
-    let read = read_entries(&mut reader, guard.format, source_name, limits, objects, progress);
+    let read = read_entries(
+        &mut reader,
+        guard.format,
+        source_name,
+        limits,
+        objects,
+        progress,
+    );
     let collected = guard.judge(source_name, limits, read)?;
     drop(reader);
     // What follows the end of the archive is part of the blob.
@@ -99,7 +106,10 @@ fn read_entries(
             continue;
         }
         let (key, kind) = match last.strip_prefix(WHITEOUT) {
-            Some(name) => (whiteout_key(&parts, name).map_err(reject)?, LayerKind::Whiteout),
+            Some(name) => (
+                whiteout_key(&parts, name).map_err(reject)?,
+                LayerKind::Whiteout,
+            ),
             None => {
                 let kind = kind_of(&header, reader, &mut budget, &collected.entries, objects);
                 match kind? {
@@ -132,7 +142,8 @@ fn read_entries(
         super::make_opaque(&mut collected.entries, dir)
             .map_err(|reason| rejected(source_name, &marker, reason))?;
     }
-    check_tree(&collected.entries).map_err(|(path, reason)| rejected(source_name, &path, reason))?;
+    check_tree(&collected.entries)
+        .map_err(|(path, reason)| rejected(source_name, &path, reason))?;
     Ok(collected)
 }
 
@@ -175,7 +186,8 @@ fn kind_of(
             }
             let origin = PathBuf::from(os(&header.path));
             let executable = header.mode & 0o111 != 0;
-            let (content, size) = match objects.add_stream(&mut reader.data(), executable, &origin) {
+            let (content, size) = match objects.add_stream(&mut reader.data(), executable, &origin)
+            {
                 Ok(stored) => stored,
                 Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::InvalidData => {
                     return Ok(Err(format!("is cut short: {source}")));

@@ -7,15 +7,15 @@
 use std::ffi::CStr;
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::listing::{LayerEntry, LayerKind};
 use super::{check_tree, special_file, Collected};
+use crate::store::archive_source::rejected;
 use crate::store::at::{self, Visit};
 use crate::store::limits::{Budget, Limits};
 use crate::store::objects::ObjectWriter;
 use crate::store::progress::Progress;
-use crate::store::archive_source::rejected;
 use crate::store::{os, Error, IoContext, Result};
 
 const OPAQUE: [&CStr; 2] = [c"user.overlay.opaque", c"trusted.overlay.opaque"];
@@ -55,7 +55,11 @@ pub(crate) fn read_upper(
         top,
         |visit| {
             let reject = |reason: String| rejected(source_name, visit.path, reason);
-            let parts: Vec<Vec<u8>> = visit.path.split(|c| *c == b'/').map(<[u8]>::to_vec).collect();
+            let parts: Vec<Vec<u8>> = visit
+                .path
+                .split(|c| *c == b'/')
+                .map(<[u8]>::to_vec)
+                .collect();
             budget
                 .entry(&parts.iter().map(Vec::as_slice).collect::<Vec<_>>())
                 .map_err(reject)?;
@@ -86,7 +90,8 @@ pub(crate) fn read_upper(
         |_| Ok(()),
         failed,
     )?;
-    check_tree(&collected.entries).map_err(|(path, reason)| rejected(source_name, &path, reason))?;
+    check_tree(&collected.entries)
+        .map_err(|(path, reason)| rejected(source_name, &path, reason))?;
     Ok(collected)
 }
 
@@ -105,7 +110,7 @@ impl From<Error> for Refused {
 /// node under /dev, which is skipped.
 fn kind_of(
     visit: &Visit,
-    shown: &PathBuf,
+    shown: &Path,
     budget: &mut Budget,
     objects: &ObjectWriter<'_>,
 ) -> Result<Option<LayerKind>, Refused> {
@@ -120,15 +125,16 @@ fn kind_of(
                         .into(),
                 ));
             }
-            match OPAQUE.iter().any(|name| xattr(&fd, name).as_deref() == Some(b"y")) {
+            match OPAQUE
+                .iter()
+                .any(|name| xattr(&fd, name).as_deref() == Some(b"y"))
+            {
                 true => LayerKind::OpaqueDir,
                 false => LayerKind::Dir,
             }
         }
         libc::S_IFREG => {
-            budget
-                .file(st.st_size as u64)
-                .map_err(Refused::Reason)?;
+            budget.file(st.st_size as u64).map_err(Refused::Reason)?;
             let mut file = File::from(open(libc::O_RDONLY | libc::O_NOFOLLOW)?);
             let executable = st.st_mode & 0o111 != 0;
             let (content, size) = objects.add_file(&mut file, executable, shown)?;

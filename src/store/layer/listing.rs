@@ -20,10 +20,16 @@ pub enum LayerKind {
     Dir,
     /// A directory that hides what lower layers hold at its path.
     OpaqueDir,
-    File { content: Digest, size: u64 },
+    File {
+        content: Digest,
+        size: u64,
+    },
     Symlink(Vec<u8>),
     /// A hardlink to the regular file of this layer at this path.
-    Hardlink { target: Vec<u8>, size: u64 },
+    Hardlink {
+        target: Vec<u8>,
+        size: u64,
+    },
     /// Deletes what lower layers hold at its path.
     Whiteout,
 }

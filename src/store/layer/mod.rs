@@ -171,7 +171,10 @@ fn check_tree(entries: &Entries) -> Result<(), (Vec<u8>, String)> {
                 LayerKind::Whiteout => "a whiteout",
                 _ => "a file",
             };
-            return Err((entry.path.clone(), format!("lies below {what} of the layer")));
+            return Err((
+                entry.path.clone(),
+                format!("lies below {what} of the layer"),
+            ));
         }
     }
     Ok(())
@@ -253,7 +256,12 @@ impl Store {
         let digest = stack.digest();
         let file = format!("{}.json", digest.hex());
         if !self.stacks_dir().join(&file).exists() {
-            write_durably(&self.stacks_dir(), &file, &stack.bytes(), "write layer stack")?;
+            write_durably(
+                &self.stacks_dir(),
+                &file,
+                &stack.bytes(),
+                "write layer stack",
+            )?;
         }
         crash_point("layer-add:stack-written");
         self.set_layer_ref(name, &digest)?;
@@ -266,7 +274,10 @@ impl Store {
     fn known_layer(&self, blob: &Digest) -> Option<Digest> {
         let text = fsutil::read_small(&self.blobs_dir().join(blob.hex())).ok()?;
         let layer: Digest = text.trim().parse().ok()?;
-        self.layers_dir().join(layer.hex()).is_file().then_some(layer)
+        self.layers_dir()
+            .join(layer.hex())
+            .is_file()
+            .then_some(layer)
     }
 
     fn add_layer(
@@ -281,7 +292,11 @@ impl Store {
             devices_skipped: 0,
             written_bytes: 0,
         };
-        if let Some(layer) = source.known_digests.iter().find_map(|d| self.known_layer(d)) {
+        if let Some(layer) = source
+            .known_digests
+            .iter()
+            .find_map(|d| self.known_layer(d))
+        {
             return Ok(reused(layer));
         }
         if let LayerInput::Archive(path) = &source.input {
@@ -323,7 +338,12 @@ impl Store {
         crash_point("layer-add:layer-written");
         if let Some(blob) = blob {
             let text = format!("{digest}\n");
-            write_durably(&self.blobs_dir(), &blob.hex(), text.as_bytes(), "write layer blob")?;
+            write_durably(
+                &self.blobs_dir(),
+                &blob.hex(),
+                text.as_bytes(),
+                "write layer blob",
+            )?;
         }
         Ok(LayerAdded {
             digest,
@@ -361,10 +381,9 @@ impl Store {
 
     /// The stack `reference` names: a name, NAME@N, or a full digest.
     pub fn resolve_layers(&self, reference: &str) -> Result<Digest> {
-        let not_found = || Error::NotFound {
+        let not_found = || Error::NoLayer {
             reference: reference.to_string(),
             store: self.root.clone(),
-            hint: " (as a layer: layer-list lists them)".into(),
         };
         let (name, back) = match reference.rsplit_once('@') {
             Some((name, n)) => (name, n.parse::<usize>().map_err(|_| not_found())?),
@@ -376,7 +395,14 @@ impl Store {
             }
         }
         match reference.parse::<Digest>() {
-            Ok(d) if self.stacks_dir().join(format!("{}.json", d.hex())).is_file() => Ok(d),
+            Ok(d)
+                if self
+                    .stacks_dir()
+                    .join(format!("{}.json", d.hex()))
+                    .is_file() =>
+            {
+                Ok(d)
+            }
             _ => Err(not_found()),
         }
     }
