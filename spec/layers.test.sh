@@ -23,7 +23,7 @@ n=$(layer-list | grep -c '^lay-basic	'); echo "$n"
 same-stack
 lay-basic	STACK	1 layer
 drwxr-xr-x 0/0 0 d
-wrw-r--r-- 0/0 0 d/gone
+w--------- 0/0 0 d/gone
 -rwsr-xr-x 1000/100 5 d/kept
 drwxr-x--- 0/0 0 e (opaque)
 -rw-r--r-- 0/0 4 e/hard link to e/new
@@ -136,7 +136,7 @@ mknod up/op/dev-elsewhere c 1 3 || echo "mknod refused"
 layer-add --from-upper up lay-up2 2>&1 | sed "s,'[^']*/up',UP,"
 ## STDOUT:
 drwxr-xr-x gone-parent
-wrw-r--r-- gone-parent/x
+w--------- gone-parent/x
 drwxr-xr-x op (opaque)
 -rw-r--r-- op/f
 layer-add: cannot add 'up': entry 'op/dev-elsewhere' is a device node or fifo outside /dev; nothing was added

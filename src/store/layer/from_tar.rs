@@ -125,7 +125,7 @@ fn read_entries(
         if let LayerKind::File { size, .. } = kind {
             progress.advance(size);
         }
-        let entry = LayerEntry {
+        let mut entry = LayerEntry {
             path: key.join(&b'/'),
             kind,
             mode: header.mode & 0o7777,
@@ -133,6 +133,7 @@ fn read_entries(
             gid: owner_id(header.gid).map_err(reject)?,
             xattrs: header.xattrs.clone(),
         };
+        super::normalise_whiteout(&mut entry);
         check_entry_meta(&entry).map_err(reject)?;
         if collected.entries.insert(key, entry).is_some() {
             return Err(reject("appears twice in the layer".into()));

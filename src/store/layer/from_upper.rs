@@ -76,7 +76,7 @@ pub(crate) fn read_upper(
                 progress.advance(size);
             }
             let st = visit.stat;
-            let entry = LayerEntry {
+            let mut entry = LayerEntry {
                 path: visit.path.to_vec(),
                 kind,
                 mode: st.st_mode & 0o7777,
@@ -84,6 +84,7 @@ pub(crate) fn read_upper(
                 gid: st.st_gid,
                 xattrs: Vec::new(),
             };
+            super::normalise_whiteout(&mut entry);
             collected.entries.insert(parts, entry);
             Ok(())
         },

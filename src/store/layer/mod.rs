@@ -126,6 +126,15 @@ fn check_entry_meta(entry: &LayerEntry) -> Result<(), String> {
     Ok(())
 }
 
+/// A whiteout's mode and owner say nothing (OverlayFS reads only that it
+/// is one), so every whiteout has 0 and 0:0: the same deletion is the
+/// same entry whether it came as `.wh.NAME` or as an upper dir's device.
+fn normalise_whiteout(entry: &mut LayerEntry) {
+    if entry.kind == LayerKind::Whiteout {
+        (entry.mode, entry.uid, entry.gid) = (0, 0, 0);
+    }
+}
+
 /// A device node or fifo at `path`: skipped under /dev, refused elsewhere.
 fn special_file(path: &[u8]) -> Result<Option<LayerKind>, String> {
     let parts = super::archive_source::normalise_entry_name(path).unwrap_or_default();
