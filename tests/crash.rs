@@ -364,3 +364,65 @@ fn a_crash_between_any_two_durable_steps_leaves_old_or_new_state() {
         assert_eq!(stats["reclaimable_bytes"], 0);
     }
 }
+
+/// `layer-show --files NAME`: the stack and layer digests and every
+/// entry; it fails unless the stack and its layers read back whole.
+fn layer_files(store: &Path, name: &str) -> String {
+    ok(store, &["layer-show", "--files", name])
+}
+
+/// A layer-add killed between any two of its durable steps, or a gc
+/// between two removals of layer files, leaves the name on the old stack
+/// or the new one, complete, and a store slice-verify passes.
+#[test]
+fn a_crash_in_layer_add_or_its_gc_leaves_old_or_new_layers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = two_trees(tmp.path());
+    let tar = |dir: &str, out: &str| {
+        let out = tmp.path().join(out).display().to_string();
+        let status = Command::new("tar")
+            .args(["-cf", &out, "-C", dir, "."])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        out
+    };
+    let (a, b) = (tar(&a, "a.tar"), tar(&b, "b.tar"));
+    for (i, point) in [
+        "layer-add:staged",
+        "layer-add:objects-published",
+        "layer-add:layer-written",
+        "layer-add:stack-written",
+        "layer-add:ref-written",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let store = tmp.path().join(format!("store-{i}"));
+        ok(&store, &["layer-add", "lay", &a]);
+        let old = layer_files(&store, "lay");
+        crash_at(&store, point, &["layer-add", "lay", &b]);
+        let after = layer_files(&store, "lay");
+        ok(&store, &["slice-verify"]);
+        ok(&store, &["layer-add", "lay", &b]);
+        let new = layer_files(&store, "lay");
+        assert!(old != new, "the two layers differ");
+        let expected = match point {
+            "layer-add:ref-written" => &new,
+            _ => &old,
+        };
+        assert!(&after == expected, "after a crash at {point}: {after:.200}");
+        ok(&store, &["slice-gc"]);
+        ok(&store, &["slice-verify"]);
+        assert!(layer_files(&store, "lay") == new);
+        // gc killed after its first layer file: the named layer stays whole.
+        ok(&store, &["layer-add", "other", &a]);
+        ok(&store, &["layer-rm", "other"]);
+        crash_at(&store, "gc:one-layer-file-removed", &["slice-gc"]);
+        ok(&store, &["slice-verify"]);
+        assert!(layer_files(&store, "lay") == new);
+        ok(&store, &["slice-gc"]);
+        ok(&store, &["slice-verify"]);
+        assert!(layer_files(&store, "lay") == new);
+    }
+}

@@ -6,6 +6,7 @@ mod doctor;
 mod export;
 pub mod generate;
 pub mod helper;
+mod layers;
 mod messages;
 mod ps;
 mod sandbox;

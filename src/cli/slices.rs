@@ -25,16 +25,30 @@ pub fn run(name: &str, parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> 
         "store-stats" => stats(parsed, ctx),
         "slice-export" => super::export::run(parsed, ctx),
         "slice-env" => super::slice_env::run(parsed, ctx),
+        "layer-add" | "layer-list" | "layer-show" | "layer-rm" => {
+            super::layers::run(name, parsed, ctx)
+        }
         _ => unreachable!("every command in spec::COMMANDS is dispatched"),
     }
 }
 
 /// The store, for the store commands: a failure to open it is theirs (1).
-fn store(ctx: &Context) -> Result<crate::store::Store, Failure> {
+pub(super) fn store(ctx: &Context) -> Result<crate::store::Store, Failure> {
     super::open_store_or(ctx, Exit::FAILURE)
 }
 
-fn utf8(value: &std::ffi::OsStr, what: &str) -> Result<String, Failure> {
+/// The limits of an add: `SLICEBOX_LIMITS`, then each `--limit`.
+pub(super) fn limits(parsed: &Parsed, ctx: &Context) -> Result<Limits, Failure> {
+    Limits::from_settings(
+        ctx.var("SLICEBOX_LIMITS").as_deref(),
+        parsed
+            .values("limit")
+            .map(|v| v.to_str().unwrap_or("(not UTF-8)")),
+    )
+    .map_err(|e| Failure::usage(printable(e.as_bytes())))
+}
+
+pub(super) fn utf8(value: &std::ffi::OsStr, what: &str) -> Result<String, Failure> {
     value
         .to_str()
         .map(str::to_string)
@@ -84,13 +98,7 @@ pub fn add(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
             }
         }
     };
-    let limits = Limits::from_settings(
-        ctx.var("SLICEBOX_LIMITS").as_deref(),
-        parsed
-            .values("limit")
-            .map(|v| v.to_str().unwrap_or("(not UTF-8)")),
-    )
-    .map_err(|e| Failure::usage(printable(e.as_bytes())))?;
+    let limits = limits(parsed, ctx)?;
     let store = store(ctx)?;
     let added = store.add_slice(
         &name,
@@ -265,7 +273,7 @@ pub fn show(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     Ok(Exit::SUCCESS)
 }
 
-fn print_json(ctx: &Context, value: &impl serde::Serialize) {
+pub(super) fn print_json(ctx: &Context, value: &impl serde::Serialize) {
     ctx.out(&format!(
         "{}\n",
         serde_json::to_string_pretty(value).expect("reports always serialise")
@@ -328,6 +336,13 @@ pub fn gc(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         }
         if report.leftovers_removed > 0 {
             removed.push(count(report.leftovers_removed, "leftover", "leftovers") + " in tmp/");
+        }
+        if report.layer_files_removed > 0 {
+            removed.push(count(
+                report.layer_files_removed,
+                "unused layer file",
+                "unused layer files",
+            ));
         }
         let last = removed.pop().expect("two at least");
         ctx.out(&format!(
@@ -462,7 +477,7 @@ pub fn stats(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
 }
 
 /// A progress line redrawn on `fd` when it is a terminal; nothing otherwise.
-fn terminal_progress(fd: std::os::fd::RawFd, label: String) -> Option<ProgressSink> {
+pub(super) fn terminal_progress(fd: std::os::fd::RawFd, label: String) -> Option<ProgressSink> {
     if !crate::os::is_terminal(fd) {
         return None;
     }

@@ -508,6 +508,73 @@ The command is shown as a shell would quote it, with control characters
 escaped; --json gives the real strings.",
 };
 
+pub const LAYER_ADD: CommandSpec = CommandSpec {
+    name: "layer-add",
+    usage: "layer-add [OPTIONS] NAME SOURCE | layer-add --from-upper DIR NAME",
+    summary: "Store a layer tarball (or an OverlayFS upper dir) as layer NAME.",
+    options: &[
+        OptionSpec {
+            long: "from-upper",
+            value: Some("DIR"),
+            help: "read the layer from an OverlayFS upper dir (whiteouts and opaque dirs included)",
+        },
+        OptionSpec {
+            long: "limit",
+            value: Some("KEY=VALUE"),
+            help: "raise or lower one limit of what SOURCE may hold, as slice-add's; repeatable",
+        },
+        HELP,
+    ],
+    options_end_at_operand: false,
+    details: "\
+SOURCE is a layer tarball (.tar, .tar.gz or .tar.zst, told by its first
+bytes) or - for stdin. Files go into the store's objects, shared with
+slices; the layer keeps every entry's mode, owner and extended attributes.
+OCI whiteouts (.wh.NAME) and opaque markers (.wh..wh..opq) are recorded as
+whiteouts and opaque directories. Refused, and nothing is added: what
+slice-add refuses (absolute names, '..', links out of the layer, entries
+below a symlink, limits), whiteouts that name '..' or the layer root,
+OverlayFS attributes, and device nodes outside /dev. Device nodes under
+/dev are skipped and counted: every stage has its own /dev. A tarball read
+before is not read again. Prints the digest of the stack NAME points at;
+NAME's previous target stays reachable as NAME@1 until slice-gc.",
+};
+
+pub const LAYER_LIST: CommandSpec = CommandSpec {
+    name: "layer-list",
+    usage: "layer-list [--json]",
+    summary: "List layer names, the stack each points at, and its number of layers.",
+    options: &[JSON, HELP],
+    options_end_at_operand: false,
+    details: "",
+};
+
+pub const LAYER_SHOW: CommandSpec = CommandSpec {
+    name: "layer-show",
+    usage: "layer-show [--json] [--files] REF",
+    summary: "Show a layer stack: each layer's digest, entries, size, whiteouts and opaque dirs.",
+    options: &[
+        OptionSpec {
+            long: "files",
+            value: None,
+            help: "list every entry: mode, uid/gid, size, path and link target, as tar -tv --numeric-owner",
+        },
+        JSON,
+        HELP,
+    ],
+    options_end_at_operand: false,
+    details: "REF is a layer name, NAME@N, or a stack's full sha256: digest.",
+};
+
+pub const LAYER_RM: CommandSpec = CommandSpec {
+    name: "layer-rm",
+    usage: "layer-rm NAME",
+    summary: "Remove a layer name and its history; slice-gc frees what only it used.",
+    options: &[HELP],
+    options_end_at_operand: false,
+    details: "",
+};
+
 pub const COMMANDS: &[&CommandSpec] = &[
     &SANDBOX,
     &SLICE_ADD,
@@ -521,6 +588,10 @@ pub const COMMANDS: &[&CommandSpec] = &[
     &STORE_STATS,
     &SLICE_EXPORT,
     &SLICE_ENV,
+    &LAYER_ADD,
+    &LAYER_LIST,
+    &LAYER_SHOW,
+    &LAYER_RM,
 ];
 
 /// Commands of the `slicebox` executable only (`slicebox doctor`): no

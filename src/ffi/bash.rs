@@ -302,6 +302,10 @@ bash_builtins! {
     "store-stats" => STORE_STATS_STRUCT, store_stats_builtin, store_stats_builtin_load, "store-stats_struct", "store-stats_builtin_load";
     "slice-export" => SLICE_EXPORT_STRUCT, slice_export_builtin, slice_export_builtin_load, "slice-export_struct", "slice-export_builtin_load";
     "slice-env" => SLICE_ENV_STRUCT, slice_env_builtin, slice_env_builtin_load, "slice-env_struct", "slice-env_builtin_load";
+    "layer-add" => LAYER_ADD_STRUCT, layer_add_builtin, layer_add_builtin_load, "layer-add_struct", "layer-add_builtin_load";
+    "layer-list" => LAYER_LIST_STRUCT, layer_list_builtin, layer_list_builtin_load, "layer-list_struct", "layer-list_builtin_load";
+    "layer-show" => LAYER_SHOW_STRUCT, layer_show_builtin, layer_show_builtin_load, "layer-show_struct", "layer-show_builtin_load";
+    "layer-rm" => LAYER_RM_STRUCT, layer_rm_builtin, layer_rm_builtin_load, "layer-rm_struct", "layer-rm_builtin_load";
 }
 
 #[cfg(test)]

@@ -56,20 +56,8 @@ pub(crate) fn stage_archive(
     progress: &Progress,
 ) -> Result<(Walked, ArchiveSettings)> {
     let mut arrivals = Arrivals::new(slice_dir, objects)?;
-    let settings = match input {
-        Input::File(path) => {
-            let file = File::open(path).at("open", path)?;
-            read_archive(file, source_name, limits, &mut arrivals, progress)?
-        }
-        Input::Fd(fd) => {
-            // SAFETY: the caller checked that `fd` is open and keeps it
-            // open for this call.
-            let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-            let input = FdReader(borrowed);
-            read_archive(input, source_name, limits, &mut arrivals, progress)?
-        }
-        Input::Bytes(bytes) => read_archive(bytes, source_name, limits, &mut arrivals, progress)?,
-    };
+    let reader = open_input(input)?;
+    let settings = read_archive(reader, source_name, limits, &mut arrivals, progress)?;
     drop(arrivals);
     let walked = walk_staged(Staging::built(slice_dir, objects, check)?)?;
     Ok((walked, settings))
@@ -286,7 +274,7 @@ struct EarlierFile {
     size: u64,
 }
 
-fn rejected(source_name: &str, entry: &[u8], reason: String) -> Error {
+pub(crate) fn rejected(source_name: &str, entry: &[u8], reason: String) -> Error {
     Error::Rejected {
         source_name: source_name.to_string(),
         entry: printable(entry),
@@ -296,7 +284,7 @@ fn rejected(source_name: &str, entry: &[u8], reason: String) -> Error {
 
 /// Splits a tar entry name into safe components: `.` and empty parts are
 /// dropped; `..` and absolute names are refused.
-fn normalise_entry_name(name: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
+pub(crate) fn normalise_entry_name(name: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
     if name.first() == Some(&b'/') {
         return Err("is an absolute path");
     }
@@ -321,13 +309,51 @@ fn decompression_error(source_name: &str, format: &str, cause: &io::Error) -> Er
     }
 }
 
-fn read_archive(
-    input: impl Read,
+/// A tar stream as read through its decompressor, if any, and the guard
+/// against its expansion.
+pub(crate) struct Decoded<'a> {
+    pub(crate) reader: Box<dyn Read + 'a>,
+    pub(crate) guard: Guard,
+}
+
+/// Where the expansion guard leaves (expanded, compressed) when it stops
+/// a stream.
+type Verdict = Rc<Cell<Option<(u64, u64)>>>;
+
+/// What the expansion guard of a decoded stream found.
+pub(crate) struct Guard {
+    /// `tar`, `gzip` or `zstd`, for messages.
+    pub(crate) format: &'static str,
+    verdict: Option<Verdict>,
+}
+
+impl Guard {
+    /// What reading the stream came to: `result`, unless the expansion
+    /// guard stopped the stream, which is then the reason whatever error
+    /// the stopped stream caused on its way out.
+    pub(crate) fn judge<T>(
+        &self,
+        source_name: &str,
+        limits: Limits,
+        result: Result<T>,
+    ) -> Result<T> {
+        match self.verdict.as_ref().and_then(|v| v.get()) {
+            Some((expanded, compressed)) => Err(Error::BadSource {
+                source_name: source_name.into(),
+                reason: expansion_reason(self.format, expanded, compressed, limits.ratio),
+            }),
+            None => result,
+        }
+    }
+}
+
+/// Opens `input` as a tar stream: plain, gzip or zstd by its first bytes,
+/// a compressed one bounded by `limits.ratio`.
+pub(crate) fn decode<'a>(
+    input: impl Read + 'a,
     source_name: &str,
     limits: Limits,
-    arrivals: &mut Arrivals,
-    progress: &Progress,
-) -> Result<ArchiveSettings> {
+) -> Result<Decoded<'a>> {
     let compressed = Rc::new(Cell::new(0));
     let counted = Counted {
         inner: input,
@@ -338,7 +364,8 @@ fn read_archive(
         source_name: source_name.into(),
         reason: format!("it cannot be read: {e}"),
     })?;
-    let (decoded, format): (Box<dyn Read>, &str) = if magic.starts_with(&[0x1f, 0x8b]) {
+    let (decoded, format): (Box<dyn Read + 'a>, &'static str) = if magic.starts_with(&[0x1f, 0x8b])
+    {
         (
             Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
             "gzip",
@@ -349,21 +376,69 @@ fn read_archive(
         (Box::new(decoder), "zstd")
     } else {
         // A plain tar is its own size: nothing to bound.
-        let reader = TarReader::new(Box::new(buffered) as Box<dyn Read>);
-        return read_entries(reader, "tar", source_name, limits, arrivals, progress);
+        return Ok(Decoded {
+            reader: Box::new(buffered),
+            guard: Guard {
+                format: "tar",
+                verdict: None,
+            },
+        });
     };
     let guard = ExpansionGuard::new(decoded, compressed, limits.ratio);
     let verdict = guard.verdict();
-    let reader = TarReader::new(Box::new(guard) as Box<dyn Read>);
-    let entries = read_entries(reader, format, source_name, limits, arrivals, progress);
-    match verdict.get() {
-        // Whatever error the stopped stream caused on its way out, the
-        // reason is the expansion.
-        Some((expanded, compressed)) => Err(Error::BadSource {
+    Ok(Decoded {
+        reader: Box::new(guard),
+        guard: Guard {
+            format,
+            verdict: Some(verdict),
+        },
+    })
+}
+
+/// An input's descriptor or file as a reader.
+pub(crate) fn open_input<'a>(input: Input<'a>) -> Result<Box<dyn Read + 'a>> {
+    Ok(match input {
+        Input::File(path) => Box::new(File::open(path).at("open", path)?),
+        // SAFETY: the caller checked that `fd` is open and keeps it open
+        // while the reader lives.
+        Input::Fd(fd) => Box::new(FdReader(unsafe { BorrowedFd::borrow_raw(fd) })),
+        Input::Bytes(bytes) => Box::new(bytes),
+    })
+}
+
+fn read_archive(
+    input: impl Read,
+    source_name: &str,
+    limits: Limits,
+    arrivals: &mut Arrivals,
+    progress: &Progress,
+) -> Result<ArchiveSettings> {
+    let Decoded { reader, guard } = decode(input, source_name, limits)?;
+    let reader = TarReader::new(reader);
+    let entries = read_entries(
+        reader,
+        guard.format,
+        source_name,
+        limits,
+        arrivals,
+        progress,
+    );
+    guard.judge(source_name, limits, entries)
+}
+
+/// The error for what the tar reader found wrong in `source_name`, read
+/// through `format` (for messages).
+pub(crate) fn tar_error(source_name: &str, format: &str, e: TarError) -> Error {
+    match e.entry {
+        Some(entry) => rejected(source_name, &entry, e.reason),
+        None if format != "tar" && e.reason.starts_with("it cannot be read") => Error::BadSource {
             source_name: source_name.into(),
-            reason: expansion_reason(format, expanded, compressed, limits.ratio),
-        }),
-        None => entries,
+            reason: format!("its {format} stream is damaged ({})", e.reason),
+        },
+        None => Error::BadSource {
+            source_name: source_name.into(),
+            reason: format!("not a readable tar archive: {}", e.reason),
+        },
     }
 }
 
@@ -378,17 +453,7 @@ fn read_entries(
     arrivals: &mut Arrivals,
     progress: &Progress,
 ) -> Result<ArchiveSettings> {
-    let tar_error = |e: TarError| match e.entry {
-        Some(entry) => rejected(source_name, &entry, e.reason),
-        None if format != "tar" && e.reason.starts_with("it cannot be read") => Error::BadSource {
-            source_name: source_name.into(),
-            reason: format!("its {format} stream is damaged ({})", e.reason),
-        },
-        None => Error::BadSource {
-            source_name: source_name.into(),
-            reason: format!("not a readable tar archive: {}", e.reason),
-        },
-    };
+    let tar_error = |e: TarError| tar_error(source_name, format, e);
     let mut budget = Budget::new(limits);
     let mut settings = None;
     loop {

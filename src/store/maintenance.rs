@@ -46,6 +46,8 @@ pub struct GcReport {
     /// Entries of `tmp/` that killed commands left: staging dirs, the
     /// `--out` dirs of stages that were killed, an earlier gc's trash.
     pub leftovers_removed: u64,
+    /// Layers, layer stacks and blob records no layer name uses.
+    pub layer_files_removed: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,6 +207,7 @@ impl Store {
         report.history_pruned = true;
         super::crash_point("gc:history-pruned");
         let pinned: HashSet<Digest> = self.live_pins(true)?.into_iter().collect();
+        report.layer_files_removed = self.sweep_layers()?;
         let sweep = self.sweep(&pinned)?;
         // A cache entry lives as long as a name keeps its output.
         report.cache_entries_removed = self.prune_cache(&sweep.live)?;
@@ -239,7 +242,8 @@ impl Store {
     fn sweep(&self, pinned: &HashSet<Digest>) -> Result<Sweep> {
         let mut live: HashSet<Digest> = refs::list(self)?.into_iter().map(|(_, d)| d).collect();
         live.extend(pinned);
-        let mut live_objects = HashSet::new();
+        // Objects that layers use are kept as slices' are.
+        let mut live_objects = self.live_layer_objects()?;
         let mut slices = Vec::new();
         for slice in self.slice_digests()? {
             if live.contains(&slice) {

@@ -25,6 +25,7 @@ mod dir_source;
 mod fsutil;
 mod heal;
 mod ingest;
+pub mod layer;
 mod limits;
 mod listing;
 mod lock;
@@ -98,6 +99,8 @@ pub enum Error {
         /// `"; did you mean 'NAME'?"` for a stored name close to `reference`, or empty.
         hint: String,
     },
+    #[error("no layer '{reference}' in the store '{}' (layer-list lists the layer names)", printable_path(.store))]
+    NoLayer { reference: String, store: PathBuf },
     #[error(
         "'{reference}' is neither a name nor a full sha256: digest; {command} changes the store, \
          so it takes no digest prefixes (slice-show or slice-list gives the full digest)"

@@ -4,6 +4,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use super::fsutil::{self, sync_dir};
 use super::ref_index;
@@ -48,7 +49,12 @@ pub(crate) fn set(store: &Store, name: &str, target: &Digest) -> Result<()> {
 
 /// Serialises read-modify-write updates of refs between processes.
 fn lock_refs(store: &Store) -> Result<File> {
-    let path = store.refs_dir().join(".lock");
+    lock_dir(&store.refs_dir())
+}
+
+/// Locks the refs of one directory (`refs/`, `layer-refs/`).
+pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join(".lock");
     let file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -60,8 +66,13 @@ fn lock_refs(store: &Store) -> Result<File> {
 }
 
 fn write(store: &Store, name: &str, history: &[Digest]) -> Result<()> {
+    write_in(&store.refs_dir(), name, history)
+}
+
+/// Writes the history of `name` in `dir`, newest first, durably.
+pub(crate) fn write_in(dir: &Path, name: &str, history: &[Digest]) -> Result<()> {
     let text: String = history.iter().map(|d| format!("{d}\n")).collect();
-    fsutil::write_durably(&store.refs_dir(), name, text.as_bytes(), "write ref")
+    fsutil::write_durably(dir, name, text.as_bytes(), "write ref")
 }
 
 /// Removes a name and its history.
@@ -109,7 +120,12 @@ pub(crate) fn prune_history(store: &Store) -> Result<()> {
 
 /// The history of `name`, newest first; empty when there is no such ref.
 fn read(store: &Store, name: &str) -> Result<Vec<Digest>> {
-    let path = store.refs_dir().join(name);
+    read_in(&store.refs_dir(), name)
+}
+
+/// The history of `name` in `dir`, newest first; empty when there is none.
+pub(crate) fn read_in(dir: &Path, name: &str) -> Result<Vec<Digest>> {
+    let path = dir.join(name);
     match fsutil::read_small(&path) {
         Ok(text) => text
             .lines()
@@ -128,7 +144,12 @@ fn read(store: &Store, name: &str) -> Result<Vec<Digest>> {
 
 /// Every name, sorted.
 pub(crate) fn names(store: &Store) -> Result<Vec<String>> {
-    let dir = store.refs_dir();
+    names_in(&store.refs_dir())
+}
+
+/// Every name of `dir`, sorted.
+pub(crate) fn names_in(dir: &Path) -> Result<Vec<String>> {
+    let dir = dir.to_path_buf();
     let mut out = Vec::new();
     for entry in fs::read_dir(&dir).at("read directory", &dir)? {
         let entry = entry.at("read directory", &dir)?;

@@ -20,6 +20,8 @@ pub const BLOCK: usize = 512;
 pub const MAX_EXTENSION_BYTES: u64 = 1 << 20;
 /// The pax vendor prefix of slicebox's own records (POSIX `VENDOR.keyword`).
 pub const VENDOR_PREFIX: &[u8] = b"SLICEBOX.";
+/// The pax key prefix of extended attributes (GNU tar, bsdtar, Go).
+pub const XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
 
 /// `SLICEBOX.*` records, key and value, in archive order.
 pub type VendorRecords = Vec<(Vec<u8>, Vec<u8>)>;
@@ -47,6 +49,12 @@ pub struct Header {
     pub mode: u32,
     /// Bytes of data that follow, as the entry's data reader delivers them.
     pub size: u64,
+    /// Owner and group: a pax `uid`/`gid` of the entry's own header, else
+    /// the header's fields (a global header's are refused, as its path is).
+    pub uid: u64,
+    pub gid: u64,
+    /// `SCHILY.xattr.NAME` records of the entry's own pax header, in order.
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Why the archive cannot be read. `entry` is the path of the entry being
@@ -165,6 +173,9 @@ struct Pending {
     path: Option<Vec<u8>>,
     link: Option<Vec<u8>>,
     size: Option<u64>,
+    uid: Option<u64>,
+    gid: Option<u64>,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl<R: Read> TarReader<R> {
@@ -359,13 +370,23 @@ impl<R: Read> TarReader<R> {
             });
         }
         self.start_data(size);
-        self.start_data(size);
+        let uid = match pending.uid {
+            Some(uid) => uid,
+            None => number(&block[108..116], "uid")?,
+        };
+        let gid = match pending.gid {
+            Some(gid) => gid,
+            None => number(&block[116..124], "gid")?,
+        };
         Ok(Header {
             path,
             link,
             kind,
             mode,
             size,
+            uid,
+            gid,
+            xattrs: pending.xattrs,
         })
     }
 
@@ -460,7 +481,12 @@ fn apply_pax(data: &[u8], pending: &mut Pending, mut scope: Scope<'_>) -> Result
                 )));
             };
             vendor.push((key.to_vec(), value.to_vec()));
-        } else if matches!(key, b"path" | b"linkpath" | b"size") {
+        } else if let Some(name) = key.strip_prefix(XATTR_PREFIX) {
+            // Only an entry's own header gives it attributes.
+            if !global {
+                pending.xattrs.push((name.to_vec(), value.to_vec()));
+            }
+        } else if matches!(key, b"path" | b"linkpath" | b"size" | b"uid" | b"gid") {
             if global {
                 return Err(TarError::new(format!(
                     "a global pax header sets '{}' for every entry that follows, which is not supported",
@@ -471,13 +497,18 @@ fn apply_pax(data: &[u8], pending: &mut Pending, mut scope: Scope<'_>) -> Result
                 b"path" => set_once(&mut pending.path, value.to_vec(), "pax path")?,
                 b"linkpath" => set_once(&mut pending.link, value.to_vec(), "pax link path")?,
                 _ => {
-                    let size = std::str::from_utf8(value)
+                    let number = std::str::from_utf8(value)
                         .ok()
                         .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
                         .and_then(|s| s.parse().ok())
                         .ok_or_else(bad)?;
-                    if pending.size.replace(size).is_some() {
-                        return Err(TarError::new("two pax sizes describe one entry"));
+                    let (slot, what) = match key {
+                        b"size" => (&mut pending.size, "sizes"),
+                        b"uid" => (&mut pending.uid, "uids"),
+                        _ => (&mut pending.gid, "gids"),
+                    };
+                    if slot.replace(number).is_some() {
+                        return Err(TarError::new(format!("two pax {what} describe one entry")));
                     }
                 }
             }

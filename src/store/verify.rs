@@ -336,6 +336,9 @@ impl Store {
             self.sharers_of_damage(slice, &damaged, &mut counted)?;
         } else {
             self.verify_objects(&mut counted)?;
+            for (path, problem) in self.verify_layers()? {
+                counted(Damage::at(&path, problem));
+            }
             let index = super::ref_index::path(self);
             for problem in super::ref_index::disagreements(self)? {
                 counted(Damage::at(

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Helpers for spec/layers.test.sh.
+
+    layer-tars.py hostile KIND OUT   write a hostile layer tar of KIND to OUT
+    layer-tars.py whiteouts OUT      a good layer with whiteouts and an opaque dir
+    layer-tars.py tv TAR             `tar -tv --numeric-owner` of TAR as
+                                     `layer-show --files` prints a layer:
+                                     root and /dev device nodes left out,
+                                     hardlinks with their file's size, in
+                                     the layer's order (by path components)
+"""
+import io
+import subprocess
+import sys
+import tarfile
+
+
+def member(name, kind=tarfile.REGTYPE, data=b"", **fields):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.size = len(data)
+    info.mode = fields.pop("mode", 0o644)
+    for key, value in fields.items():
+        setattr(info, key, value)
+    return info, (io.BytesIO(data) if data else None)
+
+
+HOSTILE = {
+    "whiteout-dotdot": [member("a/", tarfile.DIRTYPE), member("a/.wh..."), ],
+    "whiteout-outside": [member("../.wh.x")],
+    "whiteout-root": [member(".wh..wh..opq")],
+    "whiteout-self": [member("a/.wh.")],
+    "device-outside-dev": [member("etc/null", tarfile.CHRTYPE, devmajor=1, devminor=3)],
+    "absolute": [member("/etc/passwd", data=b"x")],
+    "hardlink-escape": [member("a", tarfile.LNKTYPE, linkname="../../etc/passwd")],
+    "below-symlink": [member("a", tarfile.SYMTYPE, linkname="/etc"), member("a/passwd", data=b"x")],
+    "overlay-xattr": [member("d/", tarfile.DIRTYPE,
+                             pax_headers={"SCHILY.xattr.trusted.overlay.redirect": "/etc"})],
+    "twice": [member("f", data=b"1"), member("f", data=b"2")],
+}
+
+
+def write(out, members):
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            tar.addfile(info, data)
+
+
+def whiteouts(out):
+    write(out, [
+        member("d/", tarfile.DIRTYPE, mode=0o755),
+        member("d/.wh.gone"),
+        member("d/kept", data=b"kept\n", mode=0o4755, uid=1000, gid=100),
+        member("e/", tarfile.DIRTYPE, mode=0o750),
+        member("e/.wh..wh..opq"),
+        member("e/new", data=b"new\n"),
+        member("e/hard", tarfile.LNKTYPE, linkname="e/new"),
+    ])
+
+
+def tv(path):
+    lines = subprocess.run(["tar", "-tvf", path, "--numeric-owner"], check=True,
+                           capture_output=True, text=True).stdout.splitlines()
+    rows = {}
+    sizes = {}
+    for line in lines:
+        perms, owner, size, _date, _time, rest = line.split(None, 5)
+        link = ""
+        if " -> " in rest:
+            rest, target = rest.split(" -> ", 1)
+            link = " -> " + target
+        elif " link to " in rest:
+            rest, target = rest.split(" link to ", 1)
+            link = " link to " + target.removeprefix("./")
+        name = rest.removeprefix("./").rstrip("/")
+        if not name:
+            continue
+        if perms[0] in "cb" and name.startswith("dev/"):
+            continue
+        sizes[name] = size
+        kind = "-" if perms[0] == "h" else perms[0]
+        rows[tuple(name.split("/"))] = [kind + perms[1:], owner, size, name, link]
+    for row in rows.values():
+        if row[4].startswith(" link to "):
+            row[2] = sizes[row[4][len(" link to "):]]
+    for key in sorted(rows, key=lambda k: [p.encode() for p in k]):
+        perms, owner, size, name, link = rows[key]
+        print(f"{perms} {owner} {size} {name}{link}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "hostile":
+        write(sys.argv[3], HOSTILE[sys.argv[2]])
+    elif sys.argv[1] == "kinds":
+        print(" ".join(HOSTILE))
+    elif sys.argv[1] == "whiteouts":
+        whiteouts(sys.argv[2])
+    else:
+        tv(sys.argv[2])
