@@ -611,3 +611,21 @@ fn what_is_not_an_image_is_refused_saying_what_was_looked_for() {
     let err = "linux".parse::<Platform>().unwrap_err();
     assert!(err.contains("expected OS/ARCH"), "{err}");
 }
+
+/// The fuzz target's way in (src/fuzzing.rs, `image`) reaches the layers
+/// of its valid seeds and is refused by the hostile ones: the fuzzer
+/// starts past the digest checks.
+#[test]
+fn the_fuzz_targets_seeds_open_as_images() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/image_json");
+    for (seed, layers) in [
+        ("plain-layer", Some(1)),
+        ("gzip-layer", Some(1)),
+        ("two-platforms", Some(1)),
+        ("bad-digest", None),
+        ("unknown-media-type", None),
+    ] {
+        let data = fs::read(corpus.join(seed)).unwrap();
+        assert_eq!(slicebox::fuzzing::image(&data), layers, "{seed}");
+    }
+}
