@@ -349,11 +349,11 @@ fn a_layer_blob_with_other_bytes_fails_its_verified_read_naming_the_blob() {
     let image = layout.open().unwrap();
     let blob = &image.layers[0];
     let mut sink = Vec::new();
-    let err = blob
-        .open_verified()
-        .unwrap()
-        .read_to_end(&mut sink)
-        .unwrap_err();
+    let mut reader = blob.open_verified().unwrap();
+    let err = reader.read_to_end(&mut sink).unwrap_err();
+    // The verdict stays: a read after it fails again, never an empty Ok.
+    let again = reader.read(&mut [0u8; 8]).unwrap_err();
+    assert_eq!(again.to_string(), err.to_string());
     let text = err.to_string();
     assert!(
         text.contains(&blob.name) && text.contains("has the digest"),
@@ -628,4 +628,35 @@ fn the_fuzz_targets_seeds_open_as_images() {
         let data = fs::read(corpus.join(seed)).unwrap();
         assert_eq!(slicebox::fuzzing::image(&data), layers, "{seed}");
     }
+}
+
+/// An index entry without a platform is asked its config's, and a config
+/// names no variant: `linux/arm64/v8` takes an arm64 config.
+#[test]
+fn a_platform_from_the_config_matches_without_a_variant() {
+    let layout = Layout::new();
+    let (layer, diff_id) = layout.gzip_layer();
+    let manifest = layout.image(vec![(layer, diff_id)]);
+    let config_path = {
+        let text = fs::read(layout.path_of(&manifest)).unwrap();
+        let parsed: Value = serde_json::from_slice(&text).unwrap();
+        layout.path_of(&parsed["config"])
+    };
+    let config = fs::read_to_string(&config_path).unwrap();
+    let arm_config: Value = serde_json::from_str(&config.replace(
+        &format!("\"{}\"", Platform::host().architecture),
+        "\"arm64\"",
+    ))
+    .unwrap();
+    let arm_config = layout.json_blob("application/vnd.oci.image.config.v1+json", &arm_config);
+    let mut arm_manifest: Value =
+        serde_json::from_slice(&fs::read(layout.path_of(&manifest)).unwrap()).unwrap();
+    arm_manifest["config"] = arm_config;
+    let arm_manifest = layout.json_blob(MANIFEST, &arm_manifest);
+    layout.index(vec![manifest, arm_manifest]);
+    let v8: Platform = "linux/arm64/v8".parse().unwrap();
+    let image = open_image(&layout.root, Some(&v8)).unwrap();
+    assert_eq!(image.platform.to_string(), "linux/arm64");
+    let host = open_image(&layout.root, None).unwrap();
+    assert_eq!(host.platform.architecture, Platform::host().architecture);
 }

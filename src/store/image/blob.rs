@@ -90,7 +90,8 @@ impl LayerBlob {
 
     /// The layer's tar, decompressed as its media type says (or as its
     /// magic bytes say where no media type is given), with both the blob's
-    /// digest and the tar's DiffID checked at the end.
+    /// digest and the tar's DiffID checked at the end. The expansion is not
+    /// bounded here: the ingest that reads the tar applies its limits.
     pub fn open_tar(&self) -> io::Result<LayerTar> {
         let mut raw = BufReader::with_capacity(256 * 1024, self.open_verified()?);
         let compression = match self.compression {
@@ -135,6 +136,9 @@ pub struct VerifiedRead<R> {
     seen: u64,
     what: String,
     checked: bool,
+    /// The verdict at the end, when it was a failure: every later read
+    /// fails the same way, so no retry reads an empty "rest" as success.
+    failure: Option<String>,
 }
 
 impl<R: Read> VerifiedRead<R> {
@@ -147,6 +151,7 @@ impl<R: Read> VerifiedRead<R> {
             seen: 0,
             what,
             checked: false,
+            failure: None,
         }
     }
 
@@ -158,27 +163,30 @@ impl<R: Read> VerifiedRead<R> {
     }
 
     fn check_end(&mut self) -> io::Result<()> {
-        if let Some(size) = self.size.filter(|s| *s != self.seen) {
-            return Err(self.invalid(format!(
+        let actual = Digest::from_hasher(std::mem::take(&mut self.hasher));
+        self.checked = true;
+        let failure = match self.size.filter(|s| *s != self.seen) {
+            Some(size) => format!(
                 "it ended after {} bytes, but {size} were declared",
                 self.seen
-            )));
-        }
-        let actual = Digest::from_hasher(std::mem::take(&mut self.hasher));
-        if actual != self.expected {
-            return Err(self.invalid(format!(
+            ),
+            None if actual != self.expected => format!(
                 "its content has the digest {actual}, not {} as named; it is damaged or was \
                  tampered with",
                 self.expected
-            )));
-        }
-        self.checked = true;
-        Ok(())
+            ),
+            None => return Ok(()),
+        };
+        self.failure = Some(failure.clone());
+        Err(self.invalid(failure))
     }
 }
 
 impl<R: Read> Read for VerifiedRead<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(failure) = &self.failure {
+            return Err(self.invalid(failure.clone()));
+        }
         if self.checked || buf.is_empty() {
             return Ok(0);
         }

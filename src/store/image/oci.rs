@@ -149,11 +149,17 @@ fn choose<'a>(
     let target = wanted.unwrap_or(&host);
     let mut platforms = Vec::with_capacity(candidates.len());
     for candidate in candidates {
-        let platform = match &candidate.platform {
-            Some(p) => p.clone(),
-            None => config_platform(container, candidate)?,
+        let (platform, from_config) = match &candidate.platform {
+            Some(p) => (p.clone(), false),
+            None => (config_platform(container, candidate)?, true),
         };
-        if platform.satisfies(target) {
+        // A config seldom names a variant: without one, its os and
+        // architecture decide.
+        let loosely = from_config
+            && platform.variant.is_none()
+            && platform.os == target.os
+            && platform.architecture == target.architecture;
+        if platform.satisfies(target) || loosely {
             return Ok(candidate);
         }
         platforms.push(platform.to_string());
