@@ -370,6 +370,77 @@ out("interpreter", "script", b"#!/opt/python/bin/python3.10 -E\nprint()\n")
 out("interpreter", "env-script", b"#! /usr/bin/env python3\n")
 out("interpreter", "elf64", elf64(b"/lib64/ld-linux-x86-64.so.2", b"/opt/p/lib:$ORIGIN/../lib"))
 
+# --------------------------------------------------------------- image_json
+# Parts cut at "\n--\n": index.json, then blobs 1..7; "@N" is blob N's
+# digest and "#N" its size (src/fuzzing.rs, `image`).
+
+SEP = b"\n--\n"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+def layer_tar():
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as t:
+        for name, data in [("etc/hello", b"hi\n"), (".wh.gone", b""), ("opq/.wh..wh..opq", b"")]:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 0
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def image_seed(*parts):
+    return SEP.join(p.encode() if isinstance(p, str) else p for p in parts)
+
+
+def manifest(layer_type, config="@2", layer="@3"):
+    return (
+        '{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"application/vnd.oci.image.config.v1+json",'
+        '"digest":"%s","size":#%s},"layers":[{"mediaType":"%s","digest":"%s","size":#%s}]}'
+        % (OCI_MANIFEST, config, config[1:], layer_type, layer, layer[1:])
+    )
+
+
+def config(arch="amd64", diff="@3"):
+    return (
+        '{"architecture":"%s","os":"linux","config":{"Env":["PATH=/bin","A=1"],"WorkingDir":"/root",'
+        '"User":"0:0","Entrypoint":["/bin/sh","-c"],"Cmd":["echo hi"]},'
+        '"rootfs":{"type":"layers","diff_ids":["%s"]}}' % (arch, diff)
+    )
+
+
+TAR_LAYER = "application/vnd.oci.image.layer.v1.tar"
+GZ_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+INDEX_OF_1 = '{"schemaVersion":2,"manifests":[{"mediaType":"%s","digest":"@1","size":#1}]}' % OCI_MANIFEST
+tar_bytes = layer_tar()
+gz = gzip.compress(tar_bytes, mtime=0)
+out("image_json", "plain-layer", image_seed(INDEX_OF_1, manifest(TAR_LAYER), config(), tar_bytes))
+out(
+    "image_json",
+    "gzip-layer",
+    image_seed(INDEX_OF_1, manifest(GZ_LAYER, layer="@4"), config(diff="@3"), tar_bytes, gz),
+)
+out(
+    "image_json",
+    "two-platforms",
+    image_seed(
+        '{"schemaVersion":2,"manifests":[{"mediaType":"%s","digest":"@1","size":#1}]}' % OCI_INDEX,
+        '{"schemaVersion":2,"mediaType":"%s","manifests":['
+        '{"mediaType":"%s","digest":"@2","size":#2,"platform":{"os":"linux","architecture":"amd64"}},'
+        '{"mediaType":"%s","digest":"@3","size":#3,"platform":{"os":"linux","architecture":"arm64","variant":"v8"}}]}'
+        % (OCI_INDEX, OCI_MANIFEST, OCI_MANIFEST),
+        manifest(TAR_LAYER, config="@4", layer="@6"),
+        manifest(TAR_LAYER, config="@5", layer="@6"),
+        config(diff="@6"),
+        config(arch="arm64", diff="@6"),
+        tar_bytes,
+    ),
+)
+out("image_json", "bad-digest", image_seed(
+    '{"schemaVersion":2,"manifests":[{"mediaType":"%s","digest":"sha256:../../etc/passwd","size":2}]}' % OCI_MANIFEST))
+out("image_json", "unknown-media-type", image_seed(
+    INDEX_OF_1, manifest("application/vnd.example.squashfs"), config(), tar_bytes))
+
 if __name__ == "__main__":
     for target in sorted(os.listdir(CORPUS)):
         d = os.path.join(CORPUS, target)

@@ -27,7 +27,7 @@ set -uo pipefail
 fuzz_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 seconds=${1:-60}
 if [ $# -gt 0 ]; then shift; fi
-all_targets=(tar_ingest manifest_json listing args interpreter)
+all_targets=(tar_ingest manifest_json listing args interpreter image_json)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 case $seconds in

@@ -17,7 +17,9 @@ new mount API
 OverlayFS in a user namespace
 Landlock
 seccomp
+layer whiteouts
 /dev/fuse
+fuse-overlayfs
 subordinate ids
 store
 0
@@ -25,6 +27,27 @@ store
 1
 1
 1
+## END
+
+#### doctor mounts a userxattr overlay over a whiteout and an opaque dir, and finds fuse-overlayfs
+slicebox doctor >out
+grep -c '^ok   layer whiteouts: a child made a 0/0 character device and a user.overlay.opaque dir, and an overlay mounted with userxattr hid what they cover$' out
+# fuse-overlayfs: where PATH has it, its path; the line agrees with the shell.
+line=$(grep 'fuse-overlayfs: ' out)
+if found=$(command -v fuse-overlayfs) && command -v fusermount3 >/dev/null; then
+    case $line in "ok   fuse-overlayfs: $found (with "*) echo agrees ;; *) echo "disagrees: $line" ;; esac
+else
+    case $line in "note fuse-overlayfs: "*" is not in PATH; fix: "*) echo agrees ;; *) echo "disagrees: $line" ;; esac
+fi
+# Without it in PATH: a note with the fix, and doctor still succeeds.
+bin=$(command -v slicebox)
+PATH=/nonexistent "$bin" doctor >out; echo "status=$?"
+grep '^note fuse-overlayfs' out
+## STDOUT:
+1
+agrees
+status=0
+note fuse-overlayfs: fuse-overlayfs is not in PATH; fix: apt-get install fuse-overlayfs fuse3 (layer-mount uses it rootless where kernel OverlayFS cannot reach the caller's mounts; stages do not need it)
 ## END
 
 #### inside a stage user namespaces are refused: doctor says FAIL, names the step and the fix

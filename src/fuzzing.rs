@@ -58,3 +58,83 @@ pub fn args(data: &[u8]) {
         let _ = crate::cli::parse(command, &args);
     }
 }
+
+/// An OCI image layout made from `data` and read as `layer-add` reads an
+/// image: `open_image` for the host's platform and for linux/arm64, then
+/// every layer as a tar to its end. `data` is split at each `\n--\n`
+/// into `index.json` and up to seven blobs; in each part, `@N` becomes
+/// blob N's `sha256:` digest and `#N` its size (blobs name only later
+/// blobs), so that the fuzzer reaches past the digest checks. Returns how
+/// many layers the host's image had, for the tests.
+pub fn image(data: &[u8]) -> Option<usize> {
+    use crate::digest::Digest;
+    let mut parts = split(data, b"\n--\n");
+    parts.truncate(8);
+    for n in (1..parts.len()).rev() {
+        let (digest, size) = (
+            Digest::of(&parts[n]).to_string(),
+            parts[n].len().to_string(),
+        );
+        for earlier in &mut parts[..n] {
+            *earlier = replace(earlier, format!("@{n}").as_bytes(), digest.as_bytes());
+            *earlier = replace(earlier, format!("#{n}").as_bytes(), size.as_bytes());
+        }
+    }
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir =
+        std::env::temp_dir().join(format!("slicebox-fuzz-image.{}.{run}", std::process::id()));
+    let blobs = dir.join("blobs/sha256");
+    let written = std::fs::create_dir_all(&blobs).and_then(|()| {
+        std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        std::fs::write(dir.join("index.json"), &parts[0])?;
+        parts[1..]
+            .iter()
+            .try_for_each(|blob| std::fs::write(blobs.join(Digest::of(blob).hex()), blob))
+    });
+    let layers = written.ok().and_then(|()| read_image(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+    layers
+}
+
+fn read_image(dir: &std::path::Path) -> Option<usize> {
+    use crate::store::image::{open_image, Platform};
+    let arm = Platform {
+        os: "linux".into(),
+        architecture: "arm64".into(),
+        variant: None,
+    };
+    let _ = open_image(dir, Some(&arm));
+    let image = open_image(dir, None).ok()?;
+    for layer in &image.layers {
+        if let Ok(mut tar) = layer.open_tar() {
+            let _ = std::io::copy(&mut tar, &mut std::io::sink()).map(|_| tar.finish());
+        }
+    }
+    Some(image.layers.len())
+}
+
+/// `text` with every `from` replaced by `to`.
+fn replace(text: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.windows(from.len()).position(|w| w == from) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(to);
+        rest = &rest[at + from.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+/// `data` cut at each `separator`.
+fn split(data: &[u8], separator: &[u8]) -> Vec<Vec<u8>> {
+    let mut parts = Vec::new();
+    let mut rest = data;
+    while let Some(at) = rest.windows(separator.len()).position(|w| w == separator) {
+        parts.push(rest[..at].to_vec());
+        rest = &rest[at + separator.len()..];
+    }
+    parts.push(rest.to_vec());
+    parts
+}

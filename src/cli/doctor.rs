@@ -152,6 +152,24 @@ const NAMESPACE_STEPS: [&str; 5] = [
     "unshare(CLONE_NEWNS)",
 ];
 
+/// A probe's steps: entering the namespaces ([`NAMESPACE_STEPS`]), then
+/// `rest`. `M` must be `N` + 5 (checked when the constant is evaluated).
+const fn after_namespaces<const N: usize, const M: usize>(
+    rest: [&'static str; N],
+) -> [&'static str; M] {
+    assert!(M == N + NAMESPACE_STEPS.len());
+    let mut out = [""; M];
+    let mut i = 0;
+    while i < M {
+        out[i] = match i < NAMESPACE_STEPS.len() {
+            true => NAMESPACE_STEPS[i],
+            false => rest[i - NAMESPACE_STEPS.len()],
+        };
+        i += 1;
+    }
+    out
+}
+
 fn read_sysctl(path: &str) -> Option<String> {
     std::fs::read_to_string(path)
         .ok()
@@ -210,18 +228,13 @@ fn check_user_namespaces(maps: &Maps) -> Line {
 
 fn check_mount_api(maps: &Maps) -> Line {
     const WHAT: &str = "new mount API";
-    const STEPS: [&str; 10] = [
-        NAMESPACE_STEPS[0],
-        NAMESPACE_STEPS[1],
-        NAMESPACE_STEPS[2],
-        NAMESPACE_STEPS[3],
-        NAMESPACE_STEPS[4],
+    const STEPS: [&str; 10] = after_namespaces([
         "fsopen(tmpfs)",
         "fsconfig(FSCONFIG_CMD_CREATE)",
         "fsmount",
         "open_tree(OPEN_TREE_CLONE|AT_RECURSIVE)",
         "mount_setattr(MOUNT_ATTR_RDONLY)",
-    ];
+    ]);
     let probe = || {
         let sys = Linux;
         maps.enter(&sys)?;
@@ -267,12 +280,38 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new() -> Scratch {
-        let path = std::env::temp_dir().join(format!("slicebox-doctor.{}", std::process::id()));
+    /// `tag` tells apart the scratch dirs of the checks of one run.
+    fn new(tag: &str) -> Scratch {
+        let path =
+            std::env::temp_dir().join(format!("slicebox-doctor.{}.{tag}", std::process::id()));
         let made = std::fs::create_dir(&path)
             .and_then(|()| std::fs::create_dir(path.join("lower1")))
             .and_then(|()| std::fs::create_dir(path.join("lower2")));
         Scratch { path, made }
+    }
+}
+
+impl Scratch {
+    /// A `note` line for `what` when the scratch dir could not be made.
+    fn usable(&self, what: &'static str) -> Result<(), Line> {
+        match &self.made {
+            Ok(()) => Ok(()),
+            Err(e) => Err(Line::fails(
+                Verdict::Optional,
+                what,
+                format!(
+                    "not tried: cannot make '{}': {}",
+                    printable_path(&self.path),
+                    crate::text::io_cause(e)
+                ),
+            )),
+        }
+    }
+
+    /// A path below the scratch dir, for a probe's system calls.
+    fn c_path(&self, relative: &str) -> CString {
+        let path = self.path.join(relative);
+        CString::new(path.into_os_string().into_encoded_bytes()).expect("no NUL in a temp path")
     }
 }
 
@@ -284,36 +323,17 @@ impl Drop for Scratch {
 
 fn check_overlay(maps: &Maps) -> Line {
     const WHAT: &str = "OverlayFS in a user namespace";
-    const STEPS: [&str; 9] = [
-        NAMESPACE_STEPS[0],
-        NAMESPACE_STEPS[1],
-        NAMESPACE_STEPS[2],
-        NAMESPACE_STEPS[3],
-        NAMESPACE_STEPS[4],
+    const STEPS: [&str; 9] = after_namespaces([
         "fsopen(overlay)",
         "fsconfig(lowerdir+)",
         "fsconfig(FSCONFIG_CMD_CREATE)",
         "fsmount",
-    ];
-    let scratch = Scratch::new();
-    if let Err(e) = &scratch.made {
-        return Line::fails(
-            Verdict::Optional,
-            WHAT,
-            format!(
-                "not tried: cannot make '{}': {}",
-                printable_path(&scratch.path),
-                crate::text::io_cause(e)
-            ),
-        );
+    ]);
+    let scratch = Scratch::new("overlay");
+    if let Err(line) = scratch.usable(WHAT) {
+        return line;
     }
-    let lowers: Vec<CString> = ["lower1", "lower2"]
-        .iter()
-        .map(|name| {
-            let path = scratch.path.join(name);
-            CString::new(path.into_os_string().into_encoded_bytes()).expect("no NUL in a temp path")
-        })
-        .collect();
+    let lowers = [scratch.c_path("lower1"), scratch.c_path("lower2")];
     let probe = || {
         let sys = Linux;
         maps.enter(&sys)?;
@@ -340,6 +360,172 @@ fn check_overlay(maps: &Maps) -> Line {
                 Verdict::Optional,
                 WHAT,
                 format!("{}; fix: {fix} (layers need it; slices do not)", failed(e)),
+            )
+        }
+    }
+}
+
+/// `fsconfig(FSCONFIG_SET_FLAG)`: overlay's `userxattr` is a flag, which
+/// the string form refuses.
+fn fsconfig_flag(fs: RawFd, key: &std::ffi::CStr) -> Result<(), Errno> {
+    const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+    // SAFETY: a valid C string for the key; a flag takes no value.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs,
+            FSCONFIG_SET_FLAG,
+            key.as_ptr(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    match ret {
+        0 => Ok(()),
+        _ => Err(crate::os::errno()),
+    }
+}
+
+/// A libc call's result as a probe step.
+fn step(ok: bool, name: &'static str) -> StepResult {
+    match ok {
+        true => Ok(()),
+        false => Err((name, crate::os::errno())),
+    }
+}
+
+/// Whether an entry is gone from the view below `dir`: the probe's check
+/// that the overlay honoured a whiteout or an opaque dir.
+fn hidden(dir: RawFd, path: &std::ffi::CStr, name: &'static str) -> StepResult {
+    // SAFETY: stat is plain data written by fstatat.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid fd, C string and out-pointer.
+    let found = unsafe { libc::fstatat(dir, path.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+    match found {
+        0 => Err((name, libc::EEXIST)),
+        _ => Ok(()),
+    }
+}
+
+/// What rootless layers need: the layer format slicebox stores (a 0/0
+/// character device as a whiteout, `user.overlay.opaque` on an opaque
+/// dir), made by this user, and honoured by an overlay mounted with
+/// `userxattr` in a user namespace.
+fn check_layer_whiteouts(maps: &Maps) -> Line {
+    const WHAT: &str = "layer whiteouts";
+    const STEPS: [&str; 16] = after_namespaces([
+        "making the lower files",
+        "mknod of a 0/0 character device (a whiteout)",
+        "mkdir",
+        "setxattr(user.overlay.opaque)",
+        "fsopen(overlay)",
+        "fsconfig(userxattr)",
+        "fsconfig(lowerdir+)",
+        "fsconfig(FSCONFIG_CMD_CREATE)",
+        "fsmount",
+        "hiding a file under a whiteout (it stayed visible)",
+        "hiding a dir's lower entries under user.overlay.opaque (they stayed visible)",
+    ]);
+    let scratch = Scratch::new("layers");
+    if let Err(line) = scratch.usable(WHAT) {
+        return line;
+    }
+    let (top, bottom) = (scratch.c_path("lower2"), scratch.c_path("lower1"));
+    let bottom_files = [scratch.c_path("lower1/gone"), scratch.c_path("lower1/opq")];
+    let bottom_old = scratch.c_path("lower1/opq/old");
+    let (whiteout, opaque) = (scratch.c_path("lower2/gone"), scratch.c_path("lower2/opq"));
+    let probe = || {
+        // SAFETY: system calls on C strings prepared before the fork.
+        unsafe {
+            step(
+                libc::mknod(bottom_files[0].as_ptr(), libc::S_IFREG | 0o644, 0) == 0,
+                STEPS[5],
+            )?;
+            step(libc::mkdir(bottom_files[1].as_ptr(), 0o755) == 0, STEPS[5])?;
+            step(
+                libc::mknod(bottom_old.as_ptr(), libc::S_IFREG | 0o644, 0) == 0,
+                STEPS[5],
+            )?;
+            let device = libc::makedev(0, 0);
+            step(
+                libc::mknod(whiteout.as_ptr(), libc::S_IFCHR, device) == 0,
+                STEPS[6],
+            )?;
+            step(libc::mkdir(opaque.as_ptr(), 0o755) == 0, STEPS[7])?;
+            let (name, value) = (c"user.overlay.opaque", b"y");
+            let set = libc::setxattr(opaque.as_ptr(), name.as_ptr(), value.as_ptr().cast(), 1, 0);
+            step(set == 0, STEPS[8])?;
+        }
+        let sys = Linux;
+        maps.enter(&sys)?;
+        let fs = sys.fsopen(c"overlay").map_err(|e| (STEPS[9], e))?;
+        fsconfig_flag(fs, c"userxattr").map_err(|e| (STEPS[10], e))?;
+        for lower in [&top, &bottom] {
+            sys.fsconfig_set(fs, c"lowerdir+", lower)
+                .map_err(|e| (STEPS[11], e))?;
+        }
+        sys.fsconfig_create(fs).map_err(|e| (STEPS[12], e))?;
+        let view = sys.fsmount(fs, 0).map_err(|e| (STEPS[13], e))?;
+        hidden(view, c"gone", STEPS[14])?;
+        hidden(view, c"opq/old", STEPS[15])
+    };
+    match in_child(&STEPS, probe) {
+        Ok(()) => Line::ok(
+            WHAT,
+            "a child made a 0/0 character device and a user.overlay.opaque dir, and an overlay \
+             mounted with userxattr hid what they cover",
+        ),
+        Err(e) => {
+            let fix = match e.0 {
+                s if s == STEPS[6] => "Linux 5.8 or later (whiteouts made without privilege)",
+                s if s == STEPS[8] => {
+                    "a filesystem with user xattrs for the temporary dir (tmpfs from Linux 6.6)"
+                }
+                s if s == STEPS[10] => "Linux 5.11 or later (userxattr)",
+                _ => "Linux 6.8 or later (OverlayFS with userxattr and lowerdir+)",
+            };
+            Line::fails(
+                Verdict::Optional,
+                WHAT,
+                format!("{}; fix: {fix} (layers need it; slices do not)", failed(e)),
+            )
+        }
+    }
+}
+
+/// fuse-overlayfs and fusermount3: how `layer-mount` composes layers
+/// rootless where the caller's mount namespace is out of the kernel
+/// overlay's reach.
+fn check_fuse_overlayfs(ctx: &Context) -> Line {
+    const WHAT: &str = "fuse-overlayfs";
+    let path = ctx.var("PATH").unwrap_or_default();
+    let find = |program: &str| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(program))
+            .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0))
+    };
+    match (find("fuse-overlayfs"), find("fusermount3")) {
+        (Some(overlay), Some(fusermount)) => Line::ok(
+            WHAT,
+            format!(
+                "{} (with {})",
+                printable_path(&overlay),
+                printable_path(&fusermount)
+            ),
+        ),
+        (overlay, _) => {
+            let missing = match overlay {
+                None => "fuse-overlayfs",
+                Some(_) => "fusermount3",
+            };
+            Line::fails(
+                Verdict::Optional,
+                WHAT,
+                format!(
+                    "{missing} is not in PATH; fix: apt-get install fuse-overlayfs fuse3 \
+                     (layer-mount uses it rootless where kernel OverlayFS cannot reach the \
+                     caller's mounts; stages do not need it)"
+                ),
             )
         }
     }
@@ -559,7 +745,9 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         check_overlay(&maps),
         check_landlock(),
         check_seccomp(),
+        check_layer_whiteouts(&maps),
         check_fuse(),
+        check_fuse_overlayfs(ctx),
         check_subordinate_ids(),
         check_store(ctx),
     ];

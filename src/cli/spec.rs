@@ -433,8 +433,11 @@ the fix. Each kernel check is tried for real by a child process: user
 namespaces (made, with the ids mapped), the new mount API (fsopen, fsconfig,
 fsmount, open_tree, mount_setattr in a user namespace), OverlayFS in a user
 namespace (two lower dirs given with fsconfig lowerdir+), the Landlock ABI,
-a seccomp filter, /dev/fuse, the subordinate ids in /etc/subuid and
-/etc/subgid, and the store: its owner, and that every named slice's
+a seccomp filter, the layer format (a 0/0 character device as a whiteout
+and a user.overlay.opaque dir, made by you and hidden by an overlay mounted
+with userxattr in a user namespace), /dev/fuse, fuse-overlayfs and
+fusermount3 in PATH, the subordinate ids in /etc/subuid and /etc/subgid,
+and the store: its owner, and that every named slice's
 manifest reads and its tree is there (slice-verify re-hashes every file).
 
 Exit status: 0 when no line says FAIL, 1 otherwise.",

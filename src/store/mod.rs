@@ -24,6 +24,7 @@ mod cache;
 mod dir_source;
 mod fsutil;
 mod heal;
+pub mod image;
 mod ingest;
 pub mod layer;
 mod limits;

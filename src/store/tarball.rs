@@ -390,6 +390,13 @@ impl<R: Read> TarReader<R> {
         })
     }
 
+    /// Where the current entry's data starts in the input, in bytes: what
+    /// an index of an uncompressed archive records to read a member later
+    /// without walking the archive again.
+    pub fn data_offset(&self) -> u64 {
+        self.offset
+    }
+
     /// Reads the current entry's data; 0 at its end. A stream that ends
     /// early is an error, never a short file.
     pub fn read_data(&mut self, buf: &mut [u8]) -> Result<usize, TarError> {
