@@ -32,6 +32,9 @@ export SLICEBOX_TOOLCHAIN_CACHE=${SLICEBOX_TOOLCHAIN_CACHE:-$HOME/.cache/slicebo
 bash "$top/shell-tests/fetch-toolchains.sh" >/dev/null
 # Two real CPythons built for their own prefixes, and a wheel (t-python.sh).
 bash "$top/shell-tests/fetch-pythons.sh"
+# Real container images: a Debian minbase and small layered images, as
+# layout, oci-archive and docker archive (spec/layers.test.sh).
+bash "$top/shell-tests/fetch-images.sh" >/dev/null
 
 # OSH and YSH for the spec matrix's osh and ysh cells: built from vendor/
 # and cached (build-osh.sh), else an osh already on PATH, else those cells

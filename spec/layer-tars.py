@@ -3,6 +3,11 @@
 
     layer-tars.py hostile KIND OUT   write a hostile layer tar of KIND to OUT
     layer-tars.py whiteouts OUT      a good layer with whiteouts and an opaque dir
+    layer-tars.py lower OUT          what whiteouts' layer hides or keeps, below it
+    layer-tars.py tools OUT          a small base: the host's busybox, its
+                                     libraries, and /bin/sh, /bin/cat ... as
+                                     links to it (merged /usr), and /etc/motd
+    layer-tars.py link NAME TARGET OUT  a layer whose NAME is a symlink to TARGET
     layer-tars.py tv TAR             `tar -tv --numeric-owner` of TAR as
                                      `layer-show --files` prints a layer:
                                      root and /dev device nodes left out,
@@ -10,6 +15,9 @@
                                      the layer's order (by path components)
 """
 import io
+import os
+import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -58,6 +66,34 @@ def whiteouts(out):
     ])
 
 
+def lower(out):
+    write(out, [
+        member("d/", tarfile.DIRTYPE, mode=0o755),
+        member("d/gone", data=b"gone\n"),
+        member("d/kept", data=b"old\n"),
+        member("e/", tarfile.DIRTYPE, mode=0o755),
+        member("e/old", data=b"old\n"),
+    ])
+
+
+def tools(out):
+    """busybox and what ldd says it loads, at their /usr paths."""
+    busybox = os.path.realpath(shutil.which("busybox"))
+    ldd = subprocess.run(["ldd", busybox], check=True, capture_output=True,
+                         text=True).stdout
+    libs = re.findall(r"(/\S+) \(0x", ldd)
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, target in [("bin", "usr/bin"), ("lib", "usr/lib"), ("lib64", "usr/lib64")]:
+            tar.addfile(member(name, tarfile.SYMTYPE, linkname=target)[0])
+        for path in [busybox] + libs:
+            name = path[1:] if path.startswith("/usr/") else "usr" + path
+            with open(os.path.realpath(path), "rb") as f:
+                tar.addfile(*member(name, data=f.read(), mode=0o755))
+        tar.addfile(*member("etc/motd", data=b"hello\n", mode=0o644))
+        for applet in ["sh", "cat", "ls", "echo", "id", "touch", "test", "mkdir", "sleep", "stat", "readlink", "wc", "chmod", "mv"]:
+            tar.addfile(member("usr/bin/" + applet, tarfile.SYMTYPE, linkname="busybox")[0])
+
+
 def tv(path):
     lines = subprocess.run(["tar", "-tvf", path, "--numeric-owner"], check=True,
                            capture_output=True, text=True).stdout.splitlines()
@@ -95,5 +131,11 @@ if __name__ == "__main__":
         print(" ".join(HOSTILE))
     elif sys.argv[1] == "whiteouts":
         whiteouts(sys.argv[2])
+    elif sys.argv[1] == "lower":
+        lower(sys.argv[2])
+    elif sys.argv[1] == "tools":
+        tools(sys.argv[2])
+    elif sys.argv[1] == "link":
+        write(sys.argv[4], [member(sys.argv[2], tarfile.SYMTYPE, linkname=sys.argv[3])])
     else:
         tv(sys.argv[2])

@@ -97,11 +97,11 @@ slice-verify >/dev/null && echo verified
 find store/objects -type f | wc -l | tr -d ' '
 layer-rm lay-gc
 slice-gc
-find store/objects store/layers store/layer-stacks store/layer-blobs -type f | wc -l | tr -d ' '
+find store/objects store/layers store/layer-stacks store/layer-blobs store/layer-trees ! -type d | wc -l | tr -d ' '
 ## STDOUT:
 verified
 1
-removed 0 slices, 1 object and 3 unused layer files, freed 19 B
+removed 0 slices, 1 object and 4 unused layer files, freed 19 B
 0
 ## END
 
@@ -132,7 +132,8 @@ except PermissionError:
     os.setxattr("up/op", "user.overlay.opaque", b"y")'
 layer-add --from-upper up lay-up >/dev/null
 layer-show --files lay-up | tail -n +3 | cut -d' ' -f1,4-
-mknod up/op/dev-elsewhere c 1 3 || echo "mknod refused"
+# A fifo: what an unprivileged user can make, and as foreign to a layer.
+mkfifo up/op/dev-elsewhere || echo "mkfifo refused"
 layer-add --from-upper up lay-up2 2>&1 | sed "s,'[^']*/up',UP,"
 ## STDOUT:
 drwxr-xr-x gone-parent
@@ -143,7 +144,7 @@ layer-add: cannot add 'up': entry 'op/dev-elsewhere' is a device node or fifo ou
 ## END
 
 #### a Debian minbase root filesystem: the listing is tar -tv's, /dev nodes skipped
-image=/var/cache/slicebox-toolchains/images/bookworm-minbase.tar
+image=$SLICEBOX_TOOLCHAIN_CACHE/images/bookworm-minbase.tar
 test -f "$image" || { echo "missing $image"; exit 1; }
 export SLICEBOX_STORE=$PWD/store
 layer-add lay-minbase "$image" 2>err.txt >/dev/null
@@ -153,9 +154,193 @@ layer-show --files lay-minbase | tail -n +3 > got.txt
 wc -l < want.txt | tr -d ' '
 cmp want.txt got.txt && echo same-listing
 grep -c '^-rws' got.txt | awk '$1 > 0 { print "setuid kept" }'
+# It is a root a stage runs on: Debian's own tools, its own /etc.
+sandbox --layer lay-minbase -- sh -c '. /etc/os-release; echo "$VERSION_CODENAME"
+  dpkg-query -W -f "\${Package}\n" dpkg; apt-get --version | head -n 1 | cut -d" " -f1'
 ## STDOUT:
 layer-add: lay-minbase: skipped 8 device nodes under /dev (every stage gets its own /dev)
 8734
 same-listing
 setuid kept
+bookworm
+dpkg
+apt
+## END
+
+#### sandbox --layer: the layers are the root, bottom first; whiteouts hide, opaque dirs replace
+export SLICEBOX_STORE=$PWD/store
+for l in tools lower whiteouts; do
+  python3 "$SPEC_DIR/layer-tars.py" "$l" "$l.tar"
+  layer-add "lay-$l" "$l.tar" >/dev/null
+done
+sandbox --layer lay-tools --layer lay-lower --layer lay-whiteouts -- sh -c '
+  ls /d /e; cat /d/kept /e/new
+  test -e /etc/passwd || echo "no host /etc"
+  test -e /usr/bin/env || echo "no host /usr"'
+echo "status=$?"
+# The same layers in the other order: the lower layer's files are on top.
+sandbox --layer lay-tools --layer lay-whiteouts --layer lay-lower -- ls /d /e
+## STDOUT:
+/d:
+kept
+
+/e:
+hard
+new
+kept
+new
+no host /etc
+no host /usr
+status=0
+/d:
+gone
+kept
+
+/e:
+hard
+new
+old
+## END
+
+#### sandbox --layer: the root is writable, and what a stage writes is gone when it ends
+export SLICEBOX_STORE=$PWD/store
+python3 "$SPEC_DIR/layer-tars.py" tools tools.tar
+layer-add lay-tools tools.tar >/dev/null
+sandbox --layer lay-tools -- sh -c 'echo one > /new && mkdir -p /usr/x && cat /new
+  echo two 2>/dev/null > /etc/motd || echo "a read-only layer file stays so"'
+sandbox --layer lay-tools -- sh -c 'test -e /new || echo "/new is gone"; test -e /usr/x || echo "/usr/x is gone"'
+# --uid 0 looks like root over the layers and owns their files (stored
+# as 0444 or 0555): it may chmod one and change it, for this stage only;
+# the stored file is as it was.
+sandbox --layer lay-tools --uid 0 -- sh -c 'id -u; chmod u+w /etc/motd && echo two >> /etc/motd && cat /etc/motd'
+sandbox --layer lay-tools -- cat /etc/motd
+slice-verify && echo "store sound"
+## STDOUT:
+one
+a read-only layer file stays so
+/new is gone
+/usr/x is gone
+0
+hello
+two
+hello
+store sound
+## END
+
+#### sandbox --layer: a layer's symlinks at the stage's mount points are never followed out
+export SLICEBOX_STORE=$PWD/store
+python3 "$SPEC_DIR/layer-tars.py" tools tools.tar
+layer-add lay-tools tools.tar >/dev/null
+mkdir -p host-dir && echo secret > host-dir/file
+python3 "$SPEC_DIR/layer-tars.py" link tmp /etc link-tmp.tar
+python3 "$SPEC_DIR/layer-tars.py" link proc "$PWD/host-dir" link-proc.tar
+python3 "$SPEC_DIR/layer-tars.py" link dev / link-dev.tar
+python3 "$SPEC_DIR/layer-tars.py" link opt "$PWD/host-dir" link-opt.tar
+for name in tmp proc dev opt; do
+  layer-add "lay-link-$name" "link-$name.tar" >/dev/null
+done
+mkdir -p src && echo bound > src/f
+for name in tmp proc dev; do
+  out=$(sandbox --layer lay-tools --layer "lay-link-$name" -- cat /etc/passwd 2>&1)
+  echo "status=$?"
+  echo "$out"
+done
+# A bind destination through the layer's link to a host path is refused
+# too, and the host dir is as it was.
+sandbox --layer lay-tools --layer lay-link-opt --bind "$PWD/src:/opt/b" -- cat /opt/b/f 2>&1 | sed "s,$PWD,CASE,"
+cat host-dir/file; ls host-dir
+## STDOUT:
+status=125
+sandbox: cannot mount tmpfs on /tmp: '/tmp' is a symbolic link, and mount points are never resolved through one
+status=125
+sandbox: cannot mount proc on /proc: '/proc' is a symbolic link, and mount points are never resolved through one
+status=125
+sandbox: cannot mount tmpfs on /dev: '/dev' is a symbolic link, and mount points are never resolved through one
+sandbox: cannot bind 'CASE/src' at '/opt/b': '/opt' is a symbolic link, and mount points are never resolved through one
+secret
+file
+## END
+
+#### sandbox --layer: a running stage keeps its layers through layer-rm and slice-gc
+export SLICEBOX_STORE=$PWD/store
+python3 "$SPEC_DIR/layer-tars.py" tools tools.tar
+layer-add lay-tools tools.tar >/dev/null
+sandbox --layer lay-tools -- sh -c 'sleep 2; cat /usr/bin/busybox | wc -c' > size.txt &
+sleep 1
+layer-rm lay-tools && slice-gc >/dev/null && echo collected
+wait
+test "$(cat size.txt)" -gt 100000 && echo "the stage read its layer"
+slice-gc >/dev/null
+ls "$SLICEBOX_STORE/layer-trees" | wc -l
+sandbox --layer lay-tools -- true 2>&1 | sed "s,$PWD,CASE,"
+## STDOUT:
+collected
+the stage read its layer
+0
+sandbox: cannot use layer 'lay-tools': no layer 'lay-tools' in the store 'CASE/store' (layer-list lists the layer names)
+## END
+
+#### layer-add of an image: an OCI layout, an oci-archive and a docker archive are one stack
+export SLICEBOX_STORE=$PWD/store
+images=$SLICEBOX_TOOLCHAIN_CACHE/images
+a=$(layer-add lay-oci "$images/layered-oci")
+b=$(layer-add lay-archive "$images/layered-oci-archive.tar")
+c=$(layer-add lay-docker "$images/layered-docker.tar")
+test "$a" = "$b" && test "$a" = "$c" && echo one-stack
+layer-show lay-oci | grep -E '^(workdir|user|entrypoint|cmd):'
+layer-show lay-oci | grep -c '^layer '
+# Its whiteouts, opaque dir and replaced files, seen from a stage.
+python3 "$SPEC_DIR/layer-tars.py" tools tools.tar
+layer-add lay-tools tools.tar >/dev/null
+sandbox --layer lay-tools --layer lay-oci -- sh -c 'cd /; ls data keep opq; readlink link'
+# Several platforms: the host's by default, another asked for, none is an error.
+layer-add --platform linux/arm64 lay-arm "$images/multi-oci" >/dev/null && echo arm-added
+layer-add --platform linux/s390x lay-s390x "$images/multi-oci" 2>&1 | sed 's/.*: index.json: //'
+layer-add --platform linux/arm64 lay-bad tools.tar 2>&1 | head -n 1
+## STDOUT:
+one-stack
+workdir: /root
+user: 0:0
+entrypoint: ["/bin/sh","-c"]
+cmd: ["echo hello"]
+4
+data:
+new
+
+keep:
+y
+
+opq:
+new1
+keep/y
+arm-added
+it has no image for the platform linux/s390x; it has: linux/amd64, linux/arm64/v8
+layer-add: --platform is for an image SOURCE
+## END
+
+#### layer-add of an image whose blob is not what its manifest says names it and makes no name
+export SLICEBOX_STORE=$PWD/store
+cp -r "$SLICEBOX_TOOLCHAIN_CACHE/images/layered-oci" img
+chmod -R u+w img
+# The top layer's blob: same size, one byte changed (gzip's trailer).
+top=$(python3 -c '
+import json
+index = json.load(open("img/index.json"))
+digest = index["manifests"][0]["digest"].split(":")[1]
+manifest = json.load(open("img/blobs/sha256/" + digest))
+print(manifest["layers"][-1]["digest"].split(":")[1])')
+python3 -c '
+import sys
+path = "img/blobs/sha256/" + sys.argv[1]
+data = bytearray(open(path, "rb").read())
+data[-1] ^= 1
+open(path, "wb").write(bytes(data))' "$top"
+out=$(layer-add lay-bad img 2>&1)
+echo "status=$?"
+echo "$out" | sed "s,$top,TOP,; s,sha256:[0-9a-f]*,DIGEST,g"
+n=$(layer-list | grep -c lay-bad); echo "$n"
+## STDOUT:
+status=1
+layer-add: cannot add 'img (blobs/sha256/TOP)': its bytes hash to DIGEST, not to the digest DIGEST the manifest names; nothing was added
+0
 ## END

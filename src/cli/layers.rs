@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use super::messages::{count, human_bytes};
 use super::slices::{print_json, store, terminal_progress, utf8};
 use super::{Context, Exit, Failure, Parsed};
+use crate::store::image;
 use crate::store::layer::listing::{LayerEntry, LayerKind};
-use crate::store::layer::{LayerInput, LayerSource};
+use crate::store::layer::{ImageConfig, LayerInput, LayerSource};
 use crate::text::{printable, printable_path};
 
 pub fn run(name: &str, parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
@@ -63,6 +64,54 @@ fn input(parsed: &Parsed, ctx: &Context, source: &std::ffi::OsStr) -> Result<Lay
     }
 }
 
+/// The layers of a stack to add, bottom first, and an image's config.
+type StackToAdd = (Vec<LayerSource>, Option<ImageConfig>);
+
+/// SOURCE's layers and config where it is an image (not with
+/// `--from-upper` or `-`); `None` for a layer tarball.
+fn image_source(
+    parsed: &Parsed,
+    source: &std::ffi::OsStr,
+) -> Result<Option<StackToAdd>, Failure> {
+    let path = std::path::Path::new(source);
+    let platform = match parsed.last("platform") {
+        Some(text) => Some(
+            utf8(text, "--platform")?
+                .parse::<image::Platform>()
+                .map_err(|e| Failure::usage(format!("--platform: {e}")))?,
+        ),
+        None => None,
+    };
+    if parsed.has("from-upper") || source == "-" || !image::is_image(path) {
+        return match platform {
+            Some(_) => Err(Failure::usage("--platform is for an image SOURCE")),
+            None => Ok(None),
+        };
+    }
+    let opened = image::open_image(path, platform.as_ref()).map_err(|e| Failure {
+        message: e.to_string(),
+        exit: Exit::FAILURE,
+    })?;
+    let sources = opened
+        .layers
+        .into_iter()
+        .map(|blob| LayerSource {
+            name: format!("{} ({})", printable_path(path), blob.name),
+            known_digests: vec![blob.digest],
+            input: LayerInput::Blob(blob),
+        })
+        .collect();
+    let c = opened.config;
+    let config = ImageConfig {
+        env: c.env,
+        working_dir: c.working_dir,
+        user: c.user,
+        entrypoint: c.entrypoint,
+        cmd: c.cmd,
+    };
+    Ok(Some((sources, Some(config))))
+}
+
 fn add(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     let (name, source) = match (parsed.operands.as_slice(), parsed.last("from-upper")) {
         ([name], Some(dir)) => (name, dir),
@@ -74,16 +123,21 @@ fn add(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         }
     };
     let name = utf8(name, "NAME")?;
-    let input = input(parsed, ctx, source)?;
     let limits = super::slices::limits(parsed, ctx)?;
-    let store = store(ctx)?;
-    let source = LayerSource {
-        input,
-        name: printable(source.as_encoded_bytes()),
-        known_digests: Vec::new(),
+    let (sources, config) = match image_source(parsed, source)? {
+        Some(image) => image,
+        None => {
+            let source = LayerSource {
+                input: input(parsed, ctx, source)?,
+                name: printable(source.as_encoded_bytes()),
+                known_digests: Vec::new(),
+            };
+            (vec![source], None)
+        }
     };
+    let store = store(ctx)?;
     let progress = terminal_progress(ctx.stdio[2], format!("adding layer {name}"));
-    let added = store.add_layer_stack(&name, &[source], None, limits, progress)?;
+    let added = store.add_layer_stack(&name, &sources, config, limits, progress)?;
     for layer in &added.layers {
         if layer.devices_skipped > 0 {
             ctx.err(&format!(
@@ -181,6 +235,28 @@ fn entry_line(entry: &LayerEntry) -> String {
     line
 }
 
+/// An image's config as `layer-show` prints it: one line per field it
+/// has, command lines as JSON arrays (an empty one is not a missing one).
+fn config_lines(config: &ImageConfig) -> String {
+    let mut text = String::new();
+    for entry in &config.env {
+        text.push_str(&format!("env: {}\n", printable(entry.as_bytes())));
+    }
+    let fields = [("workdir", &config.working_dir), ("user", &config.user)];
+    for (label, value) in fields {
+        if let Some(value) = value {
+            text.push_str(&format!("{label}: {}\n", printable(value.as_bytes())));
+        }
+    }
+    for (label, argv) in [("entrypoint", &config.entrypoint), ("cmd", &config.cmd)] {
+        if let Some(argv) = argv {
+            let json = serde_json::to_string(argv).expect("strings serialise");
+            text.push_str(&format!("{label}: {}\n", printable(json.as_bytes())));
+        }
+    }
+    text
+}
+
 fn show(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     let [reference] = parsed.operands.as_slice() else {
         return Err(Failure::usage("expected one REF"));
@@ -213,6 +289,9 @@ fn show(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         return Ok(Exit::SUCCESS);
     }
     let mut text = format!("stack: {digest}\n");
+    if let Some(config) = &stack.config {
+        text.push_str(&config_lines(config));
+    }
     for (i, (layer, entries)) in layers.iter().enumerate() {
         let bytes = entries.iter().map(LayerEntry::size).sum::<u64>();
         let whiteouts = entries

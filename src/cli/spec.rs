@@ -41,6 +41,11 @@ pub const SANDBOX: CommandSpec = CommandSpec {
             help: "mount a stored slice read-only at its mount point (or MOUNTPOINT); repeatable",
         },
         OptionSpec {
+            long: "layer",
+            value: Some("NAME"),
+            help: "make the root an OverlayFS of stored layers NAME (layer-add), in place of the host's base; repeatable, bottom first",
+        },
+        OptionSpec {
             long: "bind",
             value: Some("SRC[:DST]"),
             help: "show host path SRC writable at DST (default: SRC's own path); repeatable",
@@ -167,6 +172,15 @@ devpts of its own). Nothing else of the host's files is visible. A
 current directory that is /, /tmp, or under /proc, /dev or /sys is not
 shown (a note says so) and COMMAND starts in /. Without COMMAND, $SHELL
 (or /bin/sh) runs inside, interactive on a terminal.
+
+--layer NAME: the root is an OverlayFS of the layers NAME's layer-add
+stored (an image's, bottom first; several --layer stack in order, the
+first at the bottom), with an upper dir on a tmpfs of the stage's own:
+the root is writable, and what COMMAND changes there is gone when it
+ends. None of the host's base dirs is shown; everything else (slices,
+binds, /proc, /dev, /tmp, the working directory) is mounted over the
+layers as over the host's base. Files show the store's own modes (0444,
+0555 when executable) and owner, whatever the layer recorded.
 
 Mount points are resolved inside the stage and never through a symlink,
 except that a --bind or --ro-bind destination that is (or goes through) a
@@ -514,12 +528,17 @@ escaped; --json gives the real strings.",
 pub const LAYER_ADD: CommandSpec = CommandSpec {
     name: "layer-add",
     usage: "layer-add [OPTIONS] NAME SOURCE | layer-add --from-upper DIR NAME",
-    summary: "Store a layer tarball (or an OverlayFS upper dir) as layer NAME.",
+    summary: "Store an image's layers, a layer tarball or an OverlayFS upper dir as layer NAME.",
     options: &[
         OptionSpec {
             long: "from-upper",
             value: Some("DIR"),
             help: "read the layer from an OverlayFS upper dir (whiteouts and opaque dirs included)",
+        },
+        OptionSpec {
+            long: "platform",
+            value: Some("OS/ARCH[/VARIANT]"),
+            help: "the image to take where SOURCE's index has several (default: the host's)",
         },
         OptionSpec {
             long: "limit",
@@ -530,16 +549,20 @@ pub const LAYER_ADD: CommandSpec = CommandSpec {
     ],
     options_end_at_operand: false,
     details: "\
-SOURCE is a layer tarball (.tar, .tar.gz or .tar.zst, told by its first
-bytes) or - for stdin. Files go into the store's objects, shared with
+SOURCE is an image: an OCI image layout directory, an oci-archive, or a
+docker save / podman save archive (all of its layers, bottom first, and
+its config's Env, WorkingDir, User, Entrypoint and Cmd, which layer-show
+prints; each blob is held to the digest its manifest names). Or SOURCE is
+one layer tarball (.tar, .tar.gz or .tar.zst, told by its first bytes),
+or - for stdin. Files go into the store's objects, shared with
 slices; the layer keeps every entry's mode, owner and extended attributes.
 OCI whiteouts (.wh.NAME) and opaque markers (.wh..wh..opq) are recorded as
 whiteouts and opaque directories. Refused, and nothing is added: what
 slice-add refuses (absolute names, '..', links out of the layer, entries
 below a symlink, limits), whiteouts that name '..' or the layer root,
 OverlayFS attributes, and device nodes outside /dev. Device nodes under
-/dev are skipped and counted: every stage has its own /dev. A tarball read
-before is not read again. Prints the digest of the stack NAME points at;
+/dev are skipped and counted: every stage has its own /dev. A tarball or
+blob read before is not read again. Prints the digest of the stack NAME points at;
 NAME's previous target stays reachable as NAME@1 until slice-gc.",
 };
 

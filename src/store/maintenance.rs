@@ -207,7 +207,7 @@ impl Store {
         report.history_pruned = true;
         super::crash_point("gc:history-pruned");
         let pinned: HashSet<Digest> = self.live_pins(true)?.into_iter().collect();
-        report.layer_files_removed = self.sweep_layers()?;
+        report.layer_files_removed = self.sweep_layers(&pinned)?;
         let sweep = self.sweep(&pinned)?;
         // A cache entry lives as long as a name keeps its output.
         report.cache_entries_removed = self.prune_cache(&sweep.live)?;

@@ -57,6 +57,12 @@ pub fn stage_digest(
         field(&mut text, "slice", mount_point.as_bytes());
         field(&mut text, "digest", digest.to_string().as_bytes());
     }
+    // Layers are ordered, bottom first; each tree is named by the
+    // layer's digest (layer-trees/<hex>).
+    for layer in &stage.layers {
+        let hex = layer.tree.file_name().unwrap_or_default();
+        field(&mut text, "layer", hex.as_bytes());
+    }
     match &stage.workdir {
         Some(dir) => {
             field(&mut text, "workdir", dir.as_os_str().as_bytes());

@@ -54,6 +54,11 @@ pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure
         _ => None,
     };
     let mut stage = build_stage(parsed, ctx, &options, resolved.slices.clone(), env, &output)?;
+    if !resolved.layers.is_empty() {
+        // The layers are the base: nothing of the host's is shown.
+        stage.layers = resolved.layers.clone();
+        stage.base = Vec::new();
+    }
     let remembered = match (&output, &store, options.cache) {
         (Some(output), Some(store), true) => {
             match cache::prepare(ctx, store, &mut stage, &resolved.mounted, output, &options)? {

@@ -68,9 +68,9 @@ impl Options {
         Ok(options)
     }
 
-    /// Slices and `--out` need the store; nothing else does.
+    /// Slices, layers and `--out` need the store; nothing else does.
     pub(super) fn needs_store(&self, parsed: &Parsed) -> bool {
-        parsed.has("slice") || self.output.is_some()
+        parsed.has("slice") || parsed.has("layer") || self.output.is_some()
     }
 }
 

@@ -1,5 +1,5 @@
-//! The stage's slices: each `--slice REF[:MOUNTPOINT]` resolved in the
-//! store and pinned until the stage ends. Every stage that reaches a store
+//! The stage's slices and layers: each `--slice REF[:MOUNTPOINT]` and
+//! `--layer NAME` resolved in the store and pinned until the stage ends. Every stage that reaches a store
 //! holds a pin, with no slices if it has none: it is what `slicebox ps`
 //! lists.
 
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use super::{setup_failure, store_setup_failure, Failure, Parsed};
 use crate::digest::Digest;
-use crate::runtime::PlannedSlice;
+use crate::runtime::{PlannedLayer, PlannedSlice};
 use crate::store::{Found, Manifest, Pin, StageNote, Store};
 use crate::text::printable;
 
@@ -21,6 +21,10 @@ pub(super) struct Resolved {
     pub manifests: Vec<Manifest>,
     /// Whether each slice's tree has a top-level `bin/`, for `PATH`.
     pub has_bin: Vec<bool>,
+    /// The root's layers, bottom first (every `--layer`'s in order).
+    pub layers: Vec<PlannedLayer>,
+    /// Each layer's digest, in `layers`' order, for a `--cache` digest.
+    pub layer_digests: Vec<Digest>,
     /// Held until the stage ends, so slice-gc keeps what it mounts.
     _pin: Option<Pin>,
 }
@@ -34,13 +38,19 @@ pub(super) fn resolve(store: Option<&Store>, parsed: &Parsed) -> Result<Resolved
         mounted: Vec::new(),
         manifests: Vec::new(),
         has_bin: Vec::new(),
+        layers: Vec::new(),
+        layer_digests: Vec::new(),
         _pin: None,
     };
     let refs: Vec<(String, Option<String>)> = parsed.values("slice").map(split_reference).collect();
     let Some(store) = store else {
         return Ok(resolved);
     };
-    if refs.is_empty() {
+    let layer_names: Vec<String> = parsed
+        .values("layer")
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
+    if refs.is_empty() && layer_names.is_empty() {
         // Under the shared lock, as every pin: slice-gc (exclusive) never
         // sees a pin file before it is flock'ed, and so never removes it.
         resolved._pin = store
@@ -81,6 +91,8 @@ pub(super) fn resolve(store: Option<&Store>, parsed: &Parsed) -> Result<Resolved
         resolved.manifests.push(manifest);
         resolved.has_bin.push(has_bin);
     }
+    resolve_layers(store, &layer_names, &mut resolved)?;
+    digests.extend(&resolved.layer_digests);
     resolved._pin = Some(
         store
             .pin_stage(&digests, &note(parsed, &refs))
@@ -88,6 +100,42 @@ pub(super) fn resolve(store: Option<&Store>, parsed: &Parsed) -> Result<Resolved
     );
     drop(lock);
     Ok(resolved)
+}
+
+/// Each `--layer NAME`'s layers, bottom first, under the caller's
+/// shared lock.
+fn resolve_layers(store: &Store, names: &[String], resolved: &mut Resolved) -> Result<(), Failure> {
+    for name in names {
+        let cannot = |e: crate::store::Error| {
+            setup_failure(format!(
+                "cannot use layer '{}': {e}",
+                printable(name.as_bytes())
+            ))
+        };
+        let stack = store.resolve_layers(name).map_err(cannot)?;
+        for (index, layer) in store
+            .layer_stack(&stack)
+            .map_err(cannot)?
+            .layers
+            .iter()
+            .enumerate()
+        {
+            let tree = store.layer_tree(layer);
+            if !tree.is_dir() {
+                return Err(setup_failure(format!(
+                    "cannot use layer '{}': its layer {layer} has no tree at '{}' (layer-add NAME SOURCE again makes it)",
+                    printable(name.as_bytes()),
+                    crate::text::printable_path(&tree)
+                )));
+            }
+            resolved.layers.push(PlannedLayer {
+                label: format!("{name}#{index}"),
+                tree,
+            });
+            resolved.layer_digests.push(*layer);
+        }
+    }
+    Ok(())
 }
 
 /// What `slicebox ps` shows of this stage.

@@ -22,12 +22,16 @@ pub(super) fn mount_overlay_root(
     slots: &[RawFd],
 ) -> Result<RawFd, Errno> {
     let scratch = new_tmpfs(sys)?;
-    let dirs = upper_and_work(sys, scratch);
+    // Held open until the overlay is made: closing a detached mount's
+    // last fsmount fd unmounts it, and OverlayFS refuses an upper dir
+    // that is not mounted ("failed to clone upperpath", EINVAL).
+    let root = upper_and_work(sys, scratch).and_then(|(upper, work)| {
+        let root = overlay(sys, lowers, slots, upper, work);
+        sys.close(upper);
+        sys.close(work);
+        root
+    });
     sys.close(scratch);
-    let (upper, work) = dirs?;
-    let root = overlay(sys, lowers, slots, upper, work);
-    sys.close(upper);
-    sys.close(work);
     let root = root?;
     let attached = sys.move_mount_at(root, libc::AT_FDCWD, ASSEMBLY_POINT);
     sys.close(root);

@@ -169,6 +169,12 @@ pub fn open_image(path: &Path, platform: Option<&Platform>) -> Result<Image> {
     }
 }
 
+/// Whether `path` holds an image rather than one layer: a directory or
+/// an uncompressed tar with an `oci-layout` file or a `manifest.json`.
+pub fn is_image(path: &Path) -> bool {
+    Container::open(path).is_ok_and(|c| c.has("oci-layout") || c.has("manifest.json"))
+}
+
 /// The config as OCI and Docker write it: only what is kept, plus the
 /// diff IDs that name each layer's uncompressed tar.
 #[derive(Deserialize)]

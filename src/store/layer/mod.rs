@@ -9,14 +9,17 @@
 //!   layer-stacks/<hex>.json   layer digests bottom first, and a config
 //!   layer-blobs/<hex>         blob digest (as read) -> layer digest
 //!   layer-refs/<name>         the stack a name points at, then its history
+//!   layer-trees/<hex>/        the layer as a tree, OverlayFS's lower dir
 //! ```
 //!
-//! An add publishes objects, then layers, then the stack, then the ref,
-//! each by a rename, so a crash leaves the old state or the new one.
+//! An add publishes objects, then the layer's tree, then its listing,
+//! then the stack, then the ref, each by a rename, so a crash leaves the
+//! old state or the new one (and at worst a tree gc removes).
 
 mod from_tar;
 mod from_upper;
 pub mod listing;
+mod tree;
 
 use std::collections::HashSet;
 use std::fs;
@@ -27,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use self::listing::{Entries, LayerEntry, LayerKind};
 use super::archive_source::{open_input, Input};
+use super::at;
 use super::fsutil::{self, sync_dir, write_durably};
 use super::limits::Limits;
 use super::objects::ObjectWriter;
@@ -45,6 +49,9 @@ pub enum LayerInput {
     /// An OverlayFS upper dir: 0/0 character devices are whiteouts, dirs
     /// with `user.overlay.opaque` or `trusted.overlay.opaque` opaque.
     Upper(PathBuf),
+    /// One layer of an image (`image::open_image`): its bytes must hash
+    /// to the blob digest its manifest names, or nothing is added.
+    Blob(crate::store::image::LayerBlob),
 }
 
 /// One layer of a stack to add.
@@ -201,6 +208,33 @@ fn unused_files(dir: &Path, live: &dyn Fn(&str) -> bool) -> Result<Vec<PathBuf>>
     Ok(out)
 }
 
+/// An image's layer blob, read as any layer tarball (the same decoding,
+/// limits and expansion ratio), then held to the digest its manifest
+/// names: a blob that is not what the manifest says adds nothing.
+fn read_blob(
+    blob: &crate::store::image::LayerBlob,
+    name: &str,
+    limits: Limits,
+    objects: &ObjectWriter<'_>,
+    progress: &Progress,
+) -> Result<(Collected, Option<Digest>)> {
+    let input = blob.open().map_err(|e| Error::BadSource {
+        source_name: name.to_string(),
+        reason: crate::text::io_cause(&e),
+    })?;
+    let (collected, read) = from_tar::read_layer(input, name, limits, objects, progress)?;
+    if read != blob.digest {
+        return Err(Error::BadSource {
+            source_name: name.to_string(),
+            reason: format!(
+                "its bytes hash to {read}, not to the digest {} the manifest names",
+                blob.digest
+            ),
+        });
+    }
+    Ok((collected, Some(read)))
+}
+
 /// Every file of `entries` that is an object, with its executable bit.
 fn object_keys(entries: &[LayerEntry]) -> impl Iterator<Item = (Digest, bool)> + '_ {
     entries.iter().filter_map(|e| match e.kind {
@@ -226,12 +260,52 @@ impl Store {
         self.root.join("layer-refs")
     }
 
+    fn layer_trees_dir(&self) -> PathBuf {
+        self.root.join("layer-trees")
+    }
+
+    /// The tree of `layer` that a stage's OverlayFS takes as a lower dir.
+    pub fn layer_tree(&self, layer: &Digest) -> PathBuf {
+        self.layer_trees_dir().join(layer.hex())
+    }
+
+    /// Makes `layer`'s tree from its listing where it is missing (a
+    /// store from before layers had trees, or a tree gc removed after a
+    /// crash), under the shared lock.
+    fn ensure_layer_tree(&self, layer: &Digest, entries: Option<&Entries>) -> Result<()> {
+        let final_path = self.layer_tree(layer);
+        if final_path.is_dir() {
+            return Ok(());
+        }
+        let stage = Stage::create(self)?;
+        let objects = ObjectWriter::new(self, &stage.path)?;
+        let staged = stage.path.join("tree");
+        match entries {
+            Some(entries) => tree::materialise(entries.values(), &staged, &objects)?,
+            None => {
+                let listed = self.layer_listing(layer)?;
+                tree::materialise(listed.iter(), &staged, &objects)?;
+            }
+        }
+        fsutil::sync_filesystem(self.root())?;
+        objects.publish()?;
+        match fs::rename(&staged, &final_path) {
+            // Another add of the same layer made it meanwhile.
+            Err(_) if final_path.is_dir() => {}
+            renamed => renamed.at("publish layer tree", &final_path)?,
+        }
+        sync_dir(&self.layer_trees_dir())?;
+        crash_point("layer-add:tree-published");
+        Ok(())
+    }
+
     fn make_layer_dirs(&self) -> Result<()> {
         for dir in [
             self.layers_dir(),
             self.stacks_dir(),
             self.blobs_dir(),
             self.layer_refs_dir(),
+            self.layer_trees_dir(),
         ] {
             fs::create_dir_all(&dir).at("create store directory", &dir)?;
         }
@@ -295,23 +369,26 @@ impl Store {
         limits: Limits,
         progress: Option<ProgressSink>,
     ) -> Result<LayerAdded> {
-        let reused = |digest| LayerAdded {
-            digest,
-            reused: true,
-            devices_skipped: 0,
-            written_bytes: 0,
+        let reused = |digest| -> Result<LayerAdded> {
+            self.ensure_layer_tree(&digest, None)?;
+            Ok(LayerAdded {
+                digest,
+                reused: true,
+                devices_skipped: 0,
+                written_bytes: 0,
+            })
         };
         if let Some(layer) = source
             .known_digests
             .iter()
             .find_map(|d| self.known_layer(d))
         {
-            return Ok(reused(layer));
+            return reused(layer);
         }
         if let LayerInput::Archive(path) = &source.input {
             let blob = super::maintenance::file_digest(path).at("read", path)?;
             if let Some(layer) = self.known_layer(&blob) {
-                return Ok(reused(layer));
+                return reused(layer);
             }
         }
         let stage = Stage::create(self)?;
@@ -332,6 +409,7 @@ impl Store {
                 from_tar::read_layer(input, &source.name, limits, &objects, &progress)
                     .map(|(c, blob)| (c, Some(blob)))
             }
+            LayerInput::Blob(blob) => read_blob(blob, &source.name, limits, &objects, &progress),
         };
         progress.finish();
         let (collected, blob) = read?;
@@ -341,6 +419,7 @@ impl Store {
         fsutil::sync_filesystem(self.root())?;
         objects.publish()?;
         crash_point("layer-add:objects-published");
+        self.ensure_layer_tree(&digest, Some(&collected.entries))?;
         if !self.layers_dir().join(digest.hex()).is_file() {
             write_durably(&self.layers_dir(), &digest.hex(), &bytes, "write layer")?;
         }
@@ -480,9 +559,10 @@ impl Store {
     }
 
     /// For gc, under the exclusive lock: drops layer ref history and
-    /// removes the blob records, stacks and layers no name uses; returns
-    /// how many files went.
-    pub(crate) fn sweep_layers(&self) -> Result<u64> {
+    /// removes the blob records, stacks and layers no name uses, and the
+    /// trees of those no running stage has pinned either; returns how
+    /// many files and trees went.
+    pub(crate) fn sweep_layers(&self, pinned: &HashSet<Digest>) -> Result<u64> {
         let dir = self.layer_refs_dir();
         if !dir.is_dir() {
             return Ok(0);
@@ -516,6 +596,24 @@ impl Store {
         for path in blobs.iter().chain(&stacks).chain(&layers) {
             fs::remove_file(path).at("remove", path)?;
             crash_point("gc:one-layer-file-removed");
+            removed += 1;
+        }
+        // A tree goes after its listing: a crash between leaves a tree
+        // the next gc removes, never a listing without its tree.
+        if !self.layer_trees_dir().is_dir() {
+            return Ok(removed);
+        }
+        let trees = unused_files(&self.layer_trees_dir(), &|name| {
+            hex_in(&live_layers, name) || hex_in(pinned, name)
+        })?;
+        for path in &trees {
+            // Out of layer-trees/ by one rename: a crash mid-removal
+            // leaves no half tree that a later add would take as made.
+            let doomed = self
+                .tmp_dir()
+                .join(format!("doomed-{}", fsutil::unique_suffix()));
+            fs::rename(path, &doomed).at("remove", path)?;
+            at::remove_tree(&doomed).at("remove", &doomed)?;
             removed += 1;
         }
         Ok(removed)
