@@ -391,6 +391,7 @@ fn a_crash_in_layer_add_or_its_gc_leaves_old_or_new_layers() {
     for (i, point) in [
         "layer-add:staged",
         "layer-add:objects-published",
+        "layer-add:tree-published",
         "layer-add:layer-written",
         "layer-add:stack-written",
         "layer-add:ref-written",
@@ -424,5 +425,23 @@ fn a_crash_in_layer_add_or_its_gc_leaves_old_or_new_layers() {
         ok(&store, &["slice-gc"]);
         ok(&store, &["slice-verify"]);
         assert!(layer_files(&store, "lay") == new);
+        // gc killed between moving a tree out and removing it: the next
+        // gc removes what is left, and only the named layer's tree stays.
+        ok(&store, &["layer-add", "other", &a]);
+        ok(&store, &["layer-rm", "other"]);
+        crash_at(&store, "gc:layer-tree-moved", &["slice-gc"]);
+        ok(&store, &["slice-gc"]);
+        ok(&store, &["slice-verify"]);
+        assert!(layer_files(&store, "lay") == new);
+        let trees: Vec<_> = std::fs::read_dir(store.join("layer-trees"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        let shown = ok(&store, &["layer-show", "lay"]);
+        assert_eq!(trees.len(), 1, "{trees:?}");
+        let tree = trees[0].to_str().unwrap();
+        assert!(shown.contains(tree), "{tree} is not lay's layer: {shown}");
+        let leftovers = std::fs::read_dir(store.join("tmp")).unwrap().count();
+        assert_eq!(leftovers, 0, "gc left files in tmp/");
     }
 }

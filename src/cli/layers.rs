@@ -69,10 +69,7 @@ type StackToAdd = (Vec<LayerSource>, Option<ImageConfig>);
 
 /// SOURCE's layers and config where it is an image (not with
 /// `--from-upper` or `-`); `None` for a layer tarball.
-fn image_source(
-    parsed: &Parsed,
-    source: &std::ffi::OsStr,
-) -> Result<Option<StackToAdd>, Failure> {
+fn image_source(parsed: &Parsed, source: &std::ffi::OsStr) -> Result<Option<StackToAdd>, Failure> {
     let path = std::path::Path::new(source);
     let platform = match parsed.last("platform") {
         Some(text) => Some(

@@ -613,6 +613,7 @@ impl Store {
                 .tmp_dir()
                 .join(format!("doomed-{}", fsutil::unique_suffix()));
             fs::rename(path, &doomed).at("remove", path)?;
+            crash_point("gc:layer-tree-moved");
             at::remove_tree(&doomed).at("remove", &doomed)?;
             removed += 1;
         }
