@@ -36,6 +36,9 @@ mkdir "$work/v22.1" && tar -xzf "$cache/node-22.tar.gz" -C "$work/v22.1" &&
     echo "a later build" >"$work/v22.1/NOTES" &&
     tar -czf "$work/node-v22.1.tar.gz" -C "$work/v22.1" . && rm -rf "$work/v22.1"
 
+# The README's layer example: a Debian minbase tarball (fetch-images.sh).
+ln -s "$cache/images/bookworm-minbase.tar" "$work/debian.tar"
+
 # The README's build example works in hello/: a main.c and a Makefile
 # whose install target copies hello to $(PREFIX)/bin, as it says.
 mkdir "$work/hello"
