@@ -8,13 +8,18 @@
                                      libraries, and /bin/sh, /bin/cat ... as
                                      links to it (merged /usr), and /etc/motd
     layer-tars.py link NAME TARGET OUT  a layer whose NAME is a symlink to TARGET
+    layer-tars.py image DIR          an OCI image layout: the tools layer and
+                                     /srv/app, with a config that sets Env,
+                                     WorkingDir, User, Entrypoint and Cmd
     layer-tars.py tv TAR             `tar -tv --numeric-owner` of TAR as
                                      `layer-show --files` prints a layer:
                                      root and /dev device nodes left out,
                                      hardlinks with their file's size, in
                                      the layer's order (by path components)
 """
+import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -94,6 +99,49 @@ def tools(out):
             tar.addfile(member("usr/bin/" + applet, tarfile.SYMTYPE, linkname="busybox")[0])
 
 
+def image(out):
+    """An OCI layout as skopeo writes one, by hand: blobs by sha256."""
+    blobs = os.path.join(out, "blobs", "sha256")
+    os.makedirs(blobs)
+
+    def blob(data):
+        digest = hashlib.sha256(data).hexdigest()
+        with open(os.path.join(blobs, digest), "wb") as f:
+            f.write(data)
+        return {"digest": "sha256:" + digest, "size": len(data)}
+
+    layer_path = os.path.join(out, "layer.tar")
+    tools(layer_path)
+    with tarfile.open(layer_path, "a") as tar:
+        tar.addfile(member("srv/app/", tarfile.DIRTYPE, mode=0o755)[0])
+    layer = open(layer_path, "rb").read()
+    os.remove(layer_path)
+    config = blob(json.dumps({
+        "architecture": {"x86_64": "amd64", "aarch64": "arm64"}[os.uname().machine],
+        "os": "linux",
+        "config": {
+            "Env": ["PATH=/usr/bin", "GREETING=from the image"],
+            "WorkingDir": "/srv/app",
+            "User": "0:0",
+            "Entrypoint": ["/bin/sh", "-c"],
+            "Cmd": ['echo "$GREETING in $PWD as $(id -u)"'],
+        },
+        "rootfs": {"type": "layers",
+                   "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]},
+    }).encode())
+    manifest = blob(json.dumps({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": dict(config, mediaType="application/vnd.oci.image.config.v1+json"),
+        "layers": [dict(blob(layer), mediaType="application/vnd.oci.image.layer.v1.tar")],
+    }).encode())
+    with open(os.path.join(out, "oci-layout"), "w") as f:
+        f.write('{"imageLayoutVersion": "1.0.0"}')
+    with open(os.path.join(out, "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [
+            dict(manifest, mediaType="application/vnd.oci.image.manifest.v1+json")]}, f)
+
+
 def tv(path):
     lines = subprocess.run(["tar", "-tvf", path, "--numeric-owner"], check=True,
                            capture_output=True, text=True).stdout.splitlines()
@@ -135,6 +183,8 @@ if __name__ == "__main__":
         lower(sys.argv[2])
     elif sys.argv[1] == "tools":
         tools(sys.argv[2])
+    elif sys.argv[1] == "image":
+        image(sys.argv[2])
     elif sys.argv[1] == "link":
         write(sys.argv[4], [member(sys.argv[2], tarfile.SYMTYPE, linkname=sys.argv[3])])
     else:

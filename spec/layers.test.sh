@@ -344,3 +344,25 @@ status=1
 layer-add: cannot add 'img (blobs/sha256/TOP)': its bytes hash to DIGEST, not to the digest DIGEST the manifest names; nothing was added
 0
 ## END
+
+#### sandbox --image: the image's Entrypoint, Cmd, Env, WorkingDir and User, unless an option says otherwise
+export SLICEBOX_STORE=$PWD/store
+python3 "$SPEC_DIR/layer-tars.py" image img
+layer-add app img >/dev/null
+sandbox --image app
+sandbox --image app -- 'echo "operands replace Cmd: $GREETING"'
+sandbox --image app --env GREETING=overridden --chdir / --uid 7 -- 'echo "$GREETING in $PWD as $(id -u)"'
+# --layer goes on top of the image's layers.
+python3 "$SPEC_DIR/layer-tars.py" whiteouts w.tar
+layer-add extra w.tar >/dev/null
+sandbox --image app --layer extra -- 'cat /d/kept'
+# A stack from a tarball has no config to take.
+out=$(sandbox --image extra 2>&1); echo "status=$?"; echo "$out"
+## STDOUT:
+from the image in /srv/app as 0
+operands replace Cmd: from the image
+overridden in / as 7
+kept
+status=125
+sandbox: cannot use image 'extra': it has no image config (it was added from a layer tarball: use --layer)
+## END

@@ -46,6 +46,11 @@ pub const SANDBOX: CommandSpec = CommandSpec {
             help: "make the root an OverlayFS of stored layers NAME (layer-add), in place of the host's base; repeatable, bottom first",
         },
         OptionSpec {
+            long: "image",
+            value: Some("NAME"),
+            help: "as --layer NAME (below any --layer), and take the image's Entrypoint, Cmd, Env, WorkingDir and User where no option says otherwise",
+        },
+        OptionSpec {
             long: "bind",
             value: Some("SRC[:DST]"),
             help: "show host path SRC writable at DST (default: SRC's own path); repeatable",
@@ -181,6 +186,15 @@ ends. None of the host's base dirs is shown; everything else (slices,
 binds, /proc, /dev, /tmp, the working directory) is mounted over the
 layers as over the host's base. Files show the store's own modes (0444,
 0555 when executable) and owner, whatever the layer recorded.
+
+--image NAME: NAME's layers are the bottom of the root (any --layer goes
+on top), and the image config layer-add kept fills in what the command
+line leaves out, as docker run does: COMMAND is the Entrypoint followed
+by the operands, or by Cmd when there are none; Env is set over the
+caller's environment (--env and --unsetenv still come last); WorkingDir
+is the start dir unless --chdir; User (UID[:GID] or root; a uid alone
+has gid 0) gives --uid and --gid unless either is given. A user named
+otherwise is refused: give --uid and --gid.
 
 Mount points are resolved inside the stage and never through a symlink,
 except that a --bind or --ro-bind destination that is (or goes through) a

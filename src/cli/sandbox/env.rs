@@ -13,7 +13,7 @@ pub(super) const BASE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// The caller's environment, or (with `--clearenv`, and always with
 /// `--cache`, where every variable is an input) only the `--keep-env`
-/// names of it; then `PATH` with each slice's top-level `bin/` in
+/// names of it; then an `--image`'s Env; then `PATH` with each slice's top-level `bin/` in
 /// `--slice` order ahead of the caller's `PATH` (or of `BASE_PATH` when
 /// there is none); then each slice's variables in `--slice` order, each
 /// seeing what the ones before it set (`PATH=/opt/node/bin:${PATH}` puts a
@@ -26,6 +26,11 @@ pub(super) fn stage_env(
 ) -> Result<Vec<OsString>, Failure> {
     let cleared = parsed.has("clearenv") || parsed.has("cache");
     let mut out = start(parsed, ctx, cleared)?;
+    if let Some(config) = &resolved.image {
+        for entry in super::image::env(config)? {
+            env::set(&mut out, entry);
+        }
+    }
     if let Some(path) = search_path(resolved, env::value(&out, b"PATH"), cleared) {
         env::set(&mut out, path);
     }

@@ -9,6 +9,7 @@
 mod cache;
 mod digest;
 mod env;
+mod image;
 mod options;
 mod output;
 mod slices;
@@ -40,7 +41,7 @@ const TIMED_OUT: i32 = 124;
 /// `started`: when the command line began to be parsed (for `SLICEBOX_TIMES`).
 pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure> {
     let parsed_at = runtime::now_ns();
-    let options = Options::parse(parsed, ctx)?;
+    let mut options = Options::parse(parsed, ctx)?;
     let store = match options.needs_store(parsed) {
         true => Some(open_store(ctx)?),
         // Only to be listed by `slicebox ps`: a store that cannot be
@@ -48,12 +49,31 @@ pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure
         false => super::store_if_usable(ctx),
     };
     let resolved = slices::resolve(store.as_ref(), parsed)?;
+    let mut command = parsed.operands.clone();
+    if let Some(config) = &resolved.image {
+        // What the command line says wins over the image's config.
+        command = image::command(config, &parsed.operands).unwrap_or_default();
+        if options.identity.is_none() {
+            options.identity = image::identity(config)?;
+        }
+        if options.chdir.is_none() {
+            options.chdir = image::start_dir(config)?;
+        }
+    }
     let env = env::stage_env(parsed, ctx, &resolved)?;
     let output = match (&options.output, &store) {
         (Some(spec), Some(store)) => Some(output::Output::prepare(store, spec, options.identity)?),
         _ => None,
     };
-    let mut stage = build_stage(parsed, ctx, &options, resolved.slices.clone(), env, &output)?;
+    let mut stage = build_stage(
+        parsed,
+        &command,
+        ctx,
+        &options,
+        resolved.slices.clone(),
+        env,
+        &output,
+    )?;
     if !resolved.layers.is_empty() {
         // The layers are the base: nothing of the host's is shown.
         stage.layers = resolved.layers.clone();
@@ -91,6 +111,7 @@ pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure
 /// binds (and the `--out` dir), the working directory and every option.
 fn build_stage(
     parsed: &Parsed,
+    command: &[OsString],
     ctx: &Context,
     options: &Options,
     slices: Vec<runtime::PlannedSlice>,
@@ -98,14 +119,14 @@ fn build_stage(
     output: &Option<output::Output>,
 ) -> Result<Stage, Failure> {
     // No command: the user's shell, interactive when stdin is a terminal.
-    let (argv, fallback) = if parsed.operands.is_empty() {
+    let (argv, fallback) = if command.is_empty() {
         let shell = crate::env::value(&env, b"SHELL")
             .filter(|s| s.starts_with(b"/"))
             .map(|s| OsString::from_vec(s.to_vec()))
             .unwrap_or_else(|| OsString::from("/bin/sh"));
         (vec![shell], Some(OsString::from("/bin/sh")))
     } else {
-        (parsed.operands.clone(), None)
+        (command.to_vec(), None)
     };
     let cwd = std::env::current_dir().map_err(|e| {
         setup_failure(format!(

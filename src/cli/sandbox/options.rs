@@ -68,9 +68,10 @@ impl Options {
         Ok(options)
     }
 
-    /// Slices, layers and `--out` need the store; nothing else does.
+    /// Slices, layers, an image and `--out` need the store; nothing else
+    /// does.
     pub(super) fn needs_store(&self, parsed: &Parsed) -> bool {
-        parsed.has("slice") || parsed.has("layer") || self.output.is_some()
+        ["slice", "layer", "image"].iter().any(|o| parsed.has(o)) || self.output.is_some()
     }
 }
 

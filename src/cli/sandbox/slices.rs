@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use super::{setup_failure, store_setup_failure, Failure, Parsed};
 use crate::digest::Digest;
 use crate::runtime::{PlannedLayer, PlannedSlice};
+use crate::store::layer::ImageConfig;
 use crate::store::{Found, Manifest, Pin, StageNote, Store};
 use crate::text::printable;
 
@@ -25,6 +26,8 @@ pub(super) struct Resolved {
     pub layers: Vec<PlannedLayer>,
     /// Each layer's digest, in `layers`' order, for a `--cache` digest.
     pub layer_digests: Vec<Digest>,
+    /// `--image`'s config (its layers are the bottom of `layers`).
+    pub image: Option<ImageConfig>,
     /// Held until the stage ends, so slice-gc keeps what it mounts.
     _pin: Option<Pin>,
 }
@@ -40,15 +43,25 @@ pub(super) fn resolve(store: Option<&Store>, parsed: &Parsed) -> Result<Resolved
         has_bin: Vec::new(),
         layers: Vec::new(),
         layer_digests: Vec::new(),
+        image: None,
         _pin: None,
     };
     let refs: Vec<(String, Option<String>)> = parsed.values("slice").map(split_reference).collect();
     let Some(store) = store else {
         return Ok(resolved);
     };
-    let layer_names: Vec<String> = parsed
-        .values("layer")
-        .map(|n| n.to_string_lossy().into_owned())
+    // The image's stack first: it is the bottom, --layer ones go on top.
+    let image = parsed
+        .last("image")
+        .map(|n| n.to_string_lossy().into_owned());
+    let layer_names: Vec<String> = image
+        .iter()
+        .cloned()
+        .chain(
+            parsed
+                .values("layer")
+                .map(|n| n.to_string_lossy().into_owned()),
+        )
         .collect();
     if refs.is_empty() && layer_names.is_empty() {
         // Under the shared lock, as every pin: slice-gc (exclusive) never
@@ -92,6 +105,9 @@ pub(super) fn resolve(store: Option<&Store>, parsed: &Parsed) -> Result<Resolved
         resolved.has_bin.push(has_bin);
     }
     resolve_layers(store, &layer_names, &mut resolved)?;
+    if let Some(name) = &image {
+        resolved.image = Some(image_config(store, name)?);
+    }
     digests.extend(&resolved.layer_digests);
     resolved._pin = Some(
         store
@@ -136,6 +152,26 @@ fn resolve_layers(store: &Store, names: &[String], resolved: &mut Resolved) -> R
         }
     }
     Ok(())
+}
+
+/// The config `layer-add` kept for the image `name`; a stack made of
+/// tarballs has none.
+fn image_config(store: &Store, name: &str) -> Result<ImageConfig, Failure> {
+    let cannot = |why: String| {
+        setup_failure(format!(
+            "cannot use image '{}': {why}",
+            printable(name.as_bytes())
+        ))
+    };
+    let stack = store
+        .resolve_layers(name)
+        .map_err(|e| cannot(e.to_string()))?;
+    let stack = store
+        .layer_stack(&stack)
+        .map_err(|e| cannot(e.to_string()))?;
+    stack.config.ok_or_else(|| {
+        cannot("it has no image config (it was added from a layer tarball: use --layer)".into())
+    })
 }
 
 /// What `slicebox ps` shows of this stage.
