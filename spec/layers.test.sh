@@ -366,3 +366,40 @@ kept
 status=125
 sandbox: cannot use image 'extra': it has no image config (it was added from a layer tarball: use --layer)
 ## END
+
+#### sandbox --upper DIR keeps a stage's changes, and layer-add --from-upper makes them a layer
+export SLICEBOX_STORE=$PWD/store
+for l in tools lower; do
+  python3 "$SPEC_DIR/layer-tars.py" "$l" "$l.tar"
+  layer-add "lay-$l" "$l.tar" >/dev/null
+done
+sandbox --no-cwd --layer lay-tools --layer lay-lower --upper up -- sh -c '
+  rm /d/gone; rm -r /e; mkdir /e; echo fresh > /e/fresh; mkdir /new; echo x > /new/f
+  echo changed > /d/kept.new && mv /d/kept.new /d/kept'
+echo "status=$?"
+test -d up.work && echo "up.work is the work dir"
+layer-add --from-upper up lay-changes >/dev/null
+layer-show --files lay-changes | tail -n +3 | grep -E ' (d|d/gone|e|new/f)( |$)' | cut -d' ' -f1,4-
+sandbox --no-cwd --layer lay-tools --layer lay-lower --layer lay-changes -- sh -c 'ls /d /e /new; cat /d/kept'
+# --upper needs layers, and is no declared output of --cache.
+sandbox --upper up2 -- true 2>&1 | head -n 1
+test -e up2 || echo "up2 not made"
+## STDOUT:
+status=0
+up.work is the work dir
+drwxr-xr-x d
+w--------- d/gone
+drwxr-xr-x e (opaque)
+-rw-r--r-- new/f
+/d:
+kept
+
+/e:
+fresh
+
+/new:
+f
+changed
+sandbox: --upper needs a root of layers: --layer or --image
+up2 not made
+## END

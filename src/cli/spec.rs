@@ -46,6 +46,11 @@ pub const SANDBOX: CommandSpec = CommandSpec {
             help: "make the root an OverlayFS of stored layers NAME (layer-add), in place of the host's base; repeatable, bottom first",
         },
         OptionSpec {
+            long: "upper",
+            value: Some("DIR"),
+            help: "with --layer or --image, keep what the stage changes in DIR (OverlayFS's upper dir; DIR.work beside it is its work dir)",
+        },
+        OptionSpec {
             long: "image",
             value: Some("NAME"),
             help: "as --layer NAME (below any --layer), and take the image's Entrypoint, Cmd, Env, WorkingDir and User where no option says otherwise",
@@ -182,7 +187,10 @@ shown (a note says so) and COMMAND starts in /. Without COMMAND, $SHELL
 stored (an image's, bottom first; several --layer stack in order, the
 first at the bottom), with an upper dir on a tmpfs of the stage's own:
 the root is writable, and what COMMAND changes there is gone when it
-ends. None of the host's base dirs is shown; everything else (slices,
+ends (with --upper DIR, what it changes is kept in DIR, whiteouts and
+opaque dirs included, and layer-add --from-upper DIR NAME makes a layer
+of it; DIR.work beside it is OverlayFS's work dir). None of the host's
+base dirs is shown; everything else (slices,
 binds, /proc, /dev, /tmp, the working directory) is mounted over the
 layers as over the host's base. Files show the store's own modes (0444,
 0555 when executable) and owner, whatever the layer recorded.

@@ -109,6 +109,10 @@ pub struct Stage {
     /// The root's layers, bottom first: their OverlayFS replaces the
     /// host's base dirs (`base` is empty then). None: a tmpfs root.
     pub layers: Vec<PlannedLayer>,
+    /// The overlay's upper and work dirs on the host (`--upper DIR` and
+    /// `DIR.work`), which keep what the stage changes; `None`: a tmpfs of
+    /// the stage's own that goes with it.
+    pub upper: Option<(PathBuf, PathBuf)>,
     /// How the host's base dirs look (`host_base()`).
     pub base: Vec<(PathBuf, HostEntry)>,
     /// The caller's working directory (absolute), shown read-only at its
@@ -240,6 +244,7 @@ impl Stage {
             env: Vec::new(),
             slices: Vec::new(),
             layers: Vec::new(),
+            upper: None,
             base: Vec::new(),
             workdir: None,
             workdir_source: None,

@@ -135,6 +135,8 @@ pub enum Op {
     /// (topmost first) over an ephemeral upper.
     MountOverlayRoot {
         lowers: Vec<usize>,
+        /// The upper and work dirs open in these slots, or a fresh tmpfs.
+        upper: Option<(usize, usize)>,
     },
     MountFs {
         fstype: &'static CStr,
@@ -263,6 +265,8 @@ pub(crate) enum What {
     MountSlice(String, PathBuf),
     /// The same for a layer of the root.
     OpenLayer(String, PathBuf),
+    /// The overlay's upper (or work) dir on the host.
+    OpenUpper(PathBuf),
     Bind(PathBuf),
     Shadow,
     SealShadow,
@@ -284,7 +288,9 @@ impl Step {
     /// Where the step's source is on the host, for a failure to open it.
     pub fn source(&self) -> Option<&Path> {
         match &self.what {
-            What::MountSlice(_, tree) | What::OpenLayer(_, tree) => Some(tree),
+            What::MountSlice(_, tree) | What::OpenLayer(_, tree) | What::OpenUpper(tree) => {
+                Some(tree)
+            }
             _ => None,
         }
     }

@@ -16,7 +16,7 @@ mod slices;
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{open_store, Context, Exit, Failure, Parsed};
 use crate::runtime::{self, Outcome, Stage, WorkdirView};
@@ -78,6 +78,9 @@ pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure
         // The layers are the base: nothing of the host's is shown.
         stage.layers = resolved.layers.clone();
         stage.base = Vec::new();
+    }
+    if let Some(dir) = parsed.last("upper") {
+        stage.upper = Some(upper_dirs(parsed, dir)?);
     }
     let remembered = match (&output, &store, options.cache) {
         (Some(output), Some(store), true) => {
@@ -149,6 +152,7 @@ fn build_stage(
         env,
         slices,
         layers: Vec::new(),
+        upper: None,
         base,
         workdir,
         workdir_source: None,
@@ -173,6 +177,41 @@ fn build_stage(
             .var("SLICEBOX_TIMES")
             .is_some_and(|v| !v.is_empty() && v != "0"),
     })
+}
+
+/// `--upper DIR`: DIR and OverlayFS's work dir `DIR.work` beside it (on
+/// the same filesystem, as OverlayFS needs), made where missing.
+fn upper_dirs(parsed: &Parsed, dir: &std::ffi::OsStr) -> Result<(PathBuf, PathBuf), Failure> {
+    if !parsed.has("layer") && !parsed.has("image") {
+        return Err(Failure::usage(
+            "--upper needs a root of layers: --layer or --image",
+        ));
+    }
+    if parsed.has("cache") {
+        return Err(Failure::usage(
+            "--cache refuses --upper: what the stage writes there is no declared output",
+        ));
+    }
+    let upper = std::path::absolute(dir).map_err(|e| {
+        setup_failure(format!(
+            "cannot use --upper '{}': {}",
+            printable_path(Path::new(dir)),
+            crate::text::io_cause(&e)
+        ))
+    })?;
+    let mut work = upper.clone().into_os_string();
+    work.push(".work");
+    let work = PathBuf::from(work);
+    for made in [&upper, &work] {
+        std::fs::create_dir_all(made).map_err(|e| {
+            setup_failure(format!(
+                "cannot make the --upper dir '{}': {}",
+                printable_path(made),
+                crate::text::io_cause(&e)
+            ))
+        })?;
+    }
+    Ok((upper, work))
 }
 
 /// The working directory the stage shows, or none, with a note when it

@@ -73,6 +73,10 @@ impl Step {
                 printable(label.as_bytes()),
                 printable_path(tree)
             ),
+            (What::OpenUpper(dir), _) => format!(
+                "open the overlay's upper or work dir '{}'",
+                printable_path(dir)
+            ),
             (What::MountFs, Op::MountFs { fstype, .. }) => {
                 format!("mount {} on {}", fstype.to_string_lossy(), target())
             }

@@ -138,8 +138,8 @@ fn host_op(sys: &dyn Syscall, op: &Op, slots: &mut [RawFd]) -> Result<(), Errno>
             slots[*slot] = sys.open_dir(path)?;
             Ok(())
         }
-        Op::MountOverlayRoot { lowers } => {
-            slots[ROOT] = overlay::mount_overlay_root(sys, lowers, slots)?;
+        Op::MountOverlayRoot { lowers, upper } => {
+            slots[ROOT] = overlay::mount_overlay_root(sys, lowers, *upper, slots)?;
             Ok(())
         }
         _ => unreachable!("run_op passes only the host's steps"),

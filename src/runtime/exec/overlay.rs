@@ -15,12 +15,27 @@ use crate::runtime::steps::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID};
 use crate::runtime::sys::{Errno, Syscall};
 
 /// Mounts the overlay of the layer trees open in `slots[lowers]` (topmost
-/// first) at the assembly point and returns its dir fd.
+/// first) over the upper and work dirs in `slots[upper]` (or on a fresh
+/// tmpfs) at the assembly point and returns its dir fd.
 pub(super) fn mount_overlay_root(
     sys: &dyn Syscall,
     lowers: &[usize],
+    upper: Option<(usize, usize)>,
     slots: &[RawFd],
 ) -> Result<RawFd, Errno> {
+    let root = match upper {
+        Some((upper, work)) => overlay(sys, lowers, slots, slots[upper], slots[work]),
+        None => overlay_on_tmpfs(sys, lowers, slots),
+    }?;
+    let attached = sys.move_mount_at(root, libc::AT_FDCWD, ASSEMBLY_POINT);
+    sys.close(root);
+    attached?;
+    sys.open_dir(ASSEMBLY_POINT)
+}
+
+/// The overlay with its upper and work dirs on a tmpfs of its own: the
+/// stage's changes live and die with it.
+fn overlay_on_tmpfs(sys: &dyn Syscall, lowers: &[usize], slots: &[RawFd]) -> Result<RawFd, Errno> {
     let scratch = new_tmpfs(sys)?;
     // Held open until the overlay is made: closing a detached mount's
     // last fsmount fd unmounts it, and OverlayFS refuses an upper dir
@@ -32,11 +47,7 @@ pub(super) fn mount_overlay_root(
         root
     });
     sys.close(scratch);
-    let root = root?;
-    let attached = sys.move_mount_at(root, libc::AT_FDCWD, ASSEMBLY_POINT);
-    sys.close(root);
-    attached?;
-    sys.open_dir(ASSEMBLY_POINT)
+    root
 }
 
 /// A detached tmpfs for the upper and work dirs: the stage's changes live

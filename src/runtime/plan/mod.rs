@@ -119,6 +119,8 @@ struct Sources<'a> {
     terminal: Option<(PathBuf, usize)>,
     /// The layers' trees, topmost first, when the root is their overlay.
     layers: Vec<usize>,
+    /// The overlay's upper and work dirs, when the host keeps them.
+    upper: Option<(usize, usize)>,
     /// The first slot of a host source: all are closed before the root is
     /// entered.
     first: usize,
@@ -158,6 +160,10 @@ fn host_sources<'a>(
         None => None,
     };
     let layers = layer_sources(p, stage)?;
+    let upper = match &stage.upper {
+        Some((upper, work)) => Some((open_upper(p, upper)?, open_upper(p, work)?)),
+        None => None,
+    };
     let mut mounts = Vec::new();
     for (path, entry) in &stage.base {
         if *entry == HostEntry::Dir {
@@ -202,6 +208,7 @@ fn host_sources<'a>(
         dev_nodes,
         terminal,
         layers,
+        upper,
         first,
     })
 }
@@ -229,6 +236,17 @@ fn layer_sources(p: &mut Planner, stage: &Stage) -> Result<Vec<usize>, PlanError
             Ok(slot)
         })
         .collect()
+}
+
+/// The overlay's upper or work dir opened on the host.
+fn open_upper(p: &mut Planner, dir: &Path) -> Result<usize, PlanError> {
+    let slot = p.slot();
+    let path = c(dir)?;
+    p.push(
+        Op::OpenHostDir { path, slot },
+        What::OpenUpper(dir.to_path_buf()),
+    );
+    Ok(slot)
 }
 
 /// The working directory when it is mounted of its own (not hidden, not
@@ -298,7 +316,10 @@ fn own_dirs(p: &mut Planner, stage: &Stage, sources: &Sources<'_>) -> Result<(),
     } else {
         let lowers = sources.layers.clone();
         p.push(
-            Op::MountOverlayRoot { lowers },
+            Op::MountOverlayRoot {
+                lowers,
+                upper: sources.upper,
+            },
             What::Text("mount the stage's root, an OverlayFS of its layers"),
         );
     }

@@ -708,3 +708,44 @@ fn more_layers_than_overlayfs_stacks_is_an_error_that_says_so() {
         "501 layers is more than the kernel stacks in one OverlayFS (500)"
     );
 }
+
+#[test]
+fn an_upper_on_the_host_replaces_the_stages_own_tmpfs() {
+    let mut input = layered(2);
+    input.stage.upper = Some((
+        PathBuf::from("/home/u/up"),
+        PathBuf::from("/home/u/up.work"),
+    ));
+    let plan = plan_of(&input).unwrap();
+    let opened: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.op, Op::OpenHostDir { .. }))
+        .map(|s| s.what())
+        .collect();
+    assert_eq!(
+        opened[2..],
+        [
+            "open the overlay's upper or work dir '/home/u/up'",
+            "open the overlay's upper or work dir '/home/u/up.work'"
+        ]
+    );
+    let sys = Recorder::default();
+    let mut slots = vec![-1; plan.slots];
+    let mut walk = vec![-1; plan.depth];
+    execute(&sys, &plan.steps, &mut slots, &mut walk).unwrap();
+    let calls = sys.calls.into_inner();
+    let overlay = calls.iter().position(|c| c == "fsopen overlay").unwrap();
+    let before = &calls[..overlay];
+    assert!(
+        !before
+            .iter()
+            .any(|c| c == "fsopen tmpfs" || c == "mkdir upper"),
+        "{calls:?}"
+    );
+    let set: Vec<&String> = calls[overlay..]
+        .iter()
+        .filter(|c| c.contains("upperdir") || c.contains("workdir"))
+        .collect();
+    assert_eq!(set.len(), 2, "{calls:?}");
+}
