@@ -384,6 +384,9 @@ sandbox --no-cwd --layer lay-tools --layer lay-lower --layer lay-changes -- sh -
 # --upper needs layers, and is no declared output of --cache.
 sandbox --upper up2 -- true 2>&1 | head -n 1
 test -e up2 || echo "up2 not made"
+# An upper among the store's files would write into shared objects.
+tree=$(ls -d store/layer-trees/* | head -n 1)
+sandbox --layer lay-tools --upper "$tree/usr" -- true 2>&1 | head -n 1 | sed "s,$PWD,CASE,; s,trees/[0-9a-f]*/,trees/HEX/,"
 ## STDOUT:
 status=0
 up.work is the work dir
@@ -402,4 +405,5 @@ f
 changed
 sandbox: --upper needs a root of layers: --layer or --image
 up2 not made
+sandbox: --upper 'CASE/store/layer-trees/HEX/usr' is inside the store: a stage would write into its files
 ## END

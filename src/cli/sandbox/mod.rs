@@ -80,7 +80,7 @@ pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure
         stage.base = Vec::new();
     }
     if let Some(dir) = parsed.last("upper") {
-        stage.upper = Some(upper_dirs(parsed, dir)?);
+        stage.upper = Some(upper_dirs(parsed, dir, store.as_ref())?);
     }
     let remembered = match (&output, &store, options.cache) {
         (Some(output), Some(store), true) => {
@@ -181,7 +181,11 @@ fn build_stage(
 
 /// `--upper DIR`: DIR and OverlayFS's work dir `DIR.work` beside it (on
 /// the same filesystem, as OverlayFS needs), made where missing.
-fn upper_dirs(parsed: &Parsed, dir: &std::ffi::OsStr) -> Result<(PathBuf, PathBuf), Failure> {
+fn upper_dirs(
+    parsed: &Parsed,
+    dir: &std::ffi::OsStr,
+    store: Option<&crate::store::Store>,
+) -> Result<(PathBuf, PathBuf), Failure> {
     if !parsed.has("layer") && !parsed.has("image") {
         return Err(Failure::usage(
             "--upper needs a root of layers: --layer or --image",
@@ -202,7 +206,23 @@ fn upper_dirs(parsed: &Parsed, dir: &std::ffi::OsStr) -> Result<(PathBuf, PathBu
     let mut work = upper.clone().into_os_string();
     work.push(".work");
     let work = PathBuf::from(work);
+    // The store's files are hardlinks of its objects: an upper among
+    // them would write into what every slice and layer shares.
+    let store_root = store.and_then(|s| s.root().canonicalize().ok());
     for made in [&upper, &work] {
+        let in_store = |dir: &Path| {
+            let real = dir.canonicalize().ok();
+            store_root
+                .as_ref()
+                .is_some_and(|root| real.is_some_and(|r| r.starts_with(root)))
+        };
+        let existing = made.ancestors().find(|a| a.exists()).unwrap_or(made);
+        if in_store(existing) {
+            return Err(Failure::usage(format!(
+                "--upper '{}' is inside the store: a stage would write into its files",
+                printable_path(made)
+            )));
+        }
         std::fs::create_dir_all(made).map_err(|e| {
             setup_failure(format!(
                 "cannot make the --upper dir '{}': {}",
