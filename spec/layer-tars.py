@@ -95,7 +95,7 @@ def tools(out):
             with open(os.path.realpath(path), "rb") as f:
                 tar.addfile(*member(name, data=f.read(), mode=0o755))
         tar.addfile(*member("etc/motd", data=b"hello\n", mode=0o644))
-        for applet in ["sh", "cat", "ls", "echo", "id", "touch", "test", "mkdir", "sleep", "stat", "readlink", "wc", "chmod", "mv", "rm"]:
+        for applet in ["sh", "cat", "ls", "echo", "id", "touch", "test", "mkdir", "sleep", "stat", "readlink", "wc", "chmod", "mv", "rm", "find", "sort", "sha256sum", "cut"]:
             tar.addfile(member("usr/bin/" + applet, tarfile.SYMTYPE, linkname="busybox")[0])
 
 

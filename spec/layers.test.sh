@@ -407,3 +407,31 @@ sandbox: --upper needs a root of layers: --layer or --image
 up2 not made
 sandbox: --upper 'CASE/store/layer-trees/HEX/usr' is inside the store: a stage would write into its files
 ## END
+
+#### a stage on an image's layers sees what umoci unpack makes of it: names, contents, link targets
+export SLICEBOX_STORE=$PWD/store
+image=$SLICEBOX_TOOLCHAIN_CACHE/images/layered-oci
+umoci unpack --rootless --image "${image}:latest" unpacked >/dev/null 2>&1 || echo "umoci unpack failed"
+python3 "$SPEC_DIR/layer-tars.py" tools tools.tar
+layer-add lay-tools tools.tar >/dev/null
+layer-add lay-image "$image" >/dev/null
+# The image's own names (the tools layer below adds usr/, lib* and etc/motd).
+describe='for p in $(find bin data etc/config.txt keep link opq | LC_ALL=C sort); do
+  if [ -L "$p" ]; then echo "$p -> $(readlink "$p")"
+  elif [ -d "$p" ]; then echo "$p/"
+  else echo "$p $(sha256sum < "$p" | cut -c1-16)"; fi; done'
+modes='for p in $(find bin data etc/config.txt keep opq | LC_ALL=C sort); do stat -c "%a %n" "$p"; done'
+(cd unpacked/rootfs && sh -c "$describe") > want.txt
+(cd unpacked/rootfs && sh -c "$modes") > want-modes.txt
+sandbox --no-cwd --chdir / --layer lay-tools --layer lay-image -- /usr/bin/sh -c "$describe" > got.txt
+sandbox --no-cwd --chdir / --layer lay-tools --layer lay-image -- /usr/bin/sh -c "$modes" > got-modes.txt
+wc -l < want.txt | tr -d ' '
+cmp want.txt got.txt && echo same-tree
+# Modes: directories as the image has them; files as stored (0444, 0555).
+paste -d' ' want-modes.txt got-modes.txt | awk '$1 != $3 { print $1 "->" $3 }' | LC_ALL=C sort -u | tr '\n' ' '
+echo
+## STDOUT:
+10
+same-tree
+600->444 644->444 755->555 
+## END
