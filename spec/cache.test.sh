@@ -197,7 +197,7 @@ sandbox --no-cwd --slice cache-x -- cat /opt/x/mode /opt/x/host
 ran
 ran
 cached
--r-xr-xr-x
+-rwxr-xr-x
 localhost
 ## END
 

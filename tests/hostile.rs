@@ -469,9 +469,9 @@ fn check_property(tree: &Path, property: &str, problems: &mut Vec<String>) {
                     String::from_utf8_lossy(&path)
                 ));
             }
-            if what.starts_with("file") && mode != 0o444 && mode != 0o555 {
+            if what.starts_with("file") && mode != 0o644 && mode != 0o755 {
                 problems.push(format!(
-                    "{} has mode {mode:o}, not 444 or 555",
+                    "{} has mode {mode:o}, not 644 or 755",
                     String::from_utf8_lossy(&path)
                 ));
             }

@@ -192,8 +192,9 @@ opaque dirs included, and layer-add --from-upper DIR NAME makes a layer
 of it; DIR.work beside it is OverlayFS's work dir). None of the host's
 base dirs is shown; everything else (slices,
 binds, /proc, /dev, /tmp, the working directory) is mounted over the
-layers as over the host's base. Files show the store's own modes (0444,
-0555 when executable) and owner, whatever the layer recorded.
+layers as over the host's base. Files have the layer's modes (setuid and
+setgid dropped) and belong to the caller (to root with --uid 0),
+whatever owner the layer recorded.
 
 --image NAME: NAME's layers are the bottom of the root (any --layer goes
 on top), and the image config layer-add kept fills in what the command
@@ -262,8 +263,8 @@ content is stored as slice NAME with mount point DIR, as slice-add would
 --timeout covers the storing too: if it passes meanwhile, nothing is
 stored and the status is 124.
 --cache: the working directory and each --ro-bind source are stored
-first, and COMMAND sees those stored copies (read-only, with only the
-executable bit kept, every mtime 1970-01-01T00:00:01Z), not the live
+first, and COMMAND sees those stored copies (read-only, 0644 or 0755 by
+the executable bit alone, every mtime 1970-01-01T00:00:01Z), not the live
 paths, and the host name localhost
 unless --hostname. The stage's digest covers its slices, those copies,
 the command, the environment (which under --cache holds only PATH,

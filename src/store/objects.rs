@@ -49,12 +49,16 @@ pub(crate) struct ObjectWriter<'s> {
     pub(crate) written: AtomicU64,
 }
 
-/// Object file modes: read-only, keeping only the executable bit.
-fn object_mode(executable: bool) -> u32 {
+/// Object file modes, by the executable bit alone: 0755 or 0644, the
+/// modes of nearly every file a package or an image holds, so that a
+/// layer's files can be the objects themselves (formats.md, Objects). No
+/// stage can write one: slices are read-only mounts, and layers are an
+/// overlay's lower dirs, which OverlayFS copies up before a write.
+pub(crate) fn object_mode(executable: bool) -> u32 {
     if executable {
-        0o555
+        0o755
     } else {
-        0o444
+        0o644
     }
 }
 

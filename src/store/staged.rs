@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::at;
 use super::fsutil;
-use super::objects::ObjectWriter;
+use super::objects::{object_mode, ObjectWriter};
 use super::tree::{for_each_path, Node};
 use super::{os, printable_path, Error, IoContext, Result, Store};
 use crate::digest::Digest;
@@ -162,16 +162,16 @@ fn place_copy_of(
     (executable, size): (bool, u64),
 ) -> Result<()> {
     if size == 0 {
-        let file =
-            at::create_at(tree_fd, path, object_mode(executable)).at("create file", shown)?;
+        let file = at::create_at(tree_fd, path, object_mode(executable) as libc::mode_t)
+            .at("create file", shown)?;
         return fsutil::set_fixed_mtime(&file).at("set mtime of", shown);
     }
     match from.link(tree_fd, path) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EMLINK) => {
             let mut source = from.open(shown)?;
-            let to =
-                at::create_at(tree_fd, path, object_mode(executable)).at("create file", shown)?;
+            let to = at::create_at(tree_fd, path, object_mode(executable) as libc::mode_t)
+                .at("create file", shown)?;
             let mut to = File::from(to);
             io::copy(&mut source, &mut to).at("copy object to", shown)?;
             fsutil::set_fixed_mtime(&to).at("set mtime of", shown)?;
@@ -179,12 +179,4 @@ fn place_copy_of(
         Err(e) => return Err(e).at("link object into", shown),
     }
     fsutil::set_fixed_mtime_at(tree_fd, path).at("set mtime of", shown)
-}
-
-fn object_mode(executable: bool) -> libc::mode_t {
-    if executable {
-        0o555
-    } else {
-        0o444
-    }
 }

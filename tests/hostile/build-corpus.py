@@ -461,7 +461,7 @@ def hostile_text():
 
 def accepted():
     case("setuid-setgid-sticky.tar", "accept", "-",
-         "modes bin/su=555 bin/sg=555 share/both=444 share/sticky=444 tmp=755",
+         "modes bin/su=755 bin/sg=755 share/both=644 share/sticky=644 tmp=755",
          with_tarfile([(info("bin/su", mode=0o4755), b"#!/bin/sh\n"),
                        (info("bin/sg", mode=0o2711), b"#!/bin/sh\n"),
                        (info("share/both", mode=0o6644), b"both\n"),

@@ -2,21 +2,24 @@
 //! made from the layer's listing once, when the layer is added, and kept
 //! at `layer-trees/<hex>` beside the listing.
 //!
-//! Files are hardlinks to the store's objects (one inode for a file a
-//! layer and a slice share), so they show the object's mode (0444, or
-//! 0555 when executable) and the store owner's uid, whatever the listing
-//! records; directories get the listing's mode (setuid and setgid
-//! dropped), whiteouts are 0/0 character devices and opaque directories
-//! carry `user.overlay.opaque`, as OverlayFS reads them with `userxattr`.
-//! Other extended attributes are not set.
+//! A file whose mode is its object's (0644, or 0755 when executable: in a
+//! Debian base, 6,921 files of 6,946) is a hardlink to the object, one
+//! inode for a file a layer and a slice share; any other mode (0600,
+//! 0640, 2755) gets a copy of its own with that mode. Setuid and setgid
+//! bits are dropped (a stage's mounts are nosuid), and every file is the
+//! store owner's. Directories get the listing's mode, whiteouts are 0/0
+//! character devices and opaque directories carry `user.overlay.opaque`,
+//! as OverlayFS reads them with `userxattr`. Other extended attributes
+//! are not set.
 
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use super::listing::{LayerEntry, LayerKind};
-use crate::store::objects::ObjectWriter;
+use crate::store::objects::{object_mode, ObjectWriter};
 use crate::store::{at, fsutil, os, staged, IoContext, Result};
 
 /// Builds `dir` (which must not exist) from `entries`, in listing order
@@ -86,7 +89,20 @@ fn place(
         }
         LayerKind::File { content, size } => {
             let executable = entry.mode & 0o111 != 0;
-            staged::place_file(tree_fd, path, shown, (content, executable, *size), objects)
+            let mode = entry.mode & 0o1777;
+            if mode != object_mode(executable) {
+                let source = objects.source_of(content, executable);
+                return copy_with_mode(&source, *size, tree_fd, path, mode)
+                    .at("copy a file with its own mode to", shown);
+            }
+            staged::place_file(tree_fd, path, shown, (content, executable, *size), objects)?;
+            // An object stored before objects were 0644 and 0755 gets
+            // the mode now (the same inode: its slices show it too).
+            let placed = at::stat_at(tree_fd, path).at("read", shown)?;
+            if placed.st_mode & 0o7777 != mode {
+                at::chmod_at(tree_fd, path, mode).at("set mode of", shown)?;
+            }
+            Ok(())
         }
         LayerKind::Symlink(target) => {
             let target = at::cstring(target).at("create symlink", shown)?;
@@ -96,6 +112,23 @@ fn place(
         LayerKind::Hardlink { .. } => Ok(()),
         LayerKind::Whiteout => whiteout(tree_fd, path).at("create whiteout", shown),
     }
+}
+
+/// A file of the tree's own at `path`: `size` bytes of `source` (an
+/// object; none for an empty file), with `mode`.
+fn copy_with_mode(
+    source: &Path,
+    size: u64,
+    dir: RawFd,
+    path: &CString,
+    mode: u32,
+) -> io::Result<()> {
+    let to = std::fs::File::from(at::create_at(dir, path, 0o600)?);
+    if size > 0 {
+        io::copy(&mut std::fs::File::open(source)?, &mut &to)?;
+    }
+    to.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    fsutil::set_fixed_mtime(&to)
 }
 
 /// A 0/0 character device: OverlayFS's whiteout, which an unprivileged
