@@ -74,6 +74,8 @@ image_config() {
 
 # place NAME: renames the finished $work/NAME into the cache.
 place() {
+    # umoci writes index.json 0600: the rootless tests read it too.
+    chmod -R a+rX "$work/$1"
     rm -rf "${IMAGES:?}/$1"
     mv "$work/$1" "$IMAGES/$1"
     log "$1: built"

@@ -78,6 +78,9 @@ if [ "$(id -u)" = 0 ]; then
         echo "run-all.sh: cannot run the rootless tests: user '$test_user' does not exist (useradd -m $test_user, or set SLICEBOX_TEST_USER)" >&2
         exit 1
     fi
+    # layer-mount's rootless mode is fuse-overlayfs, which opens /dev/fuse:
+    # Debian makes it 0666 with the fuse3 package, some machines 0600.
+    [ ! -c /dev/fuse ] || chmod 0666 /dev/fuse
     case ${SLICEBOX_MODES:-root rootless} in *root\ *|root) run_mode root ;; esac
     case ${SLICEBOX_MODES:-root rootless} in *rootless*) run_mode rootless runuser -u "$test_user" -- ;; esac
 else

@@ -179,6 +179,73 @@ fn sig_ign_mask() -> Option<u64> {
     u64::from_str_radix(hex.trim(), 16).ok()
 }
 
+/// `program` in the directories of `search_path` (a PATH value): the
+/// first regular file there that someone may execute.
+pub fn find_program(search_path: &str, program: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(search_path)
+        .map(|dir| dir.join(program))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// One line of /proc/self/mountinfo, the fields slicebox reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    pub id: u64,
+    pub mount_point: std::path::PathBuf,
+    pub fstype: String,
+    pub source: String,
+}
+
+/// This process's mount table, in mount order (the last entry at a path
+/// is the one on top).
+pub fn mount_table() -> std::io::Result<Vec<MountEntry>> {
+    let text = std::fs::read("/proc/self/mountinfo")?;
+    Ok(text
+        .split(|&b| b == b'\n')
+        .filter_map(parse_mountinfo_line)
+        .collect())
+}
+
+/// `ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS [OPTIONAL…] - FSTYPE SOURCE
+/// SUPER_OPTIONS`; paths have space, tab, newline and backslash as octal
+/// escapes (`\040`).
+fn parse_mountinfo_line(line: &[u8]) -> Option<MountEntry> {
+    use std::os::unix::ffi::OsStringExt;
+    let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+    let separator = fields.iter().position(|f| *f == b"-")?;
+    let text = |f: &[u8]| String::from_utf8_lossy(&unescape_octal(f)).into_owned();
+    Some(MountEntry {
+        id: std::str::from_utf8(fields.first()?).ok()?.parse().ok()?,
+        mount_point: std::ffi::OsString::from_vec(unescape_octal(fields.get(4)?)).into(),
+        fstype: text(fields.get(separator + 1)?),
+        source: text(fields.get(separator + 2)?),
+    })
+}
+
+fn unescape_octal(field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        let digits = field
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match (field[i], digits) {
+            (b'\\', Some(d)) => {
+                out.push(d.iter().fold(0u8, |n, b| n.wrapping_mul(8) + (b - b'0')));
+                i += 4;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// Whether `fd` is a terminal.
 pub fn is_terminal(fd: RawFd) -> bool {
     // SAFETY: isatty only inspects the descriptor.
@@ -188,6 +255,24 @@ pub fn is_terminal(fd: RawFd) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mountinfo_lines_give_id_mount_point_type_and_source() {
+        let line =
+            b"47 27 0:40 / /tmp/a\\040b rw,relatime shared:1 - overlay slicebox ro,lowerdir=x";
+        let entry = parse_mountinfo_line(line).unwrap();
+        assert_eq!(entry.id, 47);
+        assert_eq!(entry.mount_point, std::path::Path::new("/tmp/a b"));
+        assert_eq!(
+            (entry.fstype.as_str(), entry.source.as_str()),
+            ("overlay", "slicebox")
+        );
+        assert!(parse_mountinfo_line(b"").is_none());
+        assert!(mount_table()
+            .unwrap()
+            .iter()
+            .any(|m| m.mount_point == std::path::Path::new("/")));
+    }
 
     fn blocked(signal: libc::c_int) -> bool {
         // SAFETY: queries this thread's mask into a zeroed set.

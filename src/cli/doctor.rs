@@ -499,35 +499,24 @@ fn check_layer_whiteouts(maps: &Maps) -> Line {
 fn check_fuse_overlayfs(ctx: &Context) -> Line {
     const WHAT: &str = "fuse-overlayfs";
     let path = ctx.var("PATH").unwrap_or_default();
-    let find = |program: &str| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(program))
-            .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0))
-    };
-    match (find("fuse-overlayfs"), find("fusermount3")) {
-        (Some(overlay), Some(fusermount)) => Line::ok(
+    match crate::runtime::view::FuseTools::find(&path) {
+        Ok(tools) => Line::ok(
             WHAT,
             format!(
                 "{} (with {})",
-                printable_path(&overlay),
-                printable_path(&fusermount)
+                printable_path(&tools.fuse_overlayfs),
+                printable_path(&tools.fusermount)
             ),
         ),
-        (overlay, _) => {
-            let missing = match overlay {
-                None => "fuse-overlayfs",
-                Some(_) => "fusermount3",
-            };
-            Line::fails(
-                Verdict::Optional,
-                WHAT,
-                format!(
-                    "{missing} is not in PATH; fix: apt-get install fuse-overlayfs fuse3 \
+        Err(missing) => Line::fails(
+            Verdict::Optional,
+            WHAT,
+            format!(
+                "{missing} is not in PATH; fix: apt-get install fuse-overlayfs fuse3 \
                      (layer-mount uses it rootless where kernel OverlayFS cannot reach the \
                      caller's mounts; stages do not need it)"
-                ),
-            )
-        }
+            ),
+        ),
     }
 }
 

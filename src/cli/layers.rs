@@ -10,6 +10,29 @@ use crate::store::layer::listing::{LayerEntry, LayerKind};
 use crate::store::layer::{ImageConfig, LayerInput, LayerSource};
 use crate::text::{printable, printable_path};
 
+/// The layers the stack `name` points at, bottom first, each with its
+/// tree (OverlayFS's lower dir); the error says why they cannot be used.
+pub(super) fn stack_trees(
+    store: &crate::store::Store,
+    name: &str,
+) -> Result<Vec<(crate::digest::Digest, PathBuf)>, String> {
+    let stack = store.resolve_layers(name).map_err(|e| e.to_string())?;
+    let layers = store.layer_stack(&stack).map_err(|e| e.to_string())?.layers;
+    layers
+        .into_iter()
+        .map(|layer| {
+            let tree = store.layer_tree(&layer);
+            match tree.is_dir() {
+                true => Ok((layer, tree)),
+                false => Err(format!(
+                    "its layer {layer} has no tree at '{}' (layer-add NAME SOURCE again makes it)",
+                    printable_path(&tree)
+                )),
+            }
+        })
+        .collect()
+}
+
 pub fn run(name: &str, parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     match name {
         "layer-add" => add(parsed, ctx),

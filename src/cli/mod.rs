@@ -6,6 +6,7 @@ mod doctor;
 mod export;
 pub mod generate;
 pub mod helper;
+mod layer_mount;
 mod layers;
 mod messages;
 mod ps;

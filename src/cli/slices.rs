@@ -28,6 +28,7 @@ pub fn run(name: &str, parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> 
         "layer-add" | "layer-list" | "layer-show" | "layer-rm" => {
             super::layers::run(name, parsed, ctx)
         }
+        "layer-mount" | "layer-umount" => super::layer_mount::run(name, parsed, ctx),
         _ => unreachable!("every command in spec::COMMANDS is dispatched"),
     }
 }

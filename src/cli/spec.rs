@@ -624,6 +624,46 @@ pub const LAYER_RM: CommandSpec = CommandSpec {
     details: "",
 };
 
+pub const LAYER_MOUNT: CommandSpec = CommandSpec {
+    name: "layer-mount",
+    usage: "layer-mount [--upper DIR] REF... DIR | layer-mount [--json]",
+    summary: "Mount the composed view of layers REF... at DIR, for the commands that follow.",
+    options: &[
+        OptionSpec {
+            long: "upper",
+            value: Some("DIR"),
+            help: "make the view writable, its changes kept in DIR (OverlayFS's upper dir; DIR.work beside it is its work dir)",
+        },
+        JSON,
+        HELP,
+    ],
+    options_end_at_operand: false,
+    details: "\
+Each REF is a layer name, NAME@N or a stack's digest; the layers stack
+bottom first, as several sandbox --layer do. The view is read-only, or,
+with --upper, writable: what is written, and whiteouts and opaque dirs for
+what is removed, goes to the upper dir, which layer-add --from-upper DIR
+NAME turns into a layer. As root it is the kernel's OverlayFS; a user
+without mount power over their own mount namespace gets fuse-overlayfs
+(through fusermount3, as podman does), and where neither is there an
+error says what to install. Setuid bits and device nodes of a layer are
+not honoured. The view lasts until layer-umount DIR (or a reboot); until
+then slice-gc keeps its layers, even when their names are removed.
+Without operands, lists the views mounted now: DIR, the refs, how it is
+mounted, and ro or rw with its upper dir.",
+};
+
+pub const LAYER_UMOUNT: CommandSpec = CommandSpec {
+    name: "layer-umount",
+    usage: "layer-umount DIR",
+    summary: "Unmount the view layer-mount put at DIR.",
+    options: &[HELP],
+    options_end_at_operand: false,
+    details: "\
+Refuses a DIR that is no layer-mount, or with another mount on top of it,
+and a view in use (busy) stays mounted, as umount leaves it.",
+};
+
 pub const COMMANDS: &[&CommandSpec] = &[
     &SANDBOX,
     &SLICE_ADD,
@@ -641,6 +681,8 @@ pub const COMMANDS: &[&CommandSpec] = &[
     &LAYER_LIST,
     &LAYER_SHOW,
     &LAYER_RM,
+    &LAYER_MOUNT,
+    &LAYER_UMOUNT,
 ];
 
 /// Commands of the `slicebox` executable only (`slicebox doctor`): no

@@ -306,6 +306,8 @@ bash_builtins! {
     "layer-list" => LAYER_LIST_STRUCT, layer_list_builtin, layer_list_builtin_load, "layer-list_struct", "layer-list_builtin_load";
     "layer-show" => LAYER_SHOW_STRUCT, layer_show_builtin, layer_show_builtin_load, "layer-show_struct", "layer-show_builtin_load";
     "layer-rm" => LAYER_RM_STRUCT, layer_rm_builtin, layer_rm_builtin_load, "layer-rm_struct", "layer-rm_builtin_load";
+    "layer-mount" => LAYER_MOUNT_STRUCT, layer_mount_builtin, layer_mount_builtin_load, "layer-mount_struct", "layer-mount_builtin_load";
+    "layer-umount" => LAYER_UMOUNT_STRUCT, layer_umount_builtin, layer_umount_builtin_load, "layer-umount_struct", "layer-umount_builtin_load";
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ pub mod stage;
 pub mod steps;
 pub mod sys;
 pub mod terminal;
+pub mod view;
 
 pub use clock::{now_ns, ChildTimes};
 pub use error::{strerror, Error, PlanError};

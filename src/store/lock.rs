@@ -155,14 +155,16 @@ impl Store {
         })
     }
 
-    /// Slices pinned by running stages. With `remove_stale` (gc, under the
-    /// exclusive lock), pins whose holder is gone are removed; without it
-    /// (store-stats) they are only left out.
+    /// Slices and layers pinned by running stages and by layer-mounts.
+    /// With `remove_stale` (gc, under the exclusive lock), pins whose
+    /// holder is gone and records of views no longer mounted are removed;
+    /// without it (store-stats) they are only left out.
     pub(crate) fn live_pins(&self, remove_stale: bool) -> Result<Vec<Digest>> {
         let mut out = Vec::new();
         for pin in self.held_pins(remove_stale)? {
             out.extend(pin?.0);
         }
+        out.extend(self.mounted_layers(remove_stale)?);
         Ok(out)
     }
 

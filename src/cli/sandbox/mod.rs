@@ -180,7 +180,7 @@ fn build_stage(
 }
 
 /// `--upper DIR`: DIR and OverlayFS's work dir `DIR.work` beside it (on
-/// the same filesystem, as OverlayFS needs), made where missing.
+/// the same filesystem, as OverlayFS needs), for a root of layers.
 fn upper_dirs(
     parsed: &Parsed,
     dir: &std::ffi::OsStr,
@@ -196,6 +196,15 @@ fn upper_dirs(
             "--cache refuses --upper: what the stage writes there is no declared output",
         ));
     }
+    upper_and_work_dirs(dir, store)
+}
+
+/// `--upper DIR` (of a stage or a layer-mount): DIR and `DIR.work`, made
+/// where missing, and never inside the store.
+pub(in crate::cli) fn upper_and_work_dirs(
+    dir: &std::ffi::OsStr,
+    store: Option<&crate::store::Store>,
+) -> Result<(PathBuf, PathBuf), Failure> {
     let upper = std::path::absolute(dir).map_err(|e| {
         setup_failure(format!(
             "cannot use --upper '{}': {}",

@@ -122,33 +122,18 @@ pub(super) fn resolve(store: Option<&Store>, parsed: &Parsed) -> Result<Resolved
 /// shared lock.
 fn resolve_layers(store: &Store, names: &[String], resolved: &mut Resolved) -> Result<(), Failure> {
     for name in names {
-        let cannot = |e: crate::store::Error| {
+        let layers = super::super::layers::stack_trees(store, name).map_err(|why| {
             setup_failure(format!(
-                "cannot use layer '{}': {e}",
+                "cannot use layer '{}': {why}",
                 printable(name.as_bytes())
             ))
-        };
-        let stack = store.resolve_layers(name).map_err(cannot)?;
-        for (index, layer) in store
-            .layer_stack(&stack)
-            .map_err(cannot)?
-            .layers
-            .iter()
-            .enumerate()
-        {
-            let tree = store.layer_tree(layer);
-            if !tree.is_dir() {
-                return Err(setup_failure(format!(
-                    "cannot use layer '{}': its layer {layer} has no tree at '{}' (layer-add NAME SOURCE again makes it)",
-                    printable(name.as_bytes()),
-                    crate::text::printable_path(&tree)
-                )));
-            }
+        })?;
+        for (index, (layer, tree)) in layers.into_iter().enumerate() {
             resolved.layers.push(PlannedLayer {
                 label: format!("{name}#{index}"),
                 tree,
             });
-            resolved.layer_digests.push(*layer);
+            resolved.layer_digests.push(layer);
         }
     }
     Ok(())

@@ -8,7 +8,7 @@
 //! index, an errno and, for a walk, the component it stopped at.
 
 mod mounts;
-mod overlay;
+pub(crate) mod overlay;
 mod walk;
 
 use std::ffi::CStr;

@@ -82,17 +82,49 @@ fn overlay(
     upper: RawFd,
     work: RawFd,
 ) -> Result<RawFd, Errno> {
+    let layers = OverlayLayers {
+        lowers: lowers.iter().map(|&lower| slots[lower]),
+        upper: Some((upper, work)),
+        source: None,
+    };
+    new_overlay(sys, layers, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+}
+
+/// What an OverlayFS is made of, each by an open dir.
+pub(crate) struct OverlayLayers<I> {
+    /// Topmost first.
+    pub lowers: I,
+    /// The upper and work dirs; none for a read-only overlay (which
+    /// needs two lowers at least).
+    pub upper: Option<(RawFd, RawFd)>,
+    /// What the mount table shows as the mount's source.
+    pub source: Option<&'static CStr>,
+}
+
+/// A detached OverlayFS of `layers`, mounted with `attr`: its fd.
+pub(crate) fn new_overlay(
+    sys: &dyn Syscall,
+    layers: OverlayLayers<impl Iterator<Item = RawFd>>,
+    attr: u64,
+) -> Result<RawFd, Errno> {
     let context = sys.fsopen(c"overlay")?;
+    let mut lowers = layers.lowers;
     let mounted = lowers
-        .iter()
-        .try_for_each(|&lower| set_layer(sys, context, c"lowerdir+", slots[lower]))
-        .and_then(|()| set_layer(sys, context, c"upperdir", upper))
-        .and_then(|()| set_layer(sys, context, c"workdir", work))
+        .try_for_each(|lower| set_layer(sys, context, c"lowerdir+", lower))
+        .and_then(|()| match layers.upper {
+            Some((upper, work)) => set_layer(sys, context, c"upperdir", upper)
+                .and_then(|()| set_layer(sys, context, c"workdir", work)),
+            None => Ok(()),
+        })
+        .and_then(|()| match layers.source {
+            Some(source) => sys.fsconfig_set(context, c"source", source),
+            None => Ok(()),
+        })
         // user.overlay.* xattrs: what an unprivileged user may set, and
         // what the store records opaque dirs with.
         .and_then(|()| sys.fsconfig_set_flag(context, c"userxattr"))
         .and_then(|()| sys.fsconfig_create(context))
-        .and_then(|()| sys.fsmount(context, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV));
+        .and_then(|()| sys.fsmount(context, attr));
     sys.close(context);
     mounted
 }

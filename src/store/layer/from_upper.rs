@@ -1,8 +1,11 @@
 //! An OverlayFS upper dir read into a layer: what a stage with `--upper`
 //! changed. A 0/0 character device is a whiteout, a directory with
 //! `user.overlay.opaque=y` (rootless, `userxattr`) or
-//! `trusted.overlay.opaque=y` (root) is opaque. The walk is at.rs's: one
-//! directory open at a time, never through a symlink.
+//! `trusted.overlay.opaque=y` (root) is opaque. fuse-overlayfs (a rootless
+//! `layer-mount --upper`) writes its own forms too: `user.fuseoverlayfs.opaque`,
+//! an opaque marker of two entries (`.wh..wh..opq` and a `.wh..opq`
+//! device), and `.wh.NAME` files where it cannot make a device. The walk
+//! is at.rs's: one directory open at a time, never through a symlink.
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -18,7 +21,11 @@ use crate::store::objects::ObjectWriter;
 use crate::store::progress::Progress;
 use crate::store::{os, Error, IoContext, Result};
 
-const OPAQUE: [&CStr; 2] = [c"user.overlay.opaque", c"trusted.overlay.opaque"];
+const OPAQUE: [&CStr; 3] = [
+    c"user.overlay.opaque",
+    c"trusted.overlay.opaque",
+    c"user.fuseoverlayfs.opaque",
+];
 const REDIRECT: [&CStr; 2] = [c"user.overlay.redirect", c"trusted.overlay.redirect"];
 
 /// The value of the extended attribute `name` of `fd`, when it has one.
@@ -64,6 +71,27 @@ pub(crate) fn read_upper(
                 .entry(&parts.iter().map(Vec::as_slice).collect::<Vec<_>>())
                 .map_err(reject)?;
             let shown = dir.join(os(visit.path));
+            let mut parts = parts;
+            match marker(visit).map_err(reject)? {
+                Marker::None => {}
+                Marker::Opaque => {
+                    parts.pop();
+                    return super::make_opaque(&mut collected.entries, parts).map_err(reject);
+                }
+                Marker::Whiteout(name) => {
+                    *parts.last_mut().expect("a walk's path has a name") = name;
+                    let entry = LayerEntry {
+                        path: parts.join(&b'/'),
+                        kind: LayerKind::Whiteout,
+                        mode: 0,
+                        uid: 0,
+                        gid: 0,
+                        xattrs: Vec::new(),
+                    };
+                    collected.entries.insert(parts, entry);
+                    return Ok(());
+                }
+            }
             let Some(kind) = kind_of(visit, &shown, &mut budget, objects).map_err(|e| match e {
                 Refused::Reason(r) => reject(r),
                 Refused::Error(e) => e,
@@ -94,6 +122,33 @@ pub(crate) fn read_upper(
     check_tree(&collected.entries)
         .map_err(|(path, reason)| rejected(source_name, &path, reason))?;
     Ok(collected)
+}
+
+/// What an OCI-style name in an upper dir stands for.
+enum Marker {
+    None,
+    /// Its directory is opaque.
+    Opaque,
+    /// A whiteout of the name.
+    Whiteout(Vec<u8>),
+}
+
+fn marker(visit: &Visit) -> Result<Marker, String> {
+    let name = visit.name.to_bytes();
+    let kind = visit.stat.st_mode & libc::S_IFMT;
+    let device_0_0 = kind == libc::S_IFCHR && visit.stat.st_rdev == 0;
+    Ok(match name {
+        b".wh..wh..opq" => Marker::Opaque,
+        // fuse-overlayfs's whiteout of the marker's name, beside it.
+        b".wh..opq" if device_0_0 => Marker::Opaque,
+        _ => match name.strip_prefix(b".wh.") {
+            Some(b"" | b"." | b"..") => {
+                return Err("is a whiteout that names its own directory or '..'".into())
+            }
+            Some(hidden) if kind == libc::S_IFREG => Marker::Whiteout(hidden.to_vec()),
+            _ => Marker::None,
+        },
+    })
 }
 
 enum Refused {

@@ -19,6 +19,7 @@
 mod from_tar;
 mod from_upper;
 pub mod listing;
+pub mod mounts;
 mod tree;
 
 use std::collections::HashSet;
