@@ -15,7 +15,8 @@
 #   bwrap-image  bwrap with the minbase unpacked as its root (a plain
 #                read-only dir: no overlay, no store), /dev, /proc, /tmp
 # crun is not here: crun 1.8 (bookworm's) refuses a machine with hybrid
-# cgroups ("cgroups in hybrid mode not supported"), as this VM has.
+# cgroups ("cgroups in hybrid mode not supported"), as this VM has, unless
+# it runs where the v2 hierarchy is hidden: bench/layer-depth.sh does that.
 #
 # BUILD_DIR holds `slicebox` (e.g. target/dist). IMAGES_DIR defaults to what
 # shell-tests/fetch-images.sh prints. Run as root: the stages run as
