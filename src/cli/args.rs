@@ -95,11 +95,12 @@ pub fn parse(spec: &CommandSpec, args: &[OsString]) -> Result<Parsed, UsageError
             ),
             None => (body, None),
         };
-        let option = spec
-            .options
-            .iter()
-            .find(|o| o.long.as_bytes() == name)
-            .ok_or_else(|| UsageError::Unknown(crate::text::printable(bytes)))?;
+        let Some(option) = spec.options.iter().find(|o| o.long.as_bytes() == name) else {
+            return Err(match super::spec::refusal(spec, bytes) {
+                Some(why) => UsageError::Other(why),
+                None => UsageError::Unknown(crate::text::printable(bytes)),
+            });
+        };
         let value = match (option.value, inline) {
             (Some(_), Some(v)) => Some(v),
             (Some(_), None) => Some(
@@ -156,6 +157,20 @@ mod tests {
         assert_eq!(hint("--clearnev"), "; did you mean '--clearenv'?");
         assert_eq!(hint("--slcie=py"), "; did you mean '--slice'?");
         assert_eq!(hint("--frobnicate"), "");
+    }
+
+    #[test]
+    fn export_oci_names_the_run_time_option_it_refuses() {
+        use super::super::spec::EXPORT_OCI;
+        let Err(UsageError::Other(why)) = parse(&EXPORT_OCI, &args(&["--bind=/a", "d"])) else {
+            panic!("--bind is refused with a reason");
+        };
+        assert!(why.starts_with("--bind sets up a running stage"), "{why}");
+        assert!(why.ends_with("--keep-env, --chdir"), "{why}");
+        assert_eq!(
+            parse(&EXPORT_OCI, &args(&["--nope", "d"])),
+            Err(UsageError::Unknown("--nope".into()))
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod args;
 mod doctor;
 mod export;
+mod export_oci;
 pub mod generate;
 pub mod helper;
 mod layer_mount;
@@ -14,6 +15,7 @@ mod sandbox;
 mod slice_env;
 mod slices;
 pub mod spec;
+mod tar_write;
 
 use std::ffi::OsString;
 use std::os::fd::RawFd;
@@ -171,6 +173,9 @@ pub fn run(name: &str, args: &[OsString], ctx: &Context) -> Exit {
         // Forks probes: in this process, never in a helper.
         "doctor" => doctor::run(&parsed, ctx),
         "ps" => ps::run(&parsed, ctx),
+        "export-oci" => ctx
+            .run_untrusted(None, || export_oci::run(&parsed, ctx))
+            .unwrap_or_else(helper::HelperError::outcome),
         // Every store command reads a stranger's content or grows with the
         // store, and a helper costs about 0.45 ms here (a bash subshell
         // costs 0.3): all of them run in one.

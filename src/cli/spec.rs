@@ -664,6 +664,108 @@ Refuses a DIR that is no layer-mount, or with another mount on top of it,
 and a view in use (busy) stays mounted, as umount leaves it.",
 };
 
+pub const EXPORT_OCI: CommandSpec = CommandSpec {
+    name: "export-oci",
+    usage: "slicebox export-oci [OPTIONS] DIR [-- COMMAND [ARG...]]",
+    summary: "Write what a stage is made of (layers, slices, environment) as an OCI image layout DIR.",
+    options: &[
+        OptionSpec {
+            long: "slice",
+            value: Some("REF[:MOUNTPOINT]"),
+            help: "a layer of its own: the slice's tree at its mount point (or MOUNTPOINT); repeatable",
+        },
+        OptionSpec {
+            long: "layer",
+            value: Some("NAME"),
+            help: "the stored layers NAME points at, one image layer each, as stored; repeatable, bottom first",
+        },
+        OptionSpec {
+            long: "image",
+            value: Some("NAME"),
+            help: "as --layer NAME (below any --layer), and keep its Entrypoint, Cmd, Env, WorkingDir and User",
+        },
+        OptionSpec {
+            long: "env",
+            value: Some("NAME=VALUE"),
+            help: "set a variable of the image's Env; repeatable",
+        },
+        OptionSpec {
+            long: "unsetenv",
+            value: Some("NAME"),
+            help: "remove a variable from the image's Env; repeatable",
+        },
+        OptionSpec {
+            long: "clearenv",
+            value: None,
+            help: "accepted as sandbox takes it; the Env never holds the caller's variables",
+        },
+        OptionSpec {
+            long: "keep-env",
+            value: Some("NAME"),
+            help: "put the caller's NAME in the image's Env; repeatable",
+        },
+        OptionSpec {
+            long: "chdir",
+            value: Some("DIR"),
+            help: "the image's WorkingDir (default: an --image's)",
+        },
+        OptionSpec {
+            long: "tag",
+            value: Some("NAME"),
+            help: "the name index.json gives the image (org.opencontainers.image.ref.name; default latest)",
+        },
+        HELP,
+    ],
+    options_end_at_operand: true,
+    details: "\
+The options are sandbox's that say what a stage is made of; DIR (which
+must not exist, or be an empty directory) becomes an OCI image layout
+(oci-layout, index.json, blobs/sha256/) of one image for the host's
+platform, as umoci, skopeo (oci:DIR:TAG), podman and layer-add read it.
+Options that set up a running stage (--bind, --ro-bind, --tmpfs, --out,
+--cache, --net, --uid, --gid, --upper, --timeout, ...) are refused.
+
+Layers, bottom first: each stored layer of the --image, then of each
+--layer, one image layer each, written back from the store's listing:
+modes (setuid and setgid included), owners and extended attributes as
+layer-add recorded them, whiteouts as .wh.NAME and opaque directories
+with .wh..wh..opq. Then one layer per slice, parents' mount points before
+their children's: the mount point's parent directories (0755, 0:0), the
+mount point marked opaque (.wh..wh..opq: what lower layers hold there is
+hidden, as the slice's mount hides it in a stage), and the slice's tree
+as slice-export writes it (0755 directories and executables, 0644 files,
+0:0). A slice's layer depends on its tree and mount point alone, so
+images that share a slice share that layer's blob.
+
+Without --layer and --image the image holds only the slices: the host's
+/usr, /bin, /lib* and /etc that a stage would see are not exported (a
+note on stderr says so). Such an image runs where the slices need
+nothing of a base, or as layers over another image.
+
+The config: Env is what a stage with --clearenv would get (an --image's
+Env, PATH with each slice's bin/ first, each slice's variables, then
+--keep-env, --env, --unsetenv), without SLICEBOX_STAGE and
+SLICEBOX_SLICES; Entrypoint and User are an --image's; Cmd is COMMAND,
+or an --image's Cmd when no COMMAND is given; WorkingDir is --chdir, or
+an --image's. architecture and os are the host's.
+
+The export is deterministic: the same stage exported twice gives the
+same bytes, blob by blob, so the same digests. Layers are uncompressed
+tars (application/vnd.oci.image.layer.v1.tar: a compressor's output can
+change with its version, and a layer's blob digest is then its diff ID),
+every mtime is 0, entries are in name order (a layer's hardlinks last,
+after their targets), and the JSON has sorted keys, no whitespace and no
+created time. Files are streamed into their blobs and hashed as they go;
+each file's bytes are checked against its digest in the store.
+
+The layout is written in a staging directory beside DIR (.NAME.export-oci-*)
+and renamed to DIR when complete: after a crash DIR is absent (or still
+empty) and only the staging directory is left, to remove by hand.
+
+Exit status: 0 when DIR is written, 1 when it cannot be, 2 for a usage
+error.",
+};
+
 pub const COMMANDS: &[&CommandSpec] = &[
     &SANDBOX,
     &SLICE_ADD,
@@ -686,8 +788,32 @@ pub const COMMANDS: &[&CommandSpec] = &[
 ];
 
 /// Commands of the `slicebox` executable only (`slicebox doctor`): no
-/// builtin and no link, since `ps` as either would hide ps(1).
-pub const TOOLS: &[&CommandSpec] = &[&DOCTOR, &PS];
+/// builtin and no link, since `ps` as either would hide ps(1), and
+/// `export-oci` writes files, never a pipeline's stage.
+pub const TOOLS: &[&CommandSpec] = &[&DOCTOR, &PS, &EXPORT_OCI];
+
+/// Why `command` refuses `option` (`--bind`), a `sandbox` option it does
+/// not take: `export-oci` writes what a stage is made of, and these set
+/// up a running stage. `None` for any other unknown option.
+pub fn refusal(command: &CommandSpec, option: &[u8]) -> Option<String> {
+    let long = option.strip_prefix(b"--")?;
+    let long = long.split(|b| *b == b'=').next()?;
+    let known = |spec: &CommandSpec| spec.options.iter().any(|o| o.long.as_bytes() == long);
+    if command.name != EXPORT_OCI.name || known(command) || !known(&SANDBOX) {
+        return None;
+    }
+    let taken: Vec<String> = command
+        .options
+        .iter()
+        .filter(|o| o.long != "help" && SANDBOX.options.iter().any(|s| s.long == o.long))
+        .map(|o| format!("--{}", o.long))
+        .collect();
+    Some(format!(
+        "--{} sets up a running stage, which an image does not hold; of sandbox's options export-oci takes {}",
+        String::from_utf8_lossy(long),
+        taken.join(", ")
+    ))
+}
 
 pub fn find(name: &str) -> Option<&'static CommandSpec> {
     COMMANDS

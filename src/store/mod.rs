@@ -53,6 +53,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 pub use archive_source::parse_archive_only;
+/// For writers of what the store reads back (`slice-export`, `export-oci`).
+pub(crate) use fsutil::{sync_dir, unique_suffix};
 pub use ingest::{directory_digest, Added, FromArchive, IngestOptions, Source};
 pub use limits::{Limits, LIMIT_KEYS};
 pub use listing::{parse as parse_listing, Entry};
@@ -64,6 +66,9 @@ pub use progress::{ProgressSink, Tally};
 pub use ref_index::Found;
 pub use refs::validate_name;
 pub use slice::{Manifest, SliceInfo};
+#[cfg(test)]
+pub(crate) use tarball::TarReader;
+pub(crate) use tarball::XATTR_PREFIX;
 pub use tree::{tree_digest, Node};
 
 /// The tree digest a listing describes, if it describes a tree at all.

@@ -25,6 +25,29 @@ pub(super) fn stage_env(
     resolved: &Resolved,
 ) -> Result<Vec<OsString>, Failure> {
     let cleared = parsed.has("clearenv") || parsed.has("cache");
+    compose(parsed, ctx, resolved, cleared, true)
+}
+
+/// An exported image's Env: what a stage with `--clearenv` gets, less
+/// `SLICEBOX_STAGE` and `SLICEBOX_SLICES` (whatever runs the image is
+/// no slicebox stage, and the caller's variables are no part of it).
+pub(super) fn image_env(
+    parsed: &Parsed,
+    ctx: &Context,
+    resolved: &Resolved,
+) -> Result<Vec<OsString>, Failure> {
+    compose(parsed, ctx, resolved, true, false)
+}
+
+/// The environment in the order `stage_env` gives; `marks`: with
+/// `SLICEBOX_STAGE` and `SLICEBOX_SLICES`.
+fn compose(
+    parsed: &Parsed,
+    ctx: &Context,
+    resolved: &Resolved,
+    cleared: bool,
+    marks: bool,
+) -> Result<Vec<OsString>, Failure> {
     let mut out = start(parsed, ctx, cleared)?;
     if let Some(config) = &resolved.image {
         for entry in super::image::env(config)? {
@@ -40,12 +63,14 @@ pub(super) fn stage_env(
             env::set(&mut out, OsString::from_vec(expanded));
         }
     }
-    env::set(&mut out, OsString::from("SLICEBOX_STAGE=1"));
-    let labels: Vec<&str> = resolved.slices.iter().map(|s| s.label.as_str()).collect();
-    env::set(
-        &mut out,
-        OsString::from(format!("SLICEBOX_SLICES={}", labels.join(" "))),
-    );
+    if marks {
+        env::set(&mut out, OsString::from("SLICEBOX_STAGE=1"));
+        let labels: Vec<&str> = resolved.slices.iter().map(|s| s.label.as_str()).collect();
+        env::set(
+            &mut out,
+            OsString::from(format!("SLICEBOX_SLICES={}", labels.join(" "))),
+        );
+    }
     for entry in parsed.values("env") {
         if env::split(entry.as_bytes()).is_none() {
             return Err(Failure::usage(format!(

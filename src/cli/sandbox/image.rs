@@ -21,12 +21,20 @@ pub(super) fn command(config: &ImageConfig, operands: &[OsString]) -> Option<Vec
         .flatten()
         .map(OsString::from)
         .collect();
-    if operands.is_empty() {
-        argv.extend(config.cmd.iter().flatten().map(OsString::from));
-    } else {
-        argv.extend(operands.iter().cloned());
-    }
+    argv.extend(arguments(config, operands).into_iter().flatten());
     (!argv.is_empty()).then_some(argv)
+}
+
+/// What follows the Entrypoint: the operands, or Cmd when there are none
+/// (`None`: neither). An exported image keeps it as its Cmd.
+pub(super) fn arguments(config: &ImageConfig, operands: &[OsString]) -> Option<Vec<OsString>> {
+    match operands {
+        [] => config
+            .cmd
+            .as_ref()
+            .map(|cmd| cmd.iter().map(OsString::from).collect()),
+        given => Some(given.to_vec()),
+    }
 }
 
 /// Env entries as the image has them, each `NAME=value`.

@@ -4,9 +4,11 @@
 //! `options` parses every option into `Options`; `slices` resolves and
 //! pins the slices; `env` builds the payload's environment; `cache` stores
 //! a `--cache` stage's inputs and computes its digest (`digest`); `output`
-//! makes and stores an `--out` dir.
+//! makes and stores an `--out` dir; `composition` resolves a stage's
+//! parts without running it, for `export-oci`.
 
 mod cache;
+mod composition;
 mod digest;
 mod env;
 mod image;
@@ -22,6 +24,8 @@ use super::{open_store, Context, Exit, Failure, Parsed};
 use crate::runtime::{self, Outcome, Stage, WorkdirView};
 use crate::text::printable_path;
 use options::Options;
+
+pub(in crate::cli) use composition::{compose, ComposedSlice, Composition};
 
 fn setup_failure(message: String) -> Failure {
     Failure {

@@ -34,10 +34,7 @@ pub(super) struct Options {
 
 impl Options {
     pub(super) fn parse(parsed: &Parsed, ctx: &Context) -> Result<Options, Failure> {
-        let chdir = parsed.last("chdir").map(PathBuf::from);
-        if chdir.as_ref().is_some_and(|d| !d.is_absolute()) {
-            return Err(Failure::usage("--chdir needs an absolute path"));
-        }
+        let chdir = chdir(parsed)?;
         let output = parsed.last("out").map(output_spec).transpose()?;
         let options = Options {
             isolate_net: isolate_net(parsed)?,
@@ -73,6 +70,15 @@ impl Options {
     pub(super) fn needs_store(&self, parsed: &Parsed) -> bool {
         ["slice", "layer", "image"].iter().any(|o| parsed.has(o)) || self.output.is_some()
     }
+}
+
+/// `--chdir DIR`, an absolute path.
+pub(super) fn chdir(parsed: &Parsed) -> Result<Option<PathBuf>, Failure> {
+    let chdir = parsed.last("chdir").map(PathBuf::from);
+    if chdir.as_ref().is_some_and(|d| !d.is_absolute()) {
+        return Err(Failure::usage("--chdir needs an absolute path"));
+    }
+    Ok(chdir)
 }
 
 fn isolate_net(parsed: &Parsed) -> Result<bool, Failure> {
