@@ -14,6 +14,7 @@ pub mod fuzzing;
 #[doc(hidden)]
 pub mod interp;
 pub mod os;
+pub mod remote;
 pub mod runtime;
 pub mod store;
 pub mod suggest;

@@ -96,6 +96,21 @@ pub fn write_all(fd: RawFd, mut bytes: &[u8]) -> bool {
     true
 }
 
+/// read(2) on a raw descriptor, retried on EINTR.
+pub fn read_retrying(fd: RawFd, buffer: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        // SAFETY: `buffer` is valid for writes of its length.
+        let n = unsafe { libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
 /// The name of `uid` in /etc/passwd. Read directly, not through glibc's
 /// getpwuid: the executable is static, and NSS modules cannot be loaded
 /// into it (a user known only to LDAP or the like is shown by number).

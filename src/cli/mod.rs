@@ -11,6 +11,7 @@ mod layer_mount;
 mod layers;
 mod messages;
 mod ps;
+mod remote;
 mod sandbox;
 mod slice_env;
 mod slices;
@@ -173,6 +174,14 @@ pub fn run(name: &str, args: &[OsString], ctx: &Context) -> Exit {
         // Forks probes: in this process, never in a helper.
         "doctor" => doctor::run(&parsed, ctx),
         "ps" => ps::run(&parsed, ctx),
+        // Its own process: `ssh HOST slicebox serve --stdio`.
+        "serve" => remote::serve(&parsed, ctx),
+        "slice-push" => ctx
+            .run_untrusted(None, || remote::push(&parsed, ctx))
+            .unwrap_or_else(helper::HelperError::outcome),
+        "slice-pull" => ctx
+            .run_untrusted(None, || remote::pull(&parsed, ctx))
+            .unwrap_or_else(helper::HelperError::outcome),
         "export-oci" => ctx
             .run_untrusted(None, || export_oci::run(&parsed, ctx))
             .unwrap_or_else(helper::HelperError::outcome),

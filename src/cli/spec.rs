@@ -146,6 +146,21 @@ pub const SANDBOX: CommandSpec = CommandSpec {
             help: "with --out and --net none: reuse the output of an earlier run with the same inputs",
         },
         OptionSpec {
+            long: "on",
+            value: Some("HOST"),
+            help: "run the stage on HOST (ssh HOST slicebox serve --stdio, or SLICEBOX_RSH): only the slices HOST lacks are sent",
+        },
+        OptionSpec {
+            long: "ship",
+            value: Some("DIR"),
+            help: "with --on, send DIR too, shown read-only at its own path; repeatable",
+        },
+        OptionSpec {
+            long: "remote-store",
+            value: Some("PATH"),
+            help: "with --on, use the store PATH on HOST (default: the remote user's store)",
+        },
+        OptionSpec {
             long: "limit",
             value: Some("KEY=VALUE"),
             help: "a limit on what --out stores and --cache hashes, as slice-add's --limit; repeatable",
@@ -275,13 +290,33 @@ run: NAME points at that output and one line on stderr says so. Inputs
 must be declared: --cache needs --net none, and refuses --bind, --rw-cwd
 and --fd; stdin is /dev/null. The host's base dirs are not hashed.
 
+--on HOST runs the stage on HOST, as if it were local: stdin, stdout and
+stderr stream both ways (stdout and stderr kept apart), the exit status or
+the signal comes back, and ^C or a signal sent to sandbox reaches the
+remote stage. HOST is reached by running SLICEBOX_RSH (default: ssh,
+sharing one connection per host for 60 s) with HOST in place of a word
+%h, or after its words, then 'slicebox serve --stdio' (or
+SLICEBOX_REMOTE_COMMAND's words, then serve --stdio). Each --slice is
+resolved here and sent by content: only the files HOST's store lacks
+travel, compressed. The working directory is sent as a read-only
+snapshot shown at its own path (not with --no-cwd), as is each --ship
+DIR; the stage starts there unless --chdir. The stage gets the remote
+server's environment, not the caller's, with --env and --unsetenv
+applied. --out DIR=NAME stores NAME on HOST and then here. --on refuses
+what names this machine's paths or descriptors, or needs its terminal:
+--bind, --ro-bind, --fd, --seccomp-fd, --layer, --image, --upper, --dev,
+--rw-cwd and --cache, and needs a COMMAND. If HOST cannot be reached or
+the connection breaks, the status is 255, as ssh's, and the message
+gives what the transport said.
+
 With SLICEBOX_TIMES=1 in the environment, one line on stderr after the
 stage gives the µs each step of its start took.
 
 Exit status: COMMAND's own; 128+N if it was killed by signal N (159:
 SIGSYS, a call of a foreign ABI); 124 if --timeout passed; 125 if the
 sandbox could not be set up; 126 if COMMAND could not be executed; 127 if
-it was not found; 1 if --out could not be stored; 2 for a usage error.",
+it was not found; 1 if --out could not be stored; 2 for a usage error;
+255 if --on HOST could not be reached or the connection broke.",
 };
 
 pub const SLICE_ADD: CommandSpec = CommandSpec {
@@ -455,6 +490,63 @@ and no running stage uses, objects that no kept slice lists, and what
 killed commands left in the store's tmp/ (a staging dir, the --out dir of
 a stage that was killed). Each file is counted once, and only when every
 link to it goes.",
+};
+
+const REMOTE_STORE: OptionSpec = OptionSpec {
+    long: "remote-store",
+    value: Some("PATH"),
+    help: "use the store PATH on HOST (default: the remote user's store)",
+};
+
+pub const SLICE_PUSH: CommandSpec = CommandSpec {
+    name: "slice-push",
+    usage: "slice-push [--remote-store PATH] HOST REF...",
+    summary: "Send slices to HOST's store, under the same names: only what HOST lacks travels.",
+    options: &[REMOTE_STORE, HELP],
+    options_end_at_operand: false,
+    details: "\
+HOST is reached as sandbox --on reaches it (ssh, or SLICEBOX_RSH). Each REF
+is resolved here; a name becomes the same name there (its previous target
+becomes NAME@1 there), a digest is sent unnamed. One round trip finds the
+slices HOST lacks, a second the files it lacks, and only those files'
+content is sent, as one zstd stream. HOST checks every listing and hashes
+every file before it is stored, and stores them as slice-add does: a
+connection cut at any point leaves HOST's store as it was, but for
+garbage slice-gc removes. Prints one line: how many slices were sent and
+how many bytes of content HOST stored.",
+};
+
+pub const SLICE_PULL: CommandSpec = CommandSpec {
+    name: "slice-pull",
+    usage: "slice-pull [--remote-store PATH] HOST REF...",
+    summary: "Fetch slices from HOST's store into this one, under the same names.",
+    options: &[REMOTE_STORE, HELP],
+    options_end_at_operand: false,
+    details: "\
+The mirror of slice-push: each REF is resolved on HOST, only the files
+this store lacks travel, and each is checked before it is stored here.",
+};
+
+pub const SERVE: CommandSpec = CommandSpec {
+    name: "serve",
+    usage: "slicebox serve --stdio",
+    summary: "Serve one remote session on stdin and stdout (what sandbox --on runs on HOST).",
+    options: &[
+        OptionSpec {
+            long: "stdio",
+            value: None,
+            help: "speak the protocol on stdin and stdout (the only way there is)",
+        },
+        HELP,
+    ],
+    options_end_at_operand: false,
+    details: "\
+sandbox --on, slice-push and slice-pull start it through ssh (or
+SLICEBOX_RSH); nobody needs to run it by hand. It stores the slices the
+client sends in the store the client names (--remote-store), else in
+SLICEBOX_STORE or the default store, and runs the client's stage as the
+same sandbox command line would run here. Its own failures go to the
+client, which shows them.",
 };
 
 pub const DOCTOR: CommandSpec = CommandSpec {
@@ -785,12 +877,15 @@ pub const COMMANDS: &[&CommandSpec] = &[
     &LAYER_RM,
     &LAYER_MOUNT,
     &LAYER_UMOUNT,
+    &SLICE_PUSH,
+    &SLICE_PULL,
 ];
 
 /// Commands of the `slicebox` executable only (`slicebox doctor`): no
-/// builtin and no link, since `ps` as either would hide ps(1), and
-/// `export-oci` writes files, never a pipeline's stage.
-pub const TOOLS: &[&CommandSpec] = &[&DOCTOR, &PS, &EXPORT_OCI];
+/// builtin and no link, since `ps` as either would hide ps(1),
+/// `export-oci` writes files, never a pipeline's stage, and `serve` is
+/// what a remote session runs.
+pub const TOOLS: &[&CommandSpec] = &[&DOCTOR, &PS, &EXPORT_OCI, &SERVE];
 
 /// Why `command` refuses `option` (`--bind`), a `sandbox` option it does
 /// not take: `export-oci` writes what a stage is made of, and these set

@@ -308,6 +308,8 @@ bash_builtins! {
     "layer-rm" => LAYER_RM_STRUCT, layer_rm_builtin, layer_rm_builtin_load, "layer-rm_struct", "layer-rm_builtin_load";
     "layer-mount" => LAYER_MOUNT_STRUCT, layer_mount_builtin, layer_mount_builtin_load, "layer-mount_struct", "layer-mount_builtin_load";
     "layer-umount" => LAYER_UMOUNT_STRUCT, layer_umount_builtin, layer_umount_builtin_load, "layer-umount_struct", "layer-umount_builtin_load";
+    "slice-push" => SLICE_PUSH_STRUCT, slice_push_builtin, slice_push_builtin_load, "slice-push_struct", "slice-push_builtin_load";
+    "slice-pull" => SLICE_PULL_STRUCT, slice_pull_builtin, slice_pull_builtin_load, "slice-pull_struct", "slice-pull_builtin_load";
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ mod objects;
 mod parallel;
 pub(crate) mod prefix;
 mod progress;
+mod receive;
 mod ref_index;
 mod refs;
 mod slice;
@@ -63,6 +64,7 @@ pub use maintenance::{file_digest, Change, Damage, GcReport, SliceUsage, StoreSt
 pub use mount_point::validate_mount_point;
 pub use prefix::{BuiltFor, PrefixCheck};
 pub use progress::{ProgressSink, Tally};
+pub use receive::{wire_files, Incoming, WireFile};
 pub use ref_index::Found;
 pub use refs::validate_name;
 pub use slice::{Manifest, SliceInfo};

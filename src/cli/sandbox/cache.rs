@@ -154,7 +154,7 @@ const FILE_SNAPSHOT: &str = "file";
 /// One snapshot: the slice digest and its tree digest. `what` and `shown`
 /// (the path inside the stage) name it, and a refused entry is named by
 /// its path below `shown`.
-fn snapshot(
+pub(super) fn snapshot(
     ctx: &Context,
     store: &Store,
     source: &Path,

@@ -14,6 +14,7 @@ mod env;
 mod image;
 mod options;
 mod output;
+mod remote;
 mod slices;
 
 use std::ffi::OsString;
@@ -44,6 +45,14 @@ const TIMED_OUT: i32 = 124;
 
 /// `started`: when the command line began to be parsed (for `SLICEBOX_TIMES`).
 pub fn run(parsed: &Parsed, ctx: &Context, started: u64) -> Result<Exit, Failure> {
+    if let Some(host) = parsed.last("on") {
+        return remote::run(parsed, ctx, host);
+    }
+    if parsed.has("ship") || parsed.has("remote-store") {
+        return Err(Failure::usage(
+            "--ship and --remote-store go with --on HOST",
+        ));
+    }
     let parsed_at = runtime::now_ns();
     let mut options = Options::parse(parsed, ctx)?;
     let store = match options.needs_store(parsed) {

@@ -176,7 +176,7 @@ fn note(parsed: &Parsed, refs: &[(String, Option<String>)]) -> StageNote {
 }
 
 /// `REF[:MOUNTPOINT]`; `sha256:…` is a digest, not NAME:MOUNTPOINT.
-fn split_reference(reference: &OsStr) -> (String, Option<String>) {
+pub(super) fn split_reference(reference: &OsStr) -> (String, Option<String>) {
     let text = reference.to_string_lossy();
     match text.split_once(':') {
         Some((n, rest)) if n != "sha256" => (n.to_string(), Some(rest.to_string())),
