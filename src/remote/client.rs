@@ -46,10 +46,13 @@ impl Reach {
         check_host(&self.host)?;
         let mut words: Vec<String> = match &self.rsh {
             Some(rsh) => rsh.split_whitespace().map(str::to_string).collect(),
-            None => default_ssh(self.control_dir.as_ref()),
+            None => vec!["ssh".to_string()],
         };
         if words.is_empty() {
             return Err(Error::Peer("SLICEBOX_RSH names no command".into()));
+        }
+        if is_plain_ssh(&words) {
+            words.splice(1..1, shared_connection(self.control_dir.as_ref()));
         }
         match words.iter().position(|w| w == "%h") {
             Some(at) => words[at] = self.host.clone(),
@@ -76,21 +79,30 @@ fn check_host(host: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// `ssh`, sharing one connection per host between the stages of a script
-/// (ControlMaster), which keeps it open 60 s after the last one.
-fn default_ssh(control_dir: Option<&PathBuf>) -> Vec<String> {
-    let mut words = vec!["ssh".to_string()];
-    if let Some(dir) = control_dir {
-        words.extend([
-            "-o".into(),
-            "ControlMaster=auto".into(),
-            "-o".into(),
-            format!("ControlPath={}/%C", dir.display()),
-            "-o".into(),
-            "ControlPersist=60".into(),
-        ]);
-    }
-    words
+/// Whether the transport is ssh and its words leave connection sharing
+/// to us.
+fn is_plain_ssh(words: &[String]) -> bool {
+    let program = std::path::Path::new(&words[0]).file_name();
+    program.is_some_and(|p| p == "ssh")
+        && !words
+            .iter()
+            .any(|w| w.contains("ControlMaster") || w.contains("ControlPath"))
+}
+
+/// ssh's options to share one connection per host between the stages of
+/// a script (ControlMaster), kept open 60 s after the last one.
+fn shared_connection(control_dir: Option<&PathBuf>) -> Vec<String> {
+    let Some(dir) = control_dir else {
+        return Vec::new();
+    };
+    vec![
+        "-o".into(),
+        "ControlMaster=auto".into(),
+        "-o".into(),
+        format!("ControlPath={}/%C", dir.display()),
+        "-o".into(),
+        "ControlPersist=60".into(),
+    ]
 }
 
 /// A private directory for ssh's control sockets: under
@@ -243,5 +255,58 @@ impl Session {
         self.conn.sender().close();
         drop(self.conn);
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reach(rsh: Option<&str>, host: &str) -> Reach {
+        Reach {
+            host: host.into(),
+            rsh: rsh.map(str::to_string),
+            remote_program: None,
+            remote_store: None,
+            control_dir: Some(PathBuf::from("/run/user/1/slicebox-ssh")),
+        }
+    }
+
+    #[test]
+    fn the_host_takes_the_place_of_percent_h_or_follows_the_words() {
+        let words = reach(Some("kubectl exec -i %h --"), "pod-1")
+            .command()
+            .unwrap();
+        assert_eq!(
+            words.join(" "),
+            "kubectl exec -i pod-1 -- slicebox serve --stdio"
+        );
+        let words = reach(Some("ip netns exec"), "hostb").command().unwrap();
+        assert_eq!(
+            words.join(" "),
+            "ip netns exec hostb slicebox serve --stdio"
+        );
+    }
+
+    #[test]
+    fn plain_ssh_shares_one_connection_and_a_users_own_control_options_win() {
+        let words = reach(None, "build1").command().unwrap().join(" ");
+        assert_eq!(
+            words,
+            "ssh -o ControlMaster=auto -o ControlPath=/run/user/1/slicebox-ssh/%C \
+             -o ControlPersist=60 build1 slicebox serve --stdio"
+        );
+        let own = reach(Some("/usr/bin/ssh -o ControlPath=none"), "b").command();
+        assert_eq!(
+            own.unwrap().join(" "),
+            "/usr/bin/ssh -o ControlPath=none b slicebox serve --stdio"
+        );
+    }
+
+    #[test]
+    fn a_host_that_a_command_would_read_as_an_option_is_refused() {
+        for bad in ["-oProxyCommand=sh", "", "a b", "x\ny"] {
+            assert!(reach(None, bad).command().is_err(), "{bad:?}");
+        }
     }
 }
