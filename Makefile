@@ -18,7 +18,7 @@ ZSHCOMPDIR  := $(PREFIX)/share/zsh/site-functions
 # Generated from src/cli/spec.rs (`slicebox --generate …`); tests/generated.rs
 # fails when these committed copies drift.
 MANPAGES  := $(wildcard share/man/man1/*.1)
-BUILTINS  := sandbox slice-add slice-list slice-show slice-rm slice-tag slice-gc slice-verify slice-diff store-stats slice-export slice-env layer-add layer-list layer-show layer-rm layer-mount layer-umount
+BUILTINS  := sandbox slice-add slice-list slice-show slice-rm slice-tag slice-gc slice-verify slice-diff store-stats slice-export slice-env layer-add layer-list layer-show layer-rm layer-mount layer-umount slice-push slice-pull
 DOCS      := README.md docs/builtins.md docs/c-api.md docs/design.md docs/formats.md docs/performance.md docs/reliability.md
 # The unprivileged user the rootless tests run as when `make test` runs as root.
 SLICEBOX_TEST_USER ?= sbx

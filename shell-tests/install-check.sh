@@ -12,7 +12,7 @@ touch "$dest$prefix/share/doc/someone-elses-file"
 make -s -C "$top" install DESTDIR="$dest" PREFIX="$prefix" >/dev/null
 links=$("$top/target/dist/slicebox" --commands | sed 's|^|bin/|')
 completions=$("$top/target/dist/slicebox" --commands | sed 's|^|share/bash-completion/completions/|')
-pages=$( (echo slicebox; echo slicebox-doctor; echo slicebox-ps; echo slicebox-export-oci; "$top/target/dist/slicebox" --commands) | sed 's|^\(.*\)$|share/man/man1/\1.1|')
+pages=$( (echo slicebox; echo slicebox-doctor; echo slicebox-ps; echo slicebox-export-oci; echo slicebox-serve; "$top/target/dist/slicebox" --commands) | sed 's|^\(.*\)$|share/man/man1/\1.1|')
 expected="$(printf '%s\nbin/slicebox\n%s\nshare/bash-completion/completions/slicebox\n%s\nshare/zsh/site-functions/_slicebox\n' "$links" "$completions" "$pages" | sort)
 include/slicebox.h
 lib/bash/libslicebox.so

@@ -6,7 +6,7 @@ share=$(dirname "$SLICEBOX_BIN_DIR")/share
 # ---- man pages: every command has one, and groff warns about none.
 pages=$(cd "$share/man/man1" && ls)
 expect_eq "a man page for slicebox and for every command" \
-    "$( (echo slicebox; echo slicebox-doctor; echo slicebox-ps; echo slicebox-export-oci; slicebox --commands) | sed 's/$/.1/' | sort)" "$(echo "$pages" | sort)"
+    "$( (echo slicebox; echo slicebox-doctor; echo slicebox-ps; echo slicebox-export-oci; echo slicebox-serve; slicebox --commands) | sed 's/$/.1/' | sort)" "$(echo "$pages" | sort)"
 for page in $pages; do
     warnings=$(groff -man -Tutf8 -ww -z "$share/man/man1/$page" 2>&1)
     expect_eq "groff -ww renders $page without a warning" "" "$warnings"

@@ -153,7 +153,31 @@ slice-push here big >/dev/null
 expect_eq "a later push completes" big "$(remote slice-list | cut -f1 | grep '^big')"
 remote slice-verify big || fail "the pushed slice does not verify"
 
+# docs/remote.md, run as written, in bash with the builtins, against two
+# more hosts: hostA and hostB, each an sshd with its own store.
 cd "$work"
+start_sshd hostA 127.0.0.1 "$(free_port)"
+start_sshd hostB 127.0.0.1 "$(free_port)"
+mkdir guide
+{
+    printf 'set -eu\nenable -f "$SLICEBOX_LIB" sandbox slice-add slice-push slice-pull\n'
+    awk '/^```sh$/ { inside = 1; blocks++; next } /^```/ { inside = 0; next } inside { print }
+         END { printf "echo \"ran %d blocks of the guide\"\n", blocks }' "$(dirname "$0")/../docs/remote.md"
+} > guide.sh
+out=$(cd guide && SLICEBOX_STORE=$work/store-guide bash "$work/guide.sh" 2>&1) ||
+    fail "the guide's commands failed:"$'\n'"$out"
+printf '%s\n' "$out" | sed 's/^/  guide: /'
+expect_match "every block of docs/remote.md ran" "*ran 4 blocks of the guide*" "$out"
+expect_match "a stage on hostA sorted the shipped file, and its status came back" \
+    "*a?b?c*on *status 3*" "$out"
+expect_match "slice-push sent once, then nothing" \
+    "*sent 1 of 1 slices to hostA*sent 0 of 1 slices to hostA*" "$out"
+expect_match "the fan-out over hostA and hostB counted every line" "*total: 100000*" "$out"
+expect_match "hostB's --out came back" "*Linux*" "$out"
+counter_hex=$(SLICEBOX_STORE=$work/store-guide slice-list | grep '^counter' | cut -f2 | sed 's/^sha256://')
+expect_eq "hostA names the pushed slice; hostB holds it unnamed, from its stage" "counter present" \
+    "$(SLICEBOX_STORE=$work/store-hostA slice-list | grep '^counter' | cut -f1) $(test -d "$work/store-hostB/slices/$counter_hex" && echo present)"
+
 if [ "$(id -u)" != 0 ]; then
     done_checks
     exit 0
