@@ -88,7 +88,16 @@ while IFS=$'\t' read -r where lang body verdict; do
     ysh) shell=(ysh) ;;
     *) shell=(bash -e) ;;
     esac
-    out=$(cd "$work" && run_as_user "${shell[@]}" "$body" 2>&1) ||
+    # docs/remote.md's hosts are this machine over pipes, each with a store
+    # of its own (spec/fake-host.sh); t-remote-ssh.sh runs the same
+    # blocks against real sshd.
+    remote=()
+    case $where in docs/remote.md:*)
+        remote=(SLICEBOX_RSH="$top/spec/fake-host.sh" REMOTE_STORES="$work/hosts") ;;
+    esac
+    # Not the list of blocks on stdin: a block reads its own (as
+    # `sandbox --on` does, ahead, as ssh does).
+    out=$(cd "$work" && run_as_user "${remote[@]}" "${shell[@]}" "$body" 2>&1 </dev/null) ||
         fail "the block at $where failed:"$'\n'"$(cat "$body")"$'\n'"--- it printed:"$'\n'"$out"
     ran=$((ran + 1))
     expect_eq "the block at $where runs as written" ok ok

@@ -302,7 +302,9 @@ travel, compressed. The working directory is sent as a read-only
 snapshot shown at its own path (not with --no-cwd), as is each --ship
 DIR; the stage starts there unless --chdir. The stage gets the remote
 server's environment, not the caller's, with --env and --unsetenv
-applied. --out DIR=NAME stores NAME on HOST and then here. --on refuses
+applied. Like ssh, it reads stdin ahead (1 MiB beyond what the stage
+consumed) whether or not the stage reads it: give it </dev/null in a
+while-read loop. --out DIR=NAME stores NAME on HOST and then here. --on refuses
 what names this machine's paths or descriptors, or needs its terminal:
 --bind, --ro-bind, --fd, --seccomp-fd, --layer, --image, --upper, --dev,
 --rw-cwd and --cache, and needs a COMMAND. If HOST cannot be reached or
