@@ -4,7 +4,7 @@
 #
 #   bash fuzz/run.sh [SECONDS] [TARGET...]
 #
-# Runs each TARGET (default: all four) for SECONDS (default 60), one after
+# Runs each TARGET (default: all of them) for SECONDS (default 60), one after
 # the other, on the seed corpus fuzz/corpus/TARGET (for tar_ingest also the
 # hostile corpus of tests/hostile, built here) plus a working corpus outside
 # the repository, and prints per target the executions, the final
@@ -27,7 +27,7 @@ set -uo pipefail
 fuzz_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 seconds=${1:-60}
 if [ $# -gt 0 ]; then shift; fi
-all_targets=(tar_ingest manifest_json listing args interpreter image_json)
+all_targets=(tar_ingest manifest_json listing args interpreter image_json protocol)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 case $seconds in

@@ -138,3 +138,25 @@ fn split(data: &[u8], separator: &[u8]) -> Vec<Vec<u8>> {
     parts.push(rest.to_vec());
     parts
 }
+
+/// The byte stream a `slicebox serve --stdio` reads from a peer, served
+/// whole into a throwaway store: frames, messages, listings, zstd streams
+/// and objects, as a hostile client would send them. `Run` is refused (the
+/// fuzzer is no slicebox to start a stage with).
+pub fn protocol(data: &[u8]) {
+    let dir = std::env::temp_dir().join(format!("slicebox-fuzz-protocol-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let settings = crate::remote::server::ServeSettings {
+        default_store: Some(dir.clone()),
+        limits: crate::store::Limits {
+            bytes: 64 << 20,
+            file: 64 << 20,
+            ..Default::default()
+        },
+        runs_stages: false,
+    };
+    let input = std::io::Cursor::new(data.to_vec());
+    let mut conn = crate::remote::conn::Conn::new(Box::new(input), Box::new(std::io::sink()));
+    let _ = crate::remote::server::serve(&mut conn, &settings);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -159,6 +159,7 @@ pub fn serve(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     let settings = ServeSettings {
         default_store: Store::default_root(&ctx.env_pairs()),
         limits: limits(ctx)?,
+        runs_stages: true,
     };
     let stream = |fd: i32| -> Result<File, Failure> {
         let owned: std::io::Result<OwnedFd> = match fd {

@@ -22,6 +22,9 @@ pub struct ServeSettings {
     pub default_store: Option<PathBuf>,
     /// What a received slice may hold (`SLICEBOX_LIMITS` of the server).
     pub limits: Limits,
+    /// Whether `Run` starts a stage (not under the fuzzer, whose
+    /// executable is no slicebox).
+    pub runs_stages: bool,
 }
 
 /// Serves one session; returns the server's exit status. A failure is
@@ -63,6 +66,9 @@ fn session(conn: &mut Conn, settings: &ServeSettings) -> Result<(), Error> {
                 let pull: Pull = parse_json(Kind::Pull, &frame.payload)?;
                 let offers = resolve_pull(&store, &pull)?;
                 send_slices(conn, &store, &offers)?;
+            }
+            Kind::Run if !settings.runs_stages => {
+                return Err(Error::Protocol("this server runs no stages".into()))
             }
             Kind::Run => {
                 let run: Run = parse_json(Kind::Run, &frame.payload)?;

@@ -49,6 +49,7 @@ fn session(server_store: &Path) -> (Conn, thread::JoinHandle<Result<(), Error>>)
     let settings = ServeSettings {
         default_store: Some(server_store.to_path_buf()),
         limits: Limits::default(),
+        runs_stages: true,
     };
     let server = thread::spawn(move || {
         let mut conn = Conn::new(Box::new(theirs.try_clone().unwrap()), Box::new(theirs));
@@ -240,6 +241,7 @@ fn a_peer_of_another_protocol_version_is_told_so() {
     let settings = ServeSettings {
         default_store: Some(dir.path().join("s")),
         limits: Limits::default(),
+        runs_stages: true,
     };
     let server = thread::spawn(move || {
         let mut conn = Conn::new(Box::new(theirs.try_clone().unwrap()), Box::new(theirs));
