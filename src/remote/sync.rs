@@ -91,8 +91,9 @@ fn send_offered(conn: &mut Conn, store: &Store, slices: &[Offered]) -> Result<Mo
 }
 
 /// Answers an offer: asks for what the store lacks, checks and stores it,
-/// and names what the offer names. Returns the offered digests, which the
-/// caller pins before it reads the offer's slices.
+/// and names what the offer names. A name is written before the message
+/// that ends the sync for the sender (Want when nothing is wanted, Stored
+/// otherwise): a sender that saw success finds the names there.
 pub fn receive_slices(
     conn: &mut Conn,
     store: &Store,
@@ -102,22 +103,27 @@ pub fn receive_slices(
     let wanted: Vec<usize> = (0..offer.slices.len())
         .filter(|&i| !store.has_slice(&offer.slices[i].digest))
         .collect();
+    name_offered(store, offer, |i| !wanted.contains(&i))?;
     conn.send_json(
         Kind::Want,
         &Want {
             slices: wanted.clone(),
         },
     )?;
-    let mut moved = Moved::default();
-    if !wanted.is_empty() {
-        moved = receive_wanted(conn, store, offer, &wanted, limits)?;
+    if wanted.is_empty() {
+        return Ok(Moved::default());
     }
-    for offered in &offer.slices {
-        if let Some(name) = &offered.name {
+    receive_wanted(conn, store, offer, &wanted, limits)
+}
+
+/// Points each offered name whose slice `ready` says is stored at it.
+fn name_offered(store: &Store, offer: &Offer, ready: impl Fn(usize) -> bool) -> Result<(), Error> {
+    for (i, offered) in offer.slices.iter().enumerate() {
+        if let (Some(name), true) = (&offered.name, ready(i)) {
             store.set_ref(name, &offered.digest)?;
         }
     }
-    Ok(moved)
+    Ok(())
 }
 
 fn receive_wanted(
@@ -145,6 +151,7 @@ fn receive_wanted(
     let mut objects = decompressor(conn, Kind::Objects)?;
     let written = store.receive(&incoming, &needed, &mut objects)?;
     expect_end(objects)?;
+    name_offered(store, offer, |i| wanted.contains(&i))?;
     let stored = Stored {
         slices: incoming.len(),
         written,

@@ -215,6 +215,7 @@ impl Store {
         for (dir, digest) in &staged {
             self.publish_slice(dir, digest, &trusted)?;
         }
+        super::crash_point("receive:slices-published");
         drop(stage);
         Ok(writer.written.load(std::sync::atomic::Ordering::Relaxed))
     }
