@@ -7,7 +7,6 @@
 . "$(dirname "$0")/lib.sh"
 work=$(mktemp -d "$SLICEBOX_TEST_WORK/remote-ssh.XXXXXX")
 cd "$work"
-user=$(id -un)
 
 # poll_until CMD...: retries a check for up to 10 s (a handshake, not a guess).
 poll_until() {
@@ -16,59 +15,18 @@ poll_until() {
     return 1
 }
 
-ssh-keygen -q -t ed25519 -N '' -f host_key
-ssh-keygen -q -t ed25519 -N '' -f user_key
-cp user_key.pub authorized_keys
-started_pids=()
+. "$(dirname "$0")/sshd.sh"
+sshd_init "$work"
 netns_made=()
 cleanup() {
-    local pid ns
-    for pid in "${started_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    local ns
+    sshd_stop
     for ns in "${netns_made[@]}"; do ip netns delete "$ns" 2>/dev/null || true; done
     if mountpoint -q "$work/full" 2>/dev/null; then umount "$work/full"; fi
 }
 trap cleanup EXIT
+start_sshd() { sshd_start "$@" || fail "sshd '$1' did not start"; }
 
-# start_sshd NAME ADDRESS PORT [NETNS]: an sshd whose sessions use the store
-# $work/store-NAME, with its own config and log.
-start_sshd() {
-    local name=$1 address=$2 port=$3 netns=${4:-}
-    cat > "sshd-$name.conf" <<EOF
-ListenAddress $address:$port
-HostKey $work/host_key
-AuthorizedKeysFile $work/authorized_keys
-PidFile $work/sshd-$name.pid
-StrictModes no
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-SetEnv SLICEBOX_STORE=$work/store-$name
-EOF
-    if [ -n "$netns" ]; then
-        ip netns exec "$netns" /usr/sbin/sshd -f "sshd-$name.conf" -D -e 2>"sshd-$name.log" &
-    else
-        /usr/sbin/sshd -f "sshd-$name.conf" -D -e 2>"sshd-$name.log" &
-    fi
-    started_pids+=($!)
-    cat >> ssh_config <<EOF
-Host $name
-  HostName $address
-  Port $port
-  User $user
-  IdentityFile $work/user_key
-  IdentitiesOnly yes
-  UserKnownHostsFile $work/known_hosts
-  StrictHostKeyChecking accept-new
-  BatchMode yes
-EOF
-    poll_until ssh -F ssh_config "$name" true 2>/dev/null \
-        || { cat "sshd-$name.log" >&2; fail "sshd '$name' on $address:$port did not take a login"; }
-}
-
-# sshd run by root wants its privilege separation dir (Debian's service
-# makes it at boot).
-[ "$(id -u)" != 0 ] || mkdir -p /run/sshd
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 start_sshd here 127.0.0.1 "$(free_port)"
 
 export SLICEBOX_RSH="ssh -F $work/ssh_config"

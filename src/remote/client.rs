@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use super::conn::Offered;
-use super::conn::{check_hello, hello, Conn, Hello, Pull, Run, Shipped};
+use super::conn::{Conn, Pull, Run, Shipped};
 use super::frame::Kind;
 use super::sync::{read_offer, receive_slices, send_slices, Moved};
 use super::Error;
@@ -135,11 +135,11 @@ pub struct Session {
 }
 
 impl Session {
-    /// Starts the transport and greets the server. On failure, what the
-    /// transport said comes with the error.
+    /// Starts the transport and greets the server: the server's Hello is
+    /// read with the answer to the first request (docs/protocol.md).
     pub fn connect(reach: &Reach) -> Result<Session, (Error, String)> {
         let mut session = Session::start(reach).map_err(|e| (e, String::new()))?;
-        match session.greet(reach) {
+        match session.conn.greet(reach.remote_store.clone()) {
             Ok(()) => Ok(session),
             Err(e) => Err((e, session.transport_said())),
         }
@@ -182,13 +182,6 @@ impl Session {
             listener,
             shown,
         })
-    }
-
-    fn greet(&mut self, reach: &Reach) -> Result<(), Error> {
-        self.conn
-            .send_json(Kind::Hello, &hello(reach.remote_store.clone()))?;
-        let peer: Hello = self.conn.expect_json(Kind::Hello)?;
-        check_hello(&peer)
     }
 
     /// What the transport said on stderr, for a failure's message: the

@@ -94,6 +94,10 @@ pub struct Failed {
 pub struct Conn {
     input: Box<dyn Read + Send>,
     output: Sender,
+    /// The peer's Hello has not been read yet: the client sends its first
+    /// request right behind its own Hello and reads the answer's Hello
+    /// when it reads the answer, which saves a round trip.
+    hello_pending: bool,
 }
 
 /// The sending half, which the relay's threads share.
@@ -140,6 +144,7 @@ impl Conn {
         Conn {
             input,
             output: Sender(Arc::new(Mutex::new(output))),
+            hello_pending: false,
         }
     }
 
@@ -158,6 +163,23 @@ impl Conn {
     /// The next frame; the peer's end of stream, or its `Error`, is an
     /// error here.
     pub fn recv(&mut self) -> Result<Frame, Error> {
+        if self.hello_pending {
+            self.hello_pending = false;
+            let peer: Hello = self.expect_json(Kind::Hello)?;
+            check_hello(&peer)?;
+        }
+        self.read_one()
+    }
+
+    /// Sends this end's Hello; the peer's is checked before the next
+    /// frame is read.
+    pub fn greet(&mut self, store: Option<String>) -> Result<(), Error> {
+        self.send_json(Kind::Hello, &hello(store))?;
+        self.hello_pending = true;
+        Ok(())
+    }
+
+    fn read_one(&mut self) -> Result<Frame, Error> {
         match read_frame(&mut self.input).map_err(Error::from)? {
             None => Err(Error::Closed),
             Some(frame) if frame.kind == Kind::Error => Err(Error::Peer(
