@@ -12,6 +12,7 @@
 # any user, with a host key and a user key made here.
 
 sshd_pids=()
+sshd_names=()
 
 sshd_init() {
     sshd_dir=$1
@@ -47,6 +48,7 @@ CONF
         /usr/sbin/sshd -f "$sshd_dir/sshd-$name.conf" -D -e 2>"$sshd_dir/sshd-$name.log" &
     fi
     sshd_pids+=($!)
+    sshd_names+=("$name")
     cat >> "$sshd_dir/ssh_config" <<CONF
 Host $name
   HostName $address
@@ -68,7 +70,16 @@ CONF
 }
 
 sshd_stop() {
-    local pid
+    local pid name control
+    # The connections slicebox shares (ControlPersist) would outlive the
+    # servers by a minute, and their sessions with them.
+    control=${XDG_RUNTIME_DIR:+$XDG_RUNTIME_DIR/slicebox-ssh}
+    control=${control:-/tmp/slicebox-ssh-$(id -u)}
+    for name in "${sshd_names[@]}"; do
+        ssh -F "$sshd_dir/ssh_config" -o ControlPath="$control/%C" -O exit "$name" 2>/dev/null || true
+    done
+    sshd_names=()
     for pid in "${sshd_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${sshd_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     sshd_pids=()
 }
