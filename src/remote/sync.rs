@@ -100,10 +100,14 @@ pub fn receive_slices(
     offer: &Offer,
     limits: Limits,
 ) -> Result<Moved, Error> {
+    // A slice offered twice is wanted once.
+    let mut seen = std::collections::HashSet::new();
     let wanted: Vec<usize> = (0..offer.slices.len())
+        .filter(|&i| seen.insert(offer.slices[i].digest))
         .filter(|&i| !store.has_slice(&offer.slices[i].digest))
         .collect();
-    name_offered(store, offer, |i| !wanted.contains(&i))?;
+    let held = |i: usize| store.has_slice(&offer.slices[i].digest);
+    name_offered(store, offer, held)?;
     conn.send_json(
         Kind::Want,
         &Want {
@@ -151,7 +155,7 @@ fn receive_wanted(
     let mut objects = decompressor(conn, Kind::Objects)?;
     let written = store.receive(&incoming, &needed, &mut objects)?;
     expect_end(objects)?;
-    name_offered(store, offer, |i| wanted.contains(&i))?;
+    name_offered(store, offer, |_| true)?;
     let stored = Stored {
         slices: incoming.len(),
         written,

@@ -255,3 +255,20 @@ fn a_peer_of_another_protocol_version_is_told_so() {
     assert!(error.to_string().contains("speaks protocol 99"), "{error}");
     assert!(server.join().unwrap().is_err());
 }
+
+#[test]
+fn a_slice_offered_twice_under_two_names_is_sent_once_and_gets_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let (local, slice) = store_with(dir.path(), "local", &[("a", b"alpha" as &[u8])]);
+    let remote = dir.path().join("remote");
+    let (mut conn, server) = session(&remote);
+    let mut twice = offered(slice, "one");
+    twice.extend(offered(slice, "two"));
+    let moved = send_slices(&mut conn, &local, &twice).unwrap();
+    assert_eq!((moved.slices, moved.written), (1, 5));
+    drop(conn);
+    server.join().unwrap().unwrap();
+    let remote = Store::open(&remote).unwrap();
+    assert_eq!(remote.resolve("one").unwrap(), slice);
+    assert_eq!(remote.resolve("two").unwrap(), slice);
+}
