@@ -13,6 +13,8 @@ fi
 work=$(mktemp -d "$SLICEBOX_TEST_WORK/remote-slurm.XXXXXX")
 cd "$work"
 slurm=$(cd "$(dirname "$0")" && pwd)/slurm-single-node.sh
+# The daemons and runuser live in sbin, which a test's PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
 SN_OVERSUBSCRIBE=FORCE:8 bash "$slurm" start >slurm.log 2>&1 || { cat slurm.log >&2; fail "Slurm did not start"; }
 trap 'bash "$slurm" stop >>slurm.log 2>&1' EXIT
 node=$(hostname -s)
