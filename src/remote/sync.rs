@@ -18,6 +18,7 @@ use std::io::{self, Read, Write};
 use super::conn::{parse_json, unexpected, Conn, Offer, Offered, Sender, Stored, Want};
 use super::frame::{Kind, MAX_PAYLOAD};
 use super::Error;
+use crate::digest::Digest;
 use crate::store::{wire_files, Incoming, Limits, Store};
 
 /// At most this many slices in one offer.
@@ -58,28 +59,24 @@ fn send_offered(conn: &mut Conn, store: &Store, slices: &[Offered]) -> Result<Mo
         let offered = slices
             .get(index)
             .ok_or_else(|| Error::Protocol(format!("a Want of slice {index}, never offered")))?;
-        wanted.push((offered.digest, store.wire_form(&offered.digest)?));
+        wanted.push(store.wire_form(&offered.digest)?);
     }
     let mut listings = compressor(conn.sender(), Kind::Listings)?;
-    for (_, (manifest, listing)) in &wanted {
+    let mut files = Vec::new();
+    for (manifest, listing) in &wanted {
         write_item(&mut listings, manifest)?;
         write_item(&mut listings, listing)?;
-    }
-    finish(listings)?;
-    let needed = read_stream(conn, Kind::Need, u64::MAX / 8)?;
-    let mut objects = compressor(conn.sender(), Kind::Objects)?;
-    let mut bit = 0usize;
-    for (_, (_, listing)) in &wanted {
         let entries = crate::store::parse_listing(listing)
             .ok_or_else(|| Error::Protocol("a stored listing that does not parse".into()))?;
-        for file in wire_files(&entries) {
-            let asked = needed
-                .get(bit / 8)
-                .is_some_and(|b| b & (1 << (bit % 8)) != 0);
-            bit += 1;
-            if asked {
-                copy_object(store, &file, &mut objects)?;
-            }
+        files.extend(wire_files(&entries));
+    }
+    finish(listings)?;
+    // One bit per file, no more: a peer cannot make this end hold more.
+    let needed = read_stream(conn, Kind::Need, files.len().div_ceil(8))?;
+    let mut objects = compressor(conn.sender(), Kind::Objects)?;
+    for (bit, file) in files.iter().enumerate() {
+        if needed[bit / 8] & (1 << (bit % 8)) != 0 {
+            copy_object(store, file, &mut objects)?;
         }
     }
     finish(objects)?;
@@ -106,8 +103,9 @@ pub fn receive_slices(
         .filter(|&i| seen.insert(offer.slices[i].digest))
         .filter(|&i| !store.has_slice(&offer.slices[i].digest))
         .collect();
-    let held = |i: usize| store.has_slice(&offer.slices[i].digest);
-    name_offered(store, offer, held)?;
+    let lacking: std::collections::HashSet<_> =
+        wanted.iter().map(|&i| offer.slices[i].digest).collect();
+    name_offered(store, offer, |digest| !lacking.contains(digest))?;
     conn.send_json(
         Kind::Want,
         &Want {
@@ -117,13 +115,20 @@ pub fn receive_slices(
     if wanted.is_empty() {
         return Ok(Moved::default());
     }
-    receive_wanted(conn, store, offer, &wanted, limits)
+    let moved = receive_wanted(conn, store, offer, &wanted, limits)?;
+    name_offered(store, offer, |digest| lacking.contains(digest))?;
+    let stored = Stored {
+        slices: moved.slices,
+        written: moved.written,
+    };
+    conn.send_json(Kind::Stored, &stored)?;
+    Ok(moved)
 }
 
-/// Points each offered name whose slice `ready` says is stored at it.
-fn name_offered(store: &Store, offer: &Offer, ready: impl Fn(usize) -> bool) -> Result<(), Error> {
-    for (i, offered) in offer.slices.iter().enumerate() {
-        if let (Some(name), true) = (&offered.name, ready(i)) {
+/// Points each offered name whose slice `now` picks at it.
+fn name_offered(store: &Store, offer: &Offer, now: impl Fn(&Digest) -> bool) -> Result<(), Error> {
+    for offered in &offer.slices {
+        if let (Some(name), true) = (&offered.name, now(&offered.digest)) {
             store.set_ref(name, &offered.digest)?;
         }
     }
@@ -155,14 +160,8 @@ fn receive_wanted(
     let mut objects = decompressor(conn, Kind::Objects)?;
     let written = store.receive(&incoming, &needed, &mut objects)?;
     expect_end(objects)?;
-    name_offered(store, offer, |_| true)?;
-    let stored = Stored {
-        slices: incoming.len(),
-        written,
-    };
-    conn.send_json(Kind::Stored, &stored)?;
     Ok(Moved {
-        slices: stored.slices,
+        slices: incoming.len(),
         written,
     })
 }
@@ -377,12 +376,21 @@ fn expect_end(mut decoder: Decompressor<'_>) -> Result<(), Error> {
     }
 }
 
-/// Reads a plain (uncompressed) stream of `kind` up to its `End`.
-fn read_stream(conn: &mut Conn, kind: Kind, most: u64) -> Result<Vec<u8>, Error> {
+/// Reads a plain (uncompressed) stream of `kind` up to its `End`, which
+/// must hold exactly `length` bytes.
+fn read_stream(conn: &mut Conn, kind: Kind, length: usize) -> Result<Vec<u8>, Error> {
     let mut bytes = Vec::new();
+    // One byte more than belongs: a longer stream is told from a whole one.
     FrameReader::new(conn, kind)
-        .take(most)
+        .take(length as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(Error::from)?;
+    if bytes.len() != length {
+        return Err(Error::Protocol(format!(
+            "a {kind:?} stream of {}{} bytes where {length} belong",
+            bytes.len(),
+            if bytes.len() > length { " or more" } else { "" }
+        )));
+    }
     Ok(bytes)
 }

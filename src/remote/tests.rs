@@ -42,20 +42,28 @@ fn store_with(dir: &Path, name: &str, files: &[(&str, &[u8])]) -> (Store, Digest
     (store, added.info.digest)
 }
 
+/// A `Conn` over one end of a socket pair.
+fn conn_over(stream: UnixStream) -> Conn {
+    Conn::new(Box::new(stream.try_clone().unwrap()), Box::new(stream))
+}
+
 /// A server on one end of a socket pair, the client's `Conn` on the
-/// other, greeted. The server's result comes back through the handle.
-fn session(server_store: &Path) -> (Conn, thread::JoinHandle<Result<(), Error>>) {
+/// other, not yet greeted. The server's result comes back through the
+/// handle.
+fn serve_on(server_store: &Path) -> (Conn, thread::JoinHandle<Result<(), Error>>) {
     let (ours, theirs) = UnixStream::pair().unwrap();
     let settings = ServeSettings {
         default_store: Some(server_store.to_path_buf()),
         limits: Limits::default(),
         runs_stages: true,
     };
-    let server = thread::spawn(move || {
-        let mut conn = Conn::new(Box::new(theirs.try_clone().unwrap()), Box::new(theirs));
-        serve(&mut conn, &settings)
-    });
-    let mut conn = Conn::new(Box::new(ours.try_clone().unwrap()), Box::new(ours));
+    let server = thread::spawn(move || serve(&mut conn_over(theirs), &settings));
+    (conn_over(ours), server)
+}
+
+/// [`serve_on`], greeted.
+fn session(server_store: &Path) -> (Conn, thread::JoinHandle<Result<(), Error>>) {
+    let (mut conn, server) = serve_on(server_store);
     conn.send_json(Kind::Hello, &hello(None)).unwrap();
     let _: Hello = conn.expect_json(Kind::Hello).unwrap();
     (conn, server)
@@ -170,31 +178,35 @@ fn a_listing_with_dot_dot_is_refused_before_its_hash_is_checked() {
     }
 }
 
-#[test]
-fn a_want_of_a_slice_never_offered_is_a_protocol_error() {
+/// Pushes a one-file slice to a hand-written peer that answers the
+/// offer with a Want of `want` and then does `then`; the push's error.
+fn push_to_lying_peer(want: usize, then: impl FnOnce(&mut Conn) + Send + 'static) -> Error {
     let dir = tempfile::tempdir().unwrap();
     let (local, slice) = store_with(dir.path(), "local", &[("a", b"alpha" as &[u8])]);
     let (ours, theirs) = UnixStream::pair().unwrap();
     let peer = thread::spawn(move || {
-        let mut peer = Conn::new(
-            Box::new(theirs.try_clone().unwrap()),
-            Box::new(theirs.try_clone().unwrap()),
-        );
+        let mut peer = conn_over(theirs);
         let _offer: Offer = peer.expect_json(Kind::Offer).unwrap();
-        peer.send_json(Kind::Want, &Want { slices: vec![7] })
-            .unwrap();
+        let want = Want { slices: vec![want] };
+        peer.send_json(Kind::Want, &want).unwrap();
+        then(&mut peer);
     });
-    let mut conn = Conn::new(Box::new(ours.try_clone().unwrap()), Box::new(ours));
-    let error = send_slices(&mut conn, &local, &offered(slice, "x")).unwrap_err();
-    assert!(error.to_string().contains("never offered"), "{error}");
+    let error = send_slices(&mut conn_over(ours), &local, &offered(slice, "x")).unwrap_err();
     peer.join().unwrap();
+    error
+}
+
+#[test]
+fn a_want_of_a_slice_never_offered_is_a_protocol_error() {
+    let error = push_to_lying_peer(7, |_| {});
+    assert!(error.to_string().contains("never offered"), "{error}");
 }
 
 #[test]
 fn a_frame_the_step_does_not_expect_ends_the_session_with_its_name() {
     let (ours, mut theirs) = UnixStream::pair().unwrap();
     write_frame(&mut theirs, Kind::Stdout, b"x").unwrap();
-    let mut conn = Conn::new(Box::new(ours.try_clone().unwrap()), Box::new(ours));
+    let mut conn = conn_over(ours);
     let error = conn.expect(Kind::Want).unwrap_err();
     assert!(
         error
@@ -237,17 +249,7 @@ fn a_pull_fetches_by_name_and_a_missing_name_is_the_peers_message() {
 #[test]
 fn a_peer_of_another_protocol_version_is_told_so() {
     let dir = tempfile::tempdir().unwrap();
-    let (ours, theirs) = UnixStream::pair().unwrap();
-    let settings = ServeSettings {
-        default_store: Some(dir.path().join("s")),
-        limits: Limits::default(),
-        runs_stages: true,
-    };
-    let server = thread::spawn(move || {
-        let mut conn = Conn::new(Box::new(theirs.try_clone().unwrap()), Box::new(theirs));
-        serve(&mut conn, &settings)
-    });
-    let mut conn = Conn::new(Box::new(ours.try_clone().unwrap()), Box::new(ours));
+    let (mut conn, server) = serve_on(&dir.path().join("s"));
     let mut old = hello(None);
     old.protocol = 99;
     conn.send_json(Kind::Hello, &old).unwrap();
@@ -271,4 +273,21 @@ fn a_slice_offered_twice_under_two_names_is_sent_once_and_gets_both() {
     let remote = Store::open(&remote).unwrap();
     assert_eq!(remote.resolve("one").unwrap(), slice);
     assert_eq!(remote.resolve("two").unwrap(), slice);
+}
+
+#[test]
+fn a_need_longer_than_one_bit_per_file_is_cut_off() {
+    let error = push_to_lying_peer(0, |peer| {
+        while peer.recv().unwrap().kind != Kind::End {}
+        // One file: one byte of bitmap belongs, not a megabyte.
+        let flood = vec![0xffu8; super::frame::MAX_PAYLOAD];
+        peer.send(Kind::Need, &flood).unwrap();
+        let _ = peer.send(Kind::End, b"");
+    });
+    assert!(
+        error
+            .to_string()
+            .contains("a Need stream of 2 or more bytes where 1 belong"),
+        "{error}"
+    );
 }
