@@ -5,7 +5,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 
 use super::{open_store_or, Context, Exit, Failure, Parsed};
 use crate::remote::client::{control_dir, Reach, Session};
@@ -34,7 +34,7 @@ pub(in crate::cli) fn reach(ctx: &Context, host: &OsStr, remote_store: Option<&O
 
 /// The failure of a session with `reach.host` at `operation` ("run the
 /// stage on"), with what the transport said on its stderr (`said`).
-pub(in crate::cli) fn session_failure(
+fn session_failure(
     operation: &str,
     reach: &Reach,
     error: crate::remote::Error,
@@ -50,9 +50,27 @@ pub(in crate::cli) fn session_failure(
     }
 }
 
-/// Connects to `reach`, failing as a session does.
-pub(in crate::cli) fn connect(operation: &str, reach: &Reach) -> Result<Session, Failure> {
-    Session::connect(reach).map_err(|(e, said)| session_failure(operation, reach, e, said))
+/// Runs `work` in a session with `reach` and closes it; a failure is the
+/// session's, with what the transport said.
+pub(in crate::cli) fn in_session<T>(
+    operation: &str,
+    reach: &Reach,
+    work: impl FnOnce(&mut Session) -> Result<T, crate::remote::Error>,
+) -> Result<T, Failure> {
+    let mut session =
+        Session::connect(reach).map_err(|(e, said)| session_failure(operation, reach, e, said))?;
+    match work(&mut session) {
+        Ok(done) => {
+            session.close();
+            Ok(done)
+        }
+        Err(e) => Err(session_failure(
+            operation,
+            reach,
+            e,
+            session.transport_said(),
+        )),
+    }
 }
 
 /// Ignores SIGPIPE in this process (the executable, or a builtin's
@@ -91,19 +109,7 @@ pub fn push(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     let _pin = store.lock_shared().and_then(|_lock| store.pin(&digests))?;
     ignore_sigpipe();
     let reach = reach(ctx, host, parsed.last("remote-store"));
-    let mut session = connect("push to", &reach)?;
-    let moved = match session.push(&store, &offers) {
-        Ok(moved) => moved,
-        Err(e) => {
-            return Err(session_failure(
-                "push to",
-                &reach,
-                e,
-                session.transport_said(),
-            ))
-        }
-    };
-    session.close();
+    let moved = in_session("push to", &reach, |session| session.push(&store, &offers))?;
     ctx.out(&format!(
         "sent {} of {} slices to {} ({} bytes of content stored there)\n",
         moved.slices,
@@ -120,19 +126,10 @@ pub fn pull(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
     let store = open_store_or(ctx, Exit::FAILURE)?;
     ignore_sigpipe();
     let reach = reach(ctx, host, parsed.last("remote-store"));
-    let mut session = connect("pull from", &reach)?;
-    let (digests, moved, _pin) = match session.pull(&store, &refs, limits(ctx)?) {
-        Ok(pulled) => pulled,
-        Err(e) => {
-            return Err(session_failure(
-                "pull from",
-                &reach,
-                e,
-                session.transport_said(),
-            ))
-        }
-    };
-    session.close();
+    let limits = limits(ctx)?;
+    let (digests, moved, _pin) = in_session("pull from", &reach, |session| {
+        session.pull(&store, &refs, limits)
+    })?;
     ctx.out(&format!(
         "fetched {} of {} slices from {} ({} bytes of content stored here)\n",
         moved.slices,
@@ -161,23 +158,22 @@ pub fn serve(parsed: &Parsed, ctx: &Context) -> Result<Exit, Failure> {
         limits: limits(ctx)?,
         runs_stages: true,
     };
-    let stream = |fd: i32| -> Result<File, Failure> {
-        let owned: std::io::Result<OwnedFd> = match fd {
-            0 => std::io::stdin().as_fd().try_clone_to_owned(),
-            _ => std::io::stdout().as_fd().try_clone_to_owned(),
-        };
-        let owned = owned.map_err(|e| Failure {
-            message: format!("cannot use descriptor {fd}: {}", crate::text::io_cause(&e)),
-            exit: Exit::FAILURE,
-        })?;
-        Ok(File::from(owned))
-    };
-    let input = BufReader::with_capacity(256 << 10, stream(0)?);
-    let output = BufWriter::with_capacity(256 << 10, stream(1)?);
+    let input = BufReader::with_capacity(256 << 10, own(std::io::stdin().as_fd(), "stdin")?);
+    let output = BufWriter::with_capacity(256 << 10, own(std::io::stdout().as_fd(), "stdout")?);
     let mut conn = crate::remote::conn::Conn::new(Box::new(input), Box::new(output));
     serve_session(&mut conn, &settings).map_err(|e| Failure {
         message: e.to_string(),
         exit: Exit::FAILURE,
     })?;
     Ok(Exit::SUCCESS)
+}
+
+/// A descriptor of ours as a `File` that the session owns (unbuffered by
+/// std, unlike `Stdout`).
+fn own(fd: BorrowedFd<'_>, name: &str) -> Result<File, Failure> {
+    let owned = fd.try_clone_to_owned().map_err(|e| Failure {
+        message: format!("cannot use {name}: {}", crate::text::io_cause(&e)),
+        exit: Exit::FAILURE,
+    })?;
+    Ok(File::from(owned))
 }

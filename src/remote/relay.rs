@@ -29,6 +29,7 @@ use std::thread::{self, JoinHandle};
 use super::conn::{parse_json, unexpected, Conn, Exit, Sender};
 use super::frame::Kind;
 use super::Error;
+use crate::runtime::sys::signals::{set_signal_mask, sigset, FORWARDED_SIGNALS};
 
 /// Bytes of stdin in flight: sent, and not yet consumed by the stage.
 pub const WINDOW: u64 = 1 << 20;
@@ -45,23 +46,18 @@ fn enlarge(pipe: &impl std::os::fd::AsRawFd) {
     // SAFETY: F_SETPIPE_SZ on a descriptor we own; no memory involved.
     unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
 }
-/// Signals a client may send: those a user or a shell sends to a stage.
-const RELAYED: [i32; 7] = [
-    libc::SIGINT,
-    libc::SIGTERM,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGKILL,
-];
+/// Whether a client may send `signal`: one a user or a shell sends to a
+/// stage (what the executable forwards to a local one), or SIGKILL.
+fn relayed(signal: i32) -> bool {
+    signal == libc::SIGKILL || FORWARDED_SIGNALS.contains(&signal)
+}
 
 fn spawn_quiet<F: FnOnce() -> T + Send + 'static, T: Send + 'static>(work: F) -> JoinHandle<T> {
     crate::os::with_signals_blocked(|| thread::spawn(work))
 }
 
 /// How a stage ended: its status, or the signal that killed it.
-pub fn status_of(status: std::process::ExitStatus) -> (i32, Option<i32>) {
+fn status_of(status: std::process::ExitStatus) -> (i32, Option<i32>) {
     match (status.code(), status.signal()) {
         (Some(code), _) => (code, None),
         (None, Some(signal)) => (128 + signal, Some(signal)),
@@ -167,7 +163,7 @@ fn relay_client_frames(
             }
             Kind::Signal => {
                 let signal = frame.payload.first().map(|&s| s as i32);
-                match signal.filter(|s| RELAYED.contains(s)) {
+                match signal.filter(|&s| relayed(s)) {
                     Some(signal) => kill(signal),
                     None => {
                         return Err(Error::Protocol(format!(
@@ -321,23 +317,12 @@ pub struct ForwardedSignals {
 }
 
 fn forward_signals(sender: Sender, gate: Arc<Mutex<bool>>) -> ForwardedSignals {
-    // SAFETY: sigset_t is plain data, initialised by sigemptyset; the mask
-    // is this thread's, restored on drop.
-    let (set, old_mask) = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for signal in &RELAYED[..6] {
-            libc::sigaddset(&mut set, *signal);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
-        (set, old)
-    };
-    let set = SigSet(set);
+    let old_mask = set_signal_mask(libc::SIG_BLOCK, &sigset(FORWARDED_SIGNALS));
     spawn_quiet(move || loop {
+        let set = sigset(FORWARDED_SIGNALS);
         let mut signal = 0;
         // SAFETY: sigwait writes the signal number into `signal`.
-        if unsafe { libc::sigwait(&set.0, &mut signal) } != 0 {
+        if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
             return;
         }
         let closed = gate.lock().unwrap_or_else(|p| p.into_inner());
@@ -348,14 +333,8 @@ fn forward_signals(sender: Sender, gate: Arc<Mutex<bool>>) -> ForwardedSignals {
     ForwardedSignals { old_mask }
 }
 
-struct SigSet(libc::sigset_t);
-
-// SAFETY: a sigset_t is plain bits, read by the one thread it moves to.
-unsafe impl Send for SigSet {}
-
 impl Drop for ForwardedSignals {
     fn drop(&mut self) {
-        // SAFETY: restores the mask saved when the signals were blocked.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old_mask, std::ptr::null_mut()) };
+        set_signal_mask(libc::SIG_SETMASK, &self.old_mask);
     }
 }

@@ -11,7 +11,7 @@ use super::cache::snapshot;
 use super::options::Options;
 use super::slices::split_reference;
 use super::{setup_failure, store_setup_failure, Context, Exit, Failure, Parsed};
-use crate::cli::remote::{connect, ignore_sigpipe, reach, session_failure};
+use crate::cli::remote::{ignore_sigpipe, in_session, reach};
 use crate::remote::conn::{Offered, Shipped};
 use crate::store::Store;
 use crate::text::{printable, printable_path};
@@ -81,9 +81,9 @@ fn client(
     }
     ignore_sigpipe();
     let reach = reach(ctx, host, parsed.last("remote-store"));
-    let mut session = connect(OPERATION, &reach)?;
     let limits = crate::cli::remote::limits(ctx)?;
-    let ran = session.push(&store, &offers).and_then(|_| {
+    let (exit, pulled) = in_session(OPERATION, &reach, |session| {
+        session.push(&store, &offers)?;
         let exit = session.run(args, shipped, ctx.stdio)?;
         // The --out slice comes back and is named here too.
         let pulled = match (&options.output, exit.out) {
@@ -94,19 +94,7 @@ fn client(
             _ => None,
         };
         Ok((exit, pulled))
-    });
-    let (exit, pulled) = match ran {
-        Ok(ran) => ran,
-        Err(e) => {
-            return Err(session_failure(
-                OPERATION,
-                &reach,
-                e,
-                session.transport_said(),
-            ))
-        }
-    };
-    session.close();
+    })?;
     if let Some((name, digest, _pin)) = pulled {
         store.set_ref(name, &digest)?;
     }
